@@ -1,0 +1,31 @@
+"""Run records for auditors: every run, successful or not, leaves one row in the run history.
+
+Successful runs are recorded by the publish step; failed runs by the command
+line or by the failure sensor. The next publication carries them all in
+`audit.runs`, so "was the data sound, and what happened that night" has an answer.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import polars as pl
+
+from .lineage import code_version
+from .privacy import redact
+from .workstore import WorkStore
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def record_run(store: WorkStore, run_id: str, as_of: date, started_at: datetime | None, status: str,
+               message: str | None = None) -> None:
+    row = pl.DataFrame(
+        {"run_id": [run_id], "as_of": [as_of], "started_at": [started_at or _now()], "finished_at": [_now()],
+         "status": [status], "code_version": [code_version()], "message": [redact(message) if message else None]},
+        schema={"run_id": pl.String, "as_of": pl.Date, "started_at": pl.Datetime("us"), "finished_at": pl.Datetime("us"),
+                "status": pl.String, "code_version": pl.String, "message": pl.String},
+    )
+    store.write_history("runs", f"{as_of.isoformat()}_{run_id}", row)

@@ -1,0 +1,200 @@
+"""Publishing: the analysts' database and the restricted database, each swapped in whole.
+
+Both files are built beside the published ones, checkpointed, closed and moved
+over them with `os.replace`: a reader that opened the old file keeps reading
+it, a new reader sees the new one, nobody sees half a file, and a run that
+fails before the swap leaves the last publication untouched.
+
+The analysts' database never receives an ID number or a name: identified
+columns are replaced by pseudonymous keys computed inside DuckDB.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .feeds import FEEDS, FeedSpec
+from .privacy import install_key_macro
+from .workstore import WorkStore
+
+ANALYSTS_DB = "lowincome.duckdb"
+RESTRICTED_DB = "restricted.duckdb"
+
+# Identified text columns that become keys (or disappear) in the analysts' database.
+_KEYED = {
+    "id_number": "person_key",
+    "head_id_number": "head_person_key",
+    "certificate_id": "certificate_key",
+}
+_HOUSEHOLD_KEYED = {"household_id": "household_key", "rural_household_id": "rural_household_key"}
+
+
+def describe_os_error(exc: OSError, warehouse: Path) -> str:
+    """One sentence for the data team: what failed, where, and that the last publication is intact."""
+    import errno
+
+    where = getattr(exc, "filename", None) or warehouse
+    if exc.errno == errno.ENOSPC:
+        what = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        what = "permission denied"
+    elif exc.errno == errno.EROFS:
+        what = "the file system is read-only"
+    else:
+        what = exc.strerror or type(exc).__name__
+    return f"publishing failed: {what} at {where}; the last published databases are unchanged"
+
+
+def household_key_sql(id_column: str, county_column: str = "file_county") -> str:
+    """Household keys are scoped by county: feeds.md makes 家庭编号 unique only within one."""
+    return f"pkey('household:' || {county_column} || ':' || {id_column})"
+
+
+def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
+    parts = []
+    for name in columns:
+        if name in _KEYED:
+            parts.append(f"pkey({name}) AS {_KEYED[name]}")
+        elif name in _HOUSEHOLD_KEYED:
+            parts.append(f"{household_key_sql(name)} AS {_HOUSEHOLD_KEYED[name]}")
+        elif name == "name":
+            continue
+        else:
+            parts.append(name)
+    return ", ".join(parts)
+
+
+def _build(path: Path) -> duckdb.DuckDBPyConnection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (path, path.with_name(path.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    return duckdb.connect(str(path))
+
+
+def _swap(built: Path, target: Path) -> None:
+    os.replace(built, target)
+
+
+def _load_history(con, store: WorkStore, kind: str, table: str, empty_sql: str) -> None:
+    glob = store.history_glob(kind)
+    if glob:
+        con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($g, union_by_name = true)", {"g": glob})
+    else:
+        con.execute(f"CREATE TABLE {table} AS {empty_sql}")
+
+
+def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None) -> dict:
+    """Build both databases for `as_of` from the work store and swap them in."""
+    warehouse = store.warehouse
+    building = warehouse / ".building"
+    token = uuid.uuid4().hex[:8]
+    analysts_tmp = building / f"lowincome.{token}.duckdb"
+    restricted_tmp = building / f"restricted.{token}.duckdb"
+    counts: dict[str, int] = {}
+    try:
+        con = _build(analysts_tmp)
+        try:
+            install_key_macro(con, pseudonym_key)
+            for schema in ("staging", "quarantine", "audit", "mart"):
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            for spec in FEEDS.values():
+                path = store.path(as_of, "staging", spec.name)
+                cols = pl.read_parquet_schema(path)
+                con.execute(
+                    f"CREATE TABLE staging.{spec.name} AS SELECT {_analyst_select(spec, list(cols))} FROM read_parquet($p)",
+                    {"p": str(path)},
+                )
+                counts[f"staging.{spec.name}"] = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchone()[0]
+            quarantine = [str(store.path(as_of, "quarantine", f)) for f in FEEDS]
+            con.execute(
+                """CREATE TABLE quarantine.rejected_rows AS
+                   SELECT feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on,
+                          reasons, reason_count, record_masked AS record, $as_of::DATE AS as_of
+                   FROM read_parquet($paths, union_by_name = true)
+                   ORDER BY feed, delivered_on, file_name, row_number""",
+                {"paths": quarantine, "as_of": as_of},
+            )
+            counts["quarantine.rejected_rows"] = con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0]
+            _load_history(con, store, "runs", "audit.runs",
+                          "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::TIMESTAMP started_at, "
+                          "NULL::TIMESTAMP finished_at, NULL::VARCHAR status, NULL::VARCHAR code_version, "
+                          "NULL::VARCHAR message WHERE false")
+            _load_history(con, store, "deliveries", "audit.deliveries",
+                          "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
+                          "NULL::VARCHAR sha256, NULL::BIGINT rows_read, NULL::BIGINT rows_accepted, "
+                          "NULL::BIGINT rows_quarantined WHERE false")
+            _load_history(con, store, "validation", "audit.validation_results",
+                          "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
+                          "NULL::VARCHAR expectation, NULL::BOOLEAN success, NULL::VARCHAR observed_value, "
+                          "NULL::BIGINT unexpected_count WHERE false")
+            for table, path in (extra_tables or {}).items():
+                con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)", {"p": str(path)})
+            con.execute(
+                "CREATE TABLE audit.publication AS SELECT $as_of::DATE AS as_of, $at::TIMESTAMP AS published_at",
+                {"as_of": as_of, "at": datetime.now()},
+            )
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+
+        rcon = _build(restricted_tmp)
+        try:
+            install_key_macro(rcon, pseudonym_key)
+            _build_restricted(rcon, store, as_of)
+            rcon.execute("CHECKPOINT")
+        finally:
+            rcon.close()
+
+        _swap(analysts_tmp, warehouse / ANALYSTS_DB)
+        _swap(restricted_tmp, warehouse / RESTRICTED_DB)
+    finally:
+        for leftover in (analysts_tmp, restricted_tmp):
+            leftover.unlink(missing_ok=True)
+            leftover.with_name(leftover.name + ".wal").unlink(missing_ok=True)
+    return counts
+
+
+def _build_restricted(con, store: WorkStore, as_of: date) -> None:
+    """Identified indexes for caseworkers: key → ID number and name, household → members."""
+    staging = [str(store.path(as_of, "staging", f)) for f in FEEDS]
+    con.execute(
+        """CREATE TABLE person_index AS
+           WITH seen AS (
+               SELECT id_number, name, coalesce(county_code, file_county) AS county_code, delivered_on
+               FROM read_parquet($paths, union_by_name = true)
+               UNION ALL
+               SELECT head_id_number, NULL, county_code, delivered_on FROM read_parquet($roster)
+           )
+           SELECT pkey(id_number) AS person_key, id_number,
+                  arg_max(name, delivered_on) FILTER (WHERE name IS NOT NULL) AS name,
+                  arg_max(county_code, delivered_on) AS county_code
+           FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key""",
+        {"paths": staging, "roster": str(store.path(as_of, "staging", "civil_roster"))},
+    )
+    roster = str(store.path(as_of, "staging", "civil_roster"))
+    rural = str(store.path(as_of, "staging", "rural_monitoring"))
+    con.execute(
+        f"""CREATE TABLE household_index AS
+            SELECT {household_key_sql('household_id')} AS household_key, 'civil_roster' AS source,
+                   file_county AS county_code, household_id, pkey(id_number) AS person_key, id_number, relation
+            FROM read_parquet($roster) WHERE is_latest
+            UNION ALL
+            SELECT {household_key_sql('rural_household_id')}, 'rural_monitoring', file_county, rural_household_id,
+                   pkey(id_number), id_number, relation
+            FROM read_parquet($rural) WHERE is_latest
+            ORDER BY 1, 5""",
+        {"roster": roster, "rural": rural},
+    )
+    quarantine = [str(store.path(as_of, "quarantine", f)) for f in FEEDS]
+    con.execute(
+        """CREATE TABLE rejected_records AS
+           SELECT feed, source_file AS file_name, source_row AS row_number, reasons, record, extra_columns
+           FROM read_parquet($paths, union_by_name = true) ORDER BY feed, file_name, row_number""",
+        {"paths": quarantine},
+    )

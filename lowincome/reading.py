@@ -1,0 +1,152 @@
+"""Reading one delivered file into an all-text frame with canonical column names.
+
+Everything is read as text first: type inference would turn ID numbers into
+integers, drop leading zeros or choke on an `X`. Parsing to types is the
+validator's job, where a failure becomes a quarantine reason instead of a crash.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .errors import DeliveryError
+from .feeds import FeedSpec
+from .privacy import redact
+
+ROW_COLUMN = "source_row"
+EXTRA_COLUMN = "extra_columns"
+# What a malformed file makes the readers raise; anything else is a bug and must surface as one.
+_READ_ERRORS = (pl.exceptions.PolarsError, pl.exceptions.PanicException, ValueError, OSError)
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+@dataclass
+class ReadResult:
+    frame: pl.DataFrame  # canonical text columns + source_row + extra_columns (JSON text)
+    encoding: str  # 'utf-8', 'utf-8-sig', 'gb18030', 'xlsx', 'parquet'
+    missing_columns: list[str]  # headers of required columns the file lacks
+
+
+def _clean_header(h: str) -> str:
+    return str(h).replace("\ufeff", "").replace("\u3000", " ").strip()
+
+
+def _decode_csv(data: bytes, spec: FeedSpec) -> tuple[bytes, str]:
+    """Detect the encoding per file (UTF-8, UTF-8 with BOM, GB18030/GBK) and return UTF-8 bytes."""
+    for bom, name in _BOMS:
+        if data.startswith(bom):
+            try:
+                text = data.decode(name)
+            except UnicodeDecodeError as exc:
+                raise DeliveryError(f"starts with a {name} byte-order mark but is not valid {name} (byte {exc.start})")
+            return text.lstrip("\ufeff").encode("utf-8"), name
+    try:
+        data.decode("utf-8")
+        return data, "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("gb18030")
+    except UnicodeDecodeError:
+        raise DeliveryError("encoding not recognised: the file is neither UTF-8 nor GB18030/GBK text")
+    # GB18030 decodes many byte soups; insist that the header is one we know.
+    first_line = text.split("\n", 1)[0]
+    if not any(c.header in first_line for c in spec.columns):
+        raise DeliveryError(
+            "encoding not recognised: decoding as UTF-8 fails and as GB18030 gives no known header"
+        )
+    return text.encode("utf-8"), "gb18030"
+
+
+def _read_csv(path: Path, spec: FeedSpec) -> tuple[pl.DataFrame, str]:
+    data = path.read_bytes()
+    if not data.strip():
+        raise DeliveryError("the file is empty (0 bytes or only blank space)")
+    utf8, encoding = _decode_csv(data, spec)
+    try:
+        frame = pl.read_csv(
+            io.BytesIO(utf8),
+            infer_schema=False,
+            has_header=True,
+            raise_if_empty=False,
+        )
+    except _READ_ERRORS as exc:
+        raise DeliveryError(f"malformed CSV: {redact(str(exc).splitlines()[0])}") from None
+    return frame, encoding
+
+
+def _read_xlsx(path: Path) -> tuple[pl.DataFrame, str]:
+    try:
+        frame = pl.read_excel(path, sheet_id=1, infer_schema_length=0, drop_empty_rows=False, raise_if_empty=False)
+    except (*_READ_ERRORS, Exception) as exc:  # calamine raises its own exception types
+        raise DeliveryError(f"unreadable .xlsx file: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
+    return frame.cast(pl.String), "xlsx"
+
+
+def _read_parquet(path: Path) -> tuple[pl.DataFrame, str]:
+    try:
+        frame = pl.read_parquet(path)
+    except _READ_ERRORS as exc:
+        raise DeliveryError(f"unreadable .parquet file: {redact(str(exc).splitlines()[0])}") from None
+    return frame.with_columns(pl.all().cast(pl.String)), "parquet"
+
+
+def read_delivery(path: Path, spec: FeedSpec) -> ReadResult:
+    """Read a delivery, map Chinese headers to canonical names, keep unknown columns as JSON text."""
+    ext = path.suffix.lower()
+    if path.stat().st_size == 0:
+        raise DeliveryError("the file is empty (0 bytes)")
+    if ext == ".csv":
+        frame, encoding = _read_csv(path, spec)
+    elif ext == ".xlsx":
+        frame, encoding = _read_xlsx(path)
+    elif ext == ".parquet":
+        frame, encoding = _read_parquet(path)
+    else:
+        raise DeliveryError(f"unsupported format '{ext}'")
+
+    headers = [_clean_header(h) for h in frame.columns]
+    by_header = spec.by_header
+    by_name = spec.by_name
+    mapping: dict[str, str] = {}
+    extras: list[str] = []
+    for raw, clean in zip(frame.columns, headers):
+        col = by_header.get(clean) or by_name.get(clean)
+        if col is None:
+            extras.append(raw)
+        elif col.name in mapping.values():
+            raise DeliveryError(f"column '{col.header}' appears twice in the header")
+        else:
+            mapping[raw] = col.name
+    if not mapping:
+        raise DeliveryError(
+            "no known column in the header (is this the right feed, or a file without a header row?)"
+        )
+
+    # Keep the row number of the file before anything is dropped, so auditors can find the row.
+    frame = frame.with_row_index(ROW_COLUMN, offset=1).with_columns(pl.col(ROW_COLUMN).cast(pl.Int64))
+    value_cols = list(mapping) + extras
+    if value_cols:
+        blank = pl.all_horizontal([pl.col(c).is_null() | (pl.col(c).str.strip_chars() == "") for c in value_cols])
+        frame = frame.filter(~blank)  # a wholly blank line is not a record (CSV readers skip them too)
+
+    extra_expr = (
+        pl.struct([pl.col(c).alias(_clean_header(c)) for c in extras]).struct.json_encode()
+        if extras else pl.lit(None, dtype=pl.String)
+    )
+    out = frame.select(
+        pl.col(ROW_COLUMN),
+        *[pl.col(raw).alias(name) for raw, name in mapping.items()],
+        extra_expr.alias(EXTRA_COLUMN),
+    )
+    present = set(mapping.values())
+    missing = [c.header for c in spec.columns if c.required and c.name not in present]
+    for c in spec.columns:  # optional columns absent from the file are simply blank
+        if c.name not in present:
+            out = out.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))
+    out = out.select(ROW_COLUMN, *[c.name for c in spec.columns], EXTRA_COLUMN)
+    return ReadResult(out, encoding, missing)

@@ -1,0 +1,34 @@
+"""Short textual summaries of a publication, for the command line."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from .publish import ANALYSTS_DB
+
+
+def summary_line(warehouse: Path, as_of: date) -> str:
+    path = Path(warehouse) / ANALYSTS_DB
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        files, read, accepted, quarantined = con.execute(
+            """SELECT count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_accepted), 0),
+                      coalesce(sum(rows_quarantined), 0)
+               FROM audit.deliveries WHERE as_of = $as_of
+                 AND run_id = (SELECT run_id FROM audit.runs WHERE as_of = $as_of ORDER BY finished_at DESC LIMIT 1)""",
+            {"as_of": as_of},
+        ).fetchone()
+        rejected = con.execute(
+            """SELECT count(*) FROM audit.deliveries WHERE as_of = $as_of AND status = 'rejected'
+                 AND run_id = (SELECT run_id FROM audit.runs WHERE as_of = $as_of ORDER BY finished_at DESC LIMIT 1)""",
+            {"as_of": as_of},
+        ).fetchone()[0]
+    finally:
+        con.close()
+    return (
+        f"as of {as_of}: {files} file(s) ({rejected} rejected whole), {read} rows read, {accepted} accepted, "
+        f"{quarantined} quarantined; published {path}"
+    )

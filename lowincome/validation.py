@@ -1,0 +1,268 @@
+"""Row validity: the one definition of what makes a delivered row acceptable.
+
+Every check is a vectorised Polars expression built from the feed registry,
+producing a typed value and, where the value is unacceptable, a reason in
+words an auditor understands. The quarantine is exactly the rows with at
+least one reason; the expectation suites (checks/) are derived from the same
+`ROW_CHECKS`, so a check added here changes what is quarantined and what is
+validated together.
+
+Reasons never quote ID numbers or names: they name the column and the
+problem. Values of non-personal columns (an unknown enum value, an
+unparseable date) are quoted, truncated, because that is what an auditor needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Callable
+
+import polars as pl
+
+from .feeds import Column, FeedSpec
+from .identity import normalize_id_expr
+from .parsing import halfwidth_expr, parse_date_expr, parse_int_expr, parse_money_expr, parse_month_expr
+
+REASONS = "reasons"
+RAW_PREFIX = "raw_"
+
+
+def _blank(raw: pl.Expr) -> pl.Expr:
+    return raw.is_null() | (raw.str.strip_chars() == "")
+
+
+def _quote(raw: pl.Expr) -> pl.Expr:
+    s = raw.str.strip_chars()
+    return pl.lit("'") + pl.when(s.str.len_chars() > 30).then(s.str.slice(0, 30) + pl.lit("…")).otherwise(s) + pl.lit("'")
+
+
+@dataclass(frozen=True)
+class CheckedColumn:
+    """Typed outputs of one column and the reasons it contributes."""
+
+    outputs: dict[str, pl.Expr]
+    reasons: list[pl.Expr]
+
+
+def _reason(cond: pl.Expr, column: Column, text: str | pl.Expr) -> pl.Expr:
+    message = pl.lit(f"{column.label}: ") + (pl.lit(text) if isinstance(text, str) else text)
+    return pl.when(cond).then(message).otherwise(pl.lit(None, dtype=pl.String))
+
+
+def _blank_reason(raw: pl.Expr, column: Column) -> list[pl.Expr]:
+    return [] if column.nullable else [_reason(_blank(raw), column, "blank (a value is required)")]
+
+
+def _check_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    norm, problem = normalize_id_expr(raw, today=extracted_on)
+    out = c.name
+    reasons = [_reason(~_blank(raw) & problem.is_not_null(), c, problem)] + _blank_reason(raw, c)
+    return CheckedColumn({out: norm}, reasons)
+
+
+def _check_text(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value = raw.str.strip_chars(" \t\r\n\u3000\u00a0")
+    value = pl.when(value == "").then(None).otherwise(value)
+    return CheckedColumn({c.name: value}, _blank_reason(raw, c))
+
+
+def _check_division(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value = halfwidth_expr(raw).str.strip_chars()
+    ok = value.str.contains(r"^(\d{6}|\d{12})$")
+    reasons = [_reason(~_blank(raw) & ~ok, c, "not a 6-digit county or 12-digit division code")] + _blank_reason(raw, c)
+    value = pl.when(ok).then(value).otherwise(None)
+    return CheckedColumn({c.name: value, "county_code": value.str.slice(0, 6)}, reasons)
+
+
+def _check_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value = raw.str.strip_chars(" \t\r\n\u3000\u00a0")
+    known = value.is_in(list(c.values))
+    expected = "/".join(c.values)
+    reasons = [
+        _reason(~_blank(raw) & ~known, c, pl.lit("unknown value ") + _quote(raw) + pl.lit(f" (expected {expected})"))
+    ] + _blank_reason(raw, c)
+    return CheckedColumn({c.name: pl.when(known).then(value).otherwise(None)}, reasons)
+
+
+def _check_coded_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    """Accept `视力`, `1`, `视力(1)` or `视力（1）` and store label and code."""
+    s = halfwidth_expr(raw).str.strip_chars().str.replace_all(r"[（(]\s*", "(").str.replace_all(r"\s*[）)]", ")")
+    code = pl.lit(None, dtype=pl.Int64)
+    label = pl.lit(None, dtype=pl.String)
+    for lab, num in reversed(c.codes):
+        hit = s.is_in([lab, str(num), f"{lab}({num})", f"{lab}{num}"])
+        code = pl.when(hit).then(pl.lit(num)).otherwise(code)
+        label = pl.when(hit).then(pl.lit(lab)).otherwise(label)
+    expected = "/".join(f"{lab}({num})" for lab, num in c.codes)
+    reasons = [
+        _reason(~_blank(raw) & code.is_null(), c, pl.lit("unknown value ") + _quote(raw) + pl.lit(f" (expected {expected})"))
+    ] + _blank_reason(raw, c)
+    return CheckedColumn({c.name: label, f"{c.name}_code": code.cast(pl.Int32)}, reasons)
+
+
+def _check_dated(parse: Callable, what: str) -> Callable:
+    def check(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+        value, problem = parse(raw)
+        limit = extracted_on if what == "date" else extracted_on.replace(day=1)
+        future = value.is_not_null() & (value > pl.lit(limit))
+        reasons = [
+            _reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw)),
+            _reason(future, c, f"{what} lies after the file's extraction date {extracted_on.isoformat()}"),
+        ] + _blank_reason(raw, c)
+        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons)
+
+    return check
+
+
+def _check_money(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value, problem = parse_money_expr(raw)
+    reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
+    if c.min_value is not None:
+        if c.min_exclusive:
+            reasons.append(_reason(value.is_not_null() & (value <= c.min_value), c, "must be greater than 0"))
+        else:
+            reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, "negative amount"))
+    return CheckedColumn({c.name: value}, reasons)
+
+
+def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value, problem = parse_int_expr(raw)
+    reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
+    if c.min_value is not None:
+        reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, f"must be at least {c.min_value:g}"))
+    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons)
+
+
+def _check_cert_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
+    value = halfwidth_expr(raw).str.strip_chars().str.to_uppercase()
+    ok = value.str.contains(r"^\d{17}[\dX]\d\d$")
+    reasons = [
+        _reason(~_blank(raw) & ~ok, c, "not 20 characters (holder's 18-character ID + category digit + level digit)")
+    ] + _blank_reason(raw, c)
+    return CheckedColumn({c.name: pl.when(ok).then(value).otherwise(None)}, reasons)
+
+
+_BY_KIND: dict[str, Callable[[pl.Expr, Column, date], CheckedColumn]] = {
+    "id": _check_id,
+    "text": _check_text,
+    "division": _check_division,
+    "enum": _check_enum,
+    "coded_enum": _check_coded_enum,
+    "date": _check_dated(parse_date_expr, "date"),
+    "month": _check_dated(parse_month_expr, "month"),
+    "money": _check_money,
+    "int": _check_int,
+    "cert_id": _check_cert_id,
+}
+
+
+# ---- cross-column checks, per feed ---------------------------------------------------
+# Each takes the typed columns (by canonical name) and returns reason expressions.
+
+def _present(col: str) -> pl.Expr:
+    return pl.col(col).is_not_null()
+
+
+def _roster_checks() -> list[pl.Expr]:
+    return [
+        pl.when((pl.col("status") == "停保") & ~_present("ended_on") & pl.col(RAW_PREFIX + "ended_on").pipe(_blank))
+        .then(pl.lit("停保日期: missing although 保障状态 is 停保")),
+        pl.when((pl.col("status") == "在保") & _present("ended_on"))
+        .then(pl.lit("停保日期: present although 保障状态 is 在保 (must be blank unless 停保)")),
+        pl.when(_present("ended_on") & _present("enrolled_on") & (pl.col("ended_on") < pl.col("enrolled_on")))
+        .then(pl.lit("停保日期: before 纳入日期")),
+    ]
+
+
+def _claims_checks() -> list[pl.Expr]:
+    parts = ["basic_insurance_paid", "critical_illness_paid", "medical_assistance_paid", "out_of_pocket"]
+    all_present = pl.all_horizontal([_present(p) for p in parts + ["total_cost"]])
+    total_parts = pl.sum_horizontal([pl.col(p) for p in parts])
+    return [
+        pl.when(all_present & (total_parts != pl.col("total_cost")))
+        .then(
+            pl.lit("医疗总费用: does not equal 统筹 + 大病 + 医疗救助 + 个人自付 (parts sum to ")
+            + total_parts.cast(pl.String)
+            + pl.lit(", total is ")
+            + pl.col("total_cost").cast(pl.String)
+            + pl.lit(")")
+        )
+    ]
+
+
+def _cert_checks() -> list[pl.Expr]:
+    expected = pl.col("id_number") + pl.col("disability_category_code").cast(pl.String) + pl.col(
+        "disability_level_code"
+    ).cast(pl.String)
+    comparable = pl.all_horizontal(
+        [_present(c) for c in ("certificate_id", "id_number", "disability_category_code", "disability_level_code")]
+    )
+    return [
+        pl.when(comparable & (pl.col("certificate_id") != expected)).then(
+            pl.lit("残疾人证号: is not the holder's 身份证号 followed by the 残疾类别 and 残疾等级 digits")
+        ),
+        pl.when((pl.col("certificate_status") != "注销") & _present("revoked_on")).then(
+            pl.lit("注销日期: present although 证件状态 is not 注销")
+        ),
+    ]
+
+
+def _rural_checks() -> list[pl.Expr]:
+    return [
+        pl.when((pl.col("household_kind") == "脱贫户") & _present("monitoring_category")).then(
+            pl.lit("监测对象类别: must be blank for a 脱贫户")
+        ),
+        pl.when((pl.col("household_kind") == "监测户") & pl.col(RAW_PREFIX + "monitoring_category").pipe(_blank)).then(
+            pl.lit("监测对象类别: blank for a 监测户")
+        ),
+        pl.when((pl.col("risk_eliminated") != "是") & _present("eliminated_on")).then(
+            pl.lit("风险消除时间: present although 风险是否消除 is not 是")
+        ),
+    ]
+
+
+CROSS_CHECKS: dict[str, Callable[[], list[pl.Expr]]] = {
+    "civil_roster": _roster_checks,
+    "medical_claims": _claims_checks,
+    "disability_cert": _cert_checks,
+    "rural_monitoring": _rural_checks,
+}
+
+
+def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date) -> pl.DataFrame:
+    """Type every column and attach `reasons` (empty list = accepted).
+
+    `raw` has the canonical text columns from `reading.read_delivery`. The
+    result keeps the raw text (prefixed `raw_`) beside the typed values, so
+    the quarantine can show the record as delivered.
+    """
+    typed: dict[str, pl.Expr] = {}
+    reasons: list[pl.Expr] = []
+    for column in spec.columns:
+        checked = _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on)
+        typed.update(checked.outputs)
+        reasons.extend(checked.reasons)
+    # Lazy, so Polars eliminates the sub-expressions that values and reasons share.
+    frame = raw.lazy().rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
+    frame = frame.with_columns(
+        pl.concat_list(reasons).list.drop_nulls().alias("_column_reasons"), **typed
+    )
+    cross = [r.otherwise(pl.lit(None, dtype=pl.String)) for r in CROSS_CHECKS.get(spec.name, lambda: [])()]
+    return (
+        frame.with_columns(pl.concat_list([pl.col("_column_reasons"), *cross]).list.drop_nulls().alias(REASONS))
+        .drop("_column_reasons")
+        .collect()
+    )
+
+
+def typed_columns(spec: FeedSpec) -> list[str]:
+    """Names of the typed columns `validate_rows` produces, in order."""
+    names: list[str] = []
+    for column in spec.columns:
+        names.append(column.name)
+        if column.kind == "division":
+            names.append("county_code")
+        if column.kind == "coded_enum":
+            names.append(f"{column.name}_code")
+    return names

@@ -1,0 +1,18 @@
+"""The one place that assembles the code location."""
+
+from dagster import Definitions
+
+from assets.ingest import ingest_assets
+from assets.publish import published_warehouse
+from pipelines.jobs import nightly_job
+from pipelines.resources import LowincomeResource
+from pipelines.schedules import nightly_schedule
+from pipelines.sensors import inbox_sensor, record_failed_runs
+
+defs = Definitions(
+    assets=[*ingest_assets, published_warehouse],
+    jobs=[nightly_job],
+    schedules=[nightly_schedule],
+    sensors=[inbox_sensor, record_failed_runs],
+    resources={"lowincome": LowincomeResource()},
+)

@@ -1,0 +1,36 @@
+"""Shared fixtures: generated deliveries (once per session) and an isolated environment per test."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+SAMPLE_END = date(2026, 10, 31)
+
+
+@pytest.fixture(scope="session")
+def generated(tmp_path_factory) -> tuple[Path, dict]:
+    """Deliveries written by the generator at scale 1 (seed 7), with the manifest of what was planted."""
+    from lowincome.generate import generate
+
+    out = tmp_path_factory.mktemp("generated")
+    manifest = generate(out, seed=7, scale=1.0, end_date=SAMPLE_END)
+    return out, manifest
+
+
+@pytest.fixture()
+def lowincome_env(monkeypatch, tmp_path):
+    """Point every LOWINCOME_* variable at a temporary warehouse; returns a setter for the inbox."""
+    warehouse = tmp_path / "warehouse"
+    monkeypatch.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
+    monkeypatch.delenv("LOWINCOME_ENV", raising=False)
+    monkeypatch.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+
+    def use_inbox(inbox: Path) -> Path:
+        monkeypatch.setenv("LOWINCOME_INBOX", str(inbox))
+        return warehouse
+
+    return use_inbox

@@ -1,0 +1,47 @@
+"""The command line drives the same job and fails with one clear line."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from lowincome.cli import main
+
+from .conftest import SAMPLE_END
+
+
+def test_run_succeeds_and_prints_a_summary(generated, lowincome_env, tmp_path, capsys):
+    out, _ = generated
+    warehouse = lowincome_env(out / "inbox")
+    assert main(["run", "--as-of", SAMPLE_END.isoformat(), "--quiet"]) == 0
+    printed = capsys.readouterr()
+    assert f"as of {SAMPLE_END}" in printed.out and "rows read" in printed.out
+    assert (warehouse / "lowincome.duckdb").exists() and (warehouse / "restricted.duckdb").exists()
+
+
+def test_missing_inbox_is_one_clear_line(lowincome_env, tmp_path, capsys):
+    lowincome_env(tmp_path / "no-such-inbox")
+    assert main(["run", "--as-of", "2026-10-31", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "inbox folder not found" in err[0]
+
+
+def test_production_without_key_refuses_to_start(generated, lowincome_env, monkeypatch, capsys):
+    out, _ = generated
+    lowincome_env(out / "inbox")
+    monkeypatch.setenv("LOWINCOME_ENV", "production")
+    assert main(["run", "--as-of", "2026-10-31", "--quiet"]) == 1
+    assert "LOWINCOME_PSEUDONYM_KEY" in capsys.readouterr().err
+
+
+def test_bad_as_of_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--as-of", "31/10/2026"])
+    assert exc.value.code == 2
+    assert "YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_generate_writes_an_inbox(tmp_path, capsys):
+    assert main(["generate", "--out", str(tmp_path / "g"), "--seed", "3", "--scale", "0.5"]) == 0
+    assert any((tmp_path / "g" / "inbox" / "medical_claims").iterdir())

@@ -1,0 +1,149 @@
+"""End to end: the nightly Dagster job, in-process, on generated deliveries and real DuckDB files."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lowincome.feeds import FEEDS
+from pipelines.definitions import defs
+
+from .conftest import SAMPLE_END
+
+ID_LIKE = re.compile(r"(?<![0-9a-f])\d{17}[\dXx](?![0-9a-f])|(?<![0-9a-f])\d{15}(?![0-9a-f])")
+
+
+def run_day(day) -> None:
+    result = defs.resolve_job_def("nightly").execute_in_process(partition_key=day.isoformat(), raise_on_error=True)
+    assert result.success
+
+
+def analysts(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
+
+
+@pytest.fixture(scope="module")
+def published(generated, tmp_path_factory):
+    """One nightly run over the generated inbox; module-scoped because it is the expensive part."""
+    out, manifest = generated
+    warehouse = tmp_path_factory.mktemp("wh")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOWINCOME_INBOX", str(out / "inbox"))
+    mp.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
+    mp.delenv("LOWINCOME_ENV", raising=False)
+    mp.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
+    run_day(SAMPLE_END)
+    yield warehouse, manifest
+    mp.undo()
+
+
+def test_every_file_conserves_rows(published):
+    warehouse, manifest = published
+    with analysts(warehouse) as con:
+        rows = con.execute(
+            "SELECT file_name, rows_read, rows_accepted, rows_quarantined, status FROM audit.deliveries"
+        ).fetchall()
+        assert len(rows) == len(manifest["files"])
+        for name, read, acc, quar, status in rows:
+            assert read == acc + quar, name
+            assert status != "rejected", name
+        total_acc = sum(r[2] for r in rows)
+        staged = sum(con.execute(f"SELECT count(*) FROM staging.{f}").fetchone()[0] for f in FEEDS)
+        assert staged == total_acc
+        assert con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0] == sum(r[3] for r in rows)
+
+
+def test_every_planted_bad_row_is_quarantined_with_a_reason(published):
+    warehouse, manifest = published
+    with analysts(warehouse) as con:
+        quarantined = {
+            (f, n): r for f, n, r in con.execute("SELECT file_name, row_number, reasons FROM quarantine.rejected_rows").fetchall()
+        }
+    kinds = set()
+    for bad in manifest["bad_rows"]:
+        key = (bad["file"], bad["row"])
+        assert key in quarantined, f"{bad['kind']} not quarantined: {key}"
+        assert quarantined[key], bad
+        kinds.add(bad["kind"])
+    assert len(kinds) >= 10, kinds
+
+
+def test_every_messy_but_valid_row_is_accepted(published):
+    warehouse, manifest = published
+    with analysts(warehouse) as con:
+        quarantined = set(con.execute("SELECT file_name, row_number FROM quarantine.rejected_rows").fetchall())
+        staged = set()
+        for f in FEEDS:
+            staged |= set(con.execute(f"SELECT source_file, source_row FROM staging.{f}").fetchall())
+    for messy in manifest["messy_valid"]:
+        if messy.get("row") is None:
+            continue
+        key = (messy["file"], messy["row"])
+        assert key not in quarantined, f"messy-but-valid {messy['kind']} was quarantined: {key}"
+        assert key in staged, messy
+
+
+def test_analysts_database_holds_no_id_numbers_or_names(published):
+    warehouse, manifest = published
+    planted_ids = {p["id_number"] for p in manifest["planted"] if p.get("id_number")}
+    with analysts(warehouse) as con:
+        columns = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE data_type IN ('VARCHAR', 'JSON')"
+        ).fetchall()
+        for schema, table, column in columns:
+            values = con.execute(f'SELECT DISTINCT "{column}" FROM {schema}.{table} WHERE "{column}" IS NOT NULL').fetchall()
+            for (v,) in values:
+                assert not ID_LIKE.search(v), f"{schema}.{table}.{column} holds something like an ID number"
+                assert v not in planted_ids
+        names = {c for (_, _, c) in columns}
+        assert "id_number" not in names and "name" not in names
+
+
+def test_restricted_database_maps_keys_to_people(published):
+    warehouse, _ = published
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{warehouse / 'restricted.duckdb'}' AS restricted (READ_ONLY)")
+    con.execute(f"ATTACH '{warehouse / 'lowincome.duckdb'}' AS lm (READ_ONLY)")
+    unmatched = con.execute(
+        "SELECT count(*) FROM lm.staging.medical_claims c LEFT JOIN restricted.person_index p USING (person_key) "
+        "WHERE p.id_number IS NULL"
+    ).fetchone()[0]
+    assert unmatched == 0
+    assert con.execute("SELECT count(*) FROM restricted.household_index").fetchone()[0] > 0
+    assert con.execute("SELECT count(*) FROM restricted.rejected_records").fetchone()[0] == con.execute(
+        "SELECT count(*) FROM lm.quarantine.rejected_rows").fetchone()[0]
+
+
+def test_rerun_and_redelivery_are_idempotent(generated, lowincome_env, tmp_path):
+    out, manifest = generated
+    inbox = tmp_path / "inbox"
+    shutil.copytree(out / "inbox", inbox)
+    warehouse = lowincome_env(inbox)
+    run_day(SAMPLE_END)
+
+    def counts():
+        with analysts(warehouse) as con:
+            staged = {f: con.execute(f"SELECT count(*) FROM staging.{f}").fetchone()[0] for f in FEEDS}
+            q = con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0]
+            return staged, q
+
+    first = counts()
+    run_day(SAMPLE_END)
+    assert counts() == first
+    with analysts(warehouse) as con:
+        assert con.execute("SELECT count(DISTINCT run_id) FROM audit.runs").fetchone()[0] == 2
+    assert manifest["redeliveries"], "the generator plants a redelivery"
+    redelivered_rows = 0
+    for r in manifest["redeliveries"]:
+        src = out / "redelivery" / r["feed"] / r["file"]
+        shutil.copy(src, inbox / r["feed"] / r["file"])
+        redelivered_rows += r["rows"]
+    run_day(SAMPLE_END)
+    staged, q = counts()
+    assert staged == first[0]
+    assert q == first[1] + redelivered_rows
