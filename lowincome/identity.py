@@ -138,8 +138,8 @@ def _check_char_expr(body17: pl.Expr) -> pl.Expr:
     )
 
 
-def normalize_id_expr(raw: pl.Expr, today: date | None = None) -> tuple[pl.Expr, pl.Expr]:
-    """(normalised 18-character ID or null, problem or null) for a text expression.
+def normalize_id_struct(raw: pl.Expr, today: date | None = None) -> pl.Expr:
+    """Struct with fields `value` (normalised 18-character ID or null, problem or null) for a text expression.
 
     Normalisation: surrounding whitespace (also U+3000, U+00A0) trimmed,
     full-width digits and `Ｘ`/`ｘ` made half-width, `x` → `X`, legacy 15-digit
@@ -193,4 +193,13 @@ def normalize_id_expr(raw: pl.Expr, today: date | None = None) -> tuple[pl.Expr,
             id=pl.when(f("code") == 0).then(f("b") + f("check")).otherwise(pl.lit(None, dtype=pl.String)),
         )
     )
-    return staged.struct.field("id"), staged.struct.field("problem")
+    return staged.struct.with_fields(value=f("id"))
+
+
+def normalize_id_expr(raw: pl.Expr, today: date | None = None) -> tuple[pl.Expr, pl.Expr]:
+    """(normalised ID or null, problem or null); see `normalize_id_struct` for the rules."""
+    st = normalize_id_struct(raw, today)
+    return st.struct.field("value"), st.struct.field("problem")
+
+
+check_character_expr = _check_char_expr

@@ -148,7 +148,7 @@ def _date_stages() -> list[dict[str, pl.Expr]]:
     ]
 
 
-def parse_date_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def parse_date_struct(raw: pl.Expr) -> pl.Expr:
     """Text → `pl.Date`.
 
     Accepts `YYYY-MM-DD`, `YYYY-M-D`, `YYYY/M/D`, `YYYY.M.D`, `YYYYMMDD`,
@@ -168,10 +168,10 @@ def parse_date_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             "problem": _words(f("date_code"), _DATE_WORDS),
         },
     )
-    return st.struct.field("value"), st.struct.field("problem")
+    return st
 
 
-def parse_month_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def parse_month_struct(raw: pl.Expr) -> pl.Expr:
     """Text → `pl.Date`, the first day of the month.
 
     Accepts `YYYY-MM`, `YYYY-M`, `YYYY/M`, `YYYY.M`, `YYYYMM`, `YYYY年M月`, and any
@@ -206,7 +206,7 @@ def parse_month_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             "problem": _words(f("code"), _DATE_WORDS),
         },
     )
-    return st.struct.field("value"), st.struct.field("problem")
+    return st
 
 
 # ---- money ----------------------------------------------------------------------------
@@ -223,7 +223,7 @@ _CENT_NOISE = r"^(?:0*|0000[0-9]*|00010*|9999[0-9]*)$"
 _MONEY_WORDS = {1: MONEY_NOT_NUMBER, 2: MONEY_TOO_LARGE, 3: MONEY_DECIMALS}
 
 
-def parse_money_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def parse_money_struct(raw: pl.Expr) -> pl.Expr:
     """Yuan text → `pl.Decimal(18, 2)`.
 
     Accepts thousands separators (`1,234.50`, full-width `，`), full-width
@@ -264,7 +264,7 @@ def parse_money_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             "problem": _words(f("code"), _MONEY_WORDS),
         },
     )
-    return st.struct.field("value"), st.struct.field("problem")
+    return st
 
 
 # ---- integers -------------------------------------------------------------------------
@@ -274,7 +274,7 @@ INT_TOO_LARGE = "too large (more than 9 digits)"
 _INT_WORDS = {1: INT_NOT_WHOLE, 2: INT_TOO_LARGE}
 
 
-def parse_int_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+def parse_int_struct(raw: pl.Expr) -> pl.Expr:
     """Text → `pl.Int64`. Accepts `3`, ` 3 `, `+3`, `-3`, `3.0`/`3.` (Excel), full-width digits.
 
     Blank → (null, null). Problems: "not a whole number", "too large (more than
@@ -296,4 +296,25 @@ def parse_int_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
             "problem": _words(f("code"), _INT_WORDS),
         },
     )
+    return st
+
+
+def _pair(st: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return st.struct.field("value"), st.struct.field("problem")
+
+
+def parse_date_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(date or null, problem or null). Prefer `parse_date_struct` when both are needed on a large frame."""
+    return _pair(parse_date_struct(raw))
+
+
+def parse_month_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    return _pair(parse_month_struct(raw))
+
+
+def parse_money_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    return _pair(parse_money_struct(raw))
+
+
+def parse_int_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    return _pair(parse_int_struct(raw))

@@ -21,8 +21,8 @@ from typing import Callable
 import polars as pl
 
 from .feeds import Column, FeedSpec
-from .identity import normalize_id_expr
-from .parsing import halfwidth_expr, parse_date_expr, parse_int_expr, parse_money_expr, parse_month_expr
+from .identity import normalize_id_struct
+from .parsing import halfwidth_expr, parse_date_struct, parse_int_struct, parse_money_struct, parse_month_struct
 
 REASONS = "reasons"
 RAW_PREFIX = "raw_"
@@ -39,10 +39,23 @@ def _quote(raw: pl.Expr) -> pl.Expr:
 
 @dataclass(frozen=True)
 class CheckedColumn:
-    """Typed outputs of one column and the reasons it contributes."""
+    """Typed outputs of one column and the reasons it contributes.
+
+    `stage` holds the expensive parse (a struct of value and problem) that
+    `outputs` and `reasons` both read: it is computed once as a hidden column
+    in a first `with_columns`, because eager Polars does not share common
+    sub-expressions and the lazy engine's elimination cost more than it saved.
+    """
 
     outputs: dict[str, pl.Expr]
     reasons: list[pl.Expr]
+    stage: dict[str, pl.Expr] = None  # type: ignore[assignment]
+
+
+def _staged(c: Column, st: pl.Expr) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
+    """Register `st` as the column's hidden stage; return (stage, value, problem) read from it."""
+    name = f"_st_{c.name}"
+    return {name: st}, pl.col(name).struct.field("value"), pl.col(name).struct.field("problem")
 
 
 def _reason(cond: pl.Expr, column: Column, text: str | pl.Expr) -> pl.Expr:
@@ -55,10 +68,9 @@ def _blank_reason(raw: pl.Expr, column: Column) -> list[pl.Expr]:
 
 
 def _check_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
-    norm, problem = normalize_id_expr(raw, today=extracted_on)
-    out = c.name
+    stage, norm, problem = _staged(c, normalize_id_struct(raw, today=extracted_on))
     reasons = [_reason(~_blank(raw) & problem.is_not_null(), c, problem)] + _blank_reason(raw, c)
-    return CheckedColumn({out: norm}, reasons)
+    return CheckedColumn({c.name: norm}, reasons, stage)
 
 
 def _check_text(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -103,35 +115,35 @@ def _check_coded_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedCol
 
 def _check_dated(parse: Callable, what: str) -> Callable:
     def check(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
-        value, problem = parse(raw)
+        stage, value, problem = _staged(c, parse(raw))
         limit = extracted_on if what == "date" else extracted_on.replace(day=1)
         future = value.is_not_null() & (value > pl.lit(limit))
         reasons = [
             _reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw)),
             _reason(future, c, f"{what} lies after the file's extraction date {extracted_on.isoformat()}"),
         ] + _blank_reason(raw, c)
-        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons)
+        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons, stage)
 
     return check
 
 
 def _check_money(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
-    value, problem = parse_money_expr(raw)
+    stage, value, problem = _staged(c, parse_money_struct(raw))
     reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
     if c.min_value is not None:
         if c.min_exclusive:
             reasons.append(_reason(value.is_not_null() & (value <= c.min_value), c, "must be greater than 0"))
         else:
             reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, "negative amount"))
-    return CheckedColumn({c.name: value}, reasons)
+    return CheckedColumn({c.name: value}, reasons, stage)
 
 
 def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
-    value, problem = parse_int_expr(raw)
+    stage, value, problem = _staged(c, parse_int_struct(raw))
     reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
     if c.min_value is not None:
         reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, f"must be at least {c.min_value:g}"))
-    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons)
+    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons, stage)
 
 
 def _check_cert_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -149,8 +161,8 @@ _BY_KIND: dict[str, Callable[[pl.Expr, Column, date], CheckedColumn]] = {
     "division": _check_division,
     "enum": _check_enum,
     "coded_enum": _check_coded_enum,
-    "date": _check_dated(parse_date_expr, "date"),
-    "month": _check_dated(parse_month_expr, "month"),
+    "date": _check_dated(parse_date_struct, "date"),
+    "month": _check_dated(parse_month_struct, "month"),
     "money": _check_money,
     "int": _check_int,
     "cert_id": _check_cert_id,
@@ -237,23 +249,20 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date) -> pl.D
     result keeps the raw text (prefixed `raw_`) beside the typed values, so
     the quarantine can show the record as delivered.
     """
+    stages: dict[str, pl.Expr] = {}
     typed: dict[str, pl.Expr] = {}
     reasons: list[pl.Expr] = []
     for column in spec.columns:
         checked = _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on)
+        stages.update(checked.stage or {})
         typed.update(checked.outputs)
         reasons.extend(checked.reasons)
-    # Lazy, so Polars eliminates the sub-expressions that values and reasons share.
-    frame = raw.lazy().rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
-    frame = frame.with_columns(
-        pl.concat_list(reasons).list.drop_nulls().alias("_column_reasons"), **typed
-    )
     cross = [r.otherwise(pl.lit(None, dtype=pl.String)) for r in CROSS_CHECKS.get(spec.name, lambda: [])()]
-    return (
-        frame.with_columns(pl.concat_list([pl.col("_column_reasons"), *cross]).list.drop_nulls().alias(REASONS))
-        .drop("_column_reasons")
-        .collect()
-    )
+    frame = raw.rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
+    frame = frame.with_columns(**stages)  # phase 1: each parse once
+    frame = frame.with_columns(pl.concat_list(reasons).list.drop_nulls().alias("_column_reasons"), **typed)
+    frame = frame.with_columns(pl.concat_list([pl.col("_column_reasons"), *cross]).list.drop_nulls().alias(REASONS))
+    return frame.drop("_column_reasons", *stages)
 
 
 def typed_columns(spec: FeedSpec) -> list[str]:
