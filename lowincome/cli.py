@@ -75,16 +75,16 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
     p_run.add_argument("--quiet", action="store_true", help="show only warnings from the Dagster log")
     p_gen = sub.add_parser("generate", help="write synthetic deliveries (DIR/inbox/<feed>/...)")
-    p_gen.add_argument("--out", required=True, help="output folder")
-    p_gen.add_argument("--seed", type=int, default=7)
-    p_gen.add_argument("--scale", type=float, default=1.0)
+    from .generate.cli import add_arguments as add_generate_arguments
+
+    add_generate_arguments(p_gen)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return run(args.as_of, quiet=args.quiet)
-        from .generate.cli import main as generate_main
+        from .generate.cli import run as generate_run
 
-        return generate_main(["--out", args.out, "--seed", str(args.seed), "--scale", str(args.scale)])
+        return generate_run(args)
     except LowincomeError as exc:
         print(f"lowincome {args.command}: {exc}", file=sys.stderr)
         return 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from datetime import date, timedelta
@@ -30,6 +31,10 @@ from lowincome.identity import (
     sex,
     to_legacy15,
 )
+
+# id-validator rebuilds its address tables (a 500 kB literal) on every call; memoise them for the test run.
+for _name in ("get_address_code", "get_address_code_timeline", "get_additional_address_code_timeline"):
+    setattr(iv_data, _name, functools.lru_cache(maxsize=None)(getattr(iv_data, _name)))
 
 TODAY = date(2026, 10, 31)
 SEED = 20261031

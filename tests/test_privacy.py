@@ -12,7 +12,7 @@ from lowincome.cli import main
 from .handmade import bad_check
 from .test_pipeline_handmade import A, B, C, DAY, _inbox
 
-ID_LIKE = re.compile(r"(?<![0-9a-f])\d{17}[\dXx](?![0-9a-f])|(?<![0-9a-f])\d{15}(?![0-9a-f])")
+ID_LIKE = re.compile(r"(?<![0-9a-f.])\d{17}[\dXx](?![0-9a-f])|(?<![0-9a-f.])\d{15}(?![0-9a-f])")
 NAMES = ("赵一", "钱二", "孙三")
 SECRETS = (A, B, C, bad_check(C), *NAMES)
 

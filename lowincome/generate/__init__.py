@@ -1,0 +1,142 @@
+"""Synthetic deliveries for all seven feeds, deterministic from a seed and scalable.
+
+`generate(out, seed, scale, end_date)` writes `out/inbox/<feed>/<file>` as
+feeds.md describes, plus `out/redelivery/` (a file delivered again under
+another name), `out/broken_inbox/` (file-level failures) and
+`out/expected.json`: the manifest of every file, every planted bad row and
+messy-but-valid value (file and row), and every planted rule case. The same
+code serves the bundled samples, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from ..feeds import FEEDS
+from .background import (
+    Sizes,
+    assign_all_ids,
+    attach_certificates,
+    build_county,
+    claims_for,
+    deaths_for,
+    hrss_for,
+    payments_for,
+)
+from .broken import write_broken_inbox
+from .deliveries import as_text, choose_format, deliveries, ext_of, spoil_file, write_file
+from .planted import plant_all
+from .spoil import BAD_KINDS
+
+COUNTIES = ("371302", "371324")
+URBAN_SHARE = {"371302": 0.6, "371324": 0.25}
+DEFAULT_END = date(2026, 10, 31)
+BAD_ROWS_PER_FILE = 2
+BAD_SHARE_CAP = 0.03  # below the 5% blocking threshold
+MESSY_SHARE = 0.03
+
+
+def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: set[str] | None = None) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+    rng = np.random.default_rng(seed)
+    sizes = Sizes().scaled(scale)
+    parts = [build_county(rng, c, sizes, end, URBAN_SHARE.get(c, 0.4)) for c in counties]
+    assign_all_ids(rng, parts)
+    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "claims", "payments", "deaths", "hrss")}
+    for county, p in zip(counties, parts):
+        certs = attach_certificates(rng, p, county)
+        roster = p["roster"].with_columns(county=pl.lit(county))
+        rural = p["rural"].with_columns(county=pl.lit(county))
+        residents = p["residents"]
+        deaths, dead = deaths_for(rng, county, residents, end)
+        died = deaths.filter(~pl.col("_second")).select("id_number", "died_on")
+        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end)
+        claims = claims.join(died, on="id_number", how="left", maintain_order="left").filter(pl.col("died_on").is_null() | (pl.col("settled_on") <= pl.col("died_on"))).drop("died_on")
+        hrss = hrss_for(rng, county, residents, end) if feeds is None or "hrss_benefits" in feeds else None
+        if hrss is not None:
+            hrss = hrss.join(died.with_columns(dm=pl.col("died_on").dt.strftime("%Y-%m")), on="id_number", how="left", maintain_order="left")
+            hrss = hrss.filter(pl.col("dm").is_null() | (pl.col("month") <= pl.col("dm"))).drop("died_on", "dm")
+            tables["hrss"].append(hrss)
+        tables["roster"].append(roster)
+        tables["rural"].append(rural)
+        tables["certs"].append(certs)
+        tables["claims"].append(claims)
+        tables["payments"].append(payments_for(rng, county, roster, certs, end))
+        tables["deaths"].append(deaths)
+    planter = plant_all(end, rng, counties[0], counties[-1])
+    for k, frame in planter.frames().items():
+        tables[k].append(frame)
+    world = {k: pl.concat(v, how="diagonal_relaxed") for k, v in tables.items() if v}
+    return world, planter.cases
+
+
+def _sort_key(spec) -> list[str]:
+    return list(spec.unique_key or spec.snapshot_key or ("id_number",))
+
+
+def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date = DEFAULT_END,
+             feeds: list[str] | None = None, counties=COUNTIES) -> dict:
+    """Write the deliveries and return the manifest (also saved as `out/expected.json`)."""
+    out = Path(out)
+    inbox = out / "inbox"
+    for sub in ("inbox", "redelivery", "broken_inbox"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    wanted = set(feeds or FEEDS)
+    world, cases = build_world(seed, scale, end_date, counties, wanted)
+    rng = np.random.default_rng(seed + 1)
+    manifest: dict = {"seed": seed, "scale": scale, "end_date": end_date.isoformat(), "counties": list(counties),
+                      "files": [], "bad_rows": [], "messy_valid": [], "planted": cases, "redeliveries": []}
+    per_feed = deliveries(world, end_date, list(counties))
+    for feed_idx, (feed, spec) in enumerate(FEEDS.items()):
+        if feed not in wanted:
+            continue
+        previous_keys: list[str] = []
+        files = sorted(per_feed[feed], key=lambda t: (t[1], t[0]))
+        kinds = BAD_KINDS.get(feed, [])
+        for file_idx, (county, extracted_on, typed) in enumerate(files):
+            if typed.height == 0:
+                continue
+            typed = typed.sort(_sort_key(spec), maintain_order=True)
+            fmt = choose_format(feed_idx, list(counties).index(county), file_idx, typed.height)
+            name = f"{feed}_{county}_{extracted_on:%Y%m%d}.{ext_of(fmt)}"
+            text = as_text(typed, spec)
+            plan = [kinds[(file_idx + j) % len(kinds)] for j in range(min(BAD_ROWS_PER_FILE, len(kinds)))] if kinds else []
+            text, bad, messy = spoil_file(text, spec, rng, file_name=name, extracted_on=extracted_on, bad_plan=plan,
+                                          messy_share=MESSY_SHARE, previous_keys=previous_keys, bad_share=BAD_SHARE_CAP)
+            if "_second" in typed.columns:
+                for r in np.flatnonzero(typed["_second"].fill_null(False).to_numpy()):
+                    messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
+            if spec.unique_key and len(spec.unique_key) == 1:
+                key = spec.unique_key[0]
+                previous_keys.extend(text[key].head(20).to_list())
+            write_file(text, spec, inbox / feed / name, fmt, rng)
+            manifest["files"].append({"feed": feed, "file": name, "county": county, "extracted_on": extracted_on.isoformat(),
+                                      "rows": text.height, "format": fmt})
+            manifest["bad_rows"] += bad
+            manifest["messy_valid"] += messy
+    _write_redelivery(out, manifest, end_date)
+    manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
+    (out / "expected.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return manifest
+
+
+def _write_redelivery(out: Path, manifest: dict, end: date) -> None:
+    """The second-to-last claims file of the first county, delivered again under a later date."""
+    claims = [f for f in manifest["files"] if f["feed"] == "medical_claims" and f["county"] == manifest["counties"][0]]
+    if len(claims) < 2:
+        return
+    src = claims[-2]
+    new_date = date.fromisoformat(src["extracted_on"]) + timedelta(days=5)
+    if new_date > end:
+        return
+    ext = src["file"].rsplit(".", 1)[1]
+    name = f"medical_claims_{src['county']}_{new_date:%Y%m%d}.{ext}"
+    target = out / "redelivery" / "medical_claims" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(out / "inbox" / "medical_claims" / src["file"], target)
+    manifest["redeliveries"].append({"feed": "medical_claims", "file": name, "copy_of": src["file"], "rows": src["rows"]})

@@ -1,0 +1,295 @@
+"""The background world of one county: residents, assistance households, rural
+monitoring households, disability certificates, and a year of their events.
+
+The background is drawn to be *consistent* with the rules (benefits stop when
+households exit, subsidies go to eligible people, nobody on a roster dies
+unnoticed), so that the rule hits in the samples come from the planted cases
+and from the one place real data is noisy on purpose: medical costs and rural
+incomes, where proactive discovery (W01, W05) is the point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import polars as pl
+
+from .population import add_months, assign_ids, division_codes, make_people, month_end, random_dates
+
+URBAN_STANDARD_CENTS = 70000  # 700 元/人/月
+RURAL_STANDARD_MONTHLY_CENTS = 53167  # 6380 元/人/年 ÷ 12
+DIAGNOSES = ("I10", "E11.9", "J18.9", "C34.9", "I63.9", "N18.5", "K29.7", "M54.5", "J44.1", "C16.9", "F20.9", "I25.1")
+RELATION_AGE_OFFSET = {"配偶": (-5, 5), "子女": (-38, -22), "父母": (20, 32), "孙子女": (-62, -45), "兄弟姐妹": (-8, 8), "其他": (-30, 10)}
+
+
+@dataclass
+class Sizes:
+    """Counts per county at scale 1; everything scales linearly."""
+
+    residents: int = 3000
+    civil_households: int = 220
+    rural_households: int = 180
+    certificates: int = 260
+    claims_per_month: int = 800
+
+    def scaled(self, scale: float) -> "Sizes":
+        return Sizes(*(max(int(round(v * scale)), 4) for v in (self.residents, self.civil_households,
+                                                               self.rural_households, self.certificates,
+                                                               self.claims_per_month)))
+
+
+@dataclass
+class World:
+    """Typed tables (canonical column names, money in cents) for all counties."""
+
+    residents: pl.DataFrame
+    roster: pl.DataFrame
+    rural: pl.DataFrame
+    certs: pl.DataFrame
+    claims: pl.DataFrame
+    payments: pl.DataFrame
+    deaths: pl.DataFrame
+    hrss: pl.DataFrame
+
+
+def _households(rng, county: str, n: int, today: date, prefix: str, sizes_p) -> tuple[pl.DataFrame, np.ndarray]:
+    """Members of `n` households: (frame of members with relation and ages, per-household size)."""
+    size = rng.choice(np.arange(1, len(sizes_p) + 1), n, p=sizes_p)
+    hh_idx = np.repeat(np.arange(n), size)
+    pos = np.concatenate([np.arange(k) for k in size]) if n else np.array([], dtype=int)
+    head_age = rng.uniform(28, 85, n)
+    r = rng.random(len(hh_idx))
+    relation = np.where(pos == 0, "本人",
+               np.where((pos == 1) & (r < 0.8), "配偶",
+               np.where(r < 0.65, "子女", np.where(r < 0.78, "孙子女", np.where(r < 0.9, "父母", np.where(r < 0.96, "兄弟姐妹", "其他"))))))
+    lo = np.zeros(len(hh_idx))
+    hi = np.zeros(len(hh_idx))
+    for rel, (a, b) in RELATION_AGE_OFFSET.items():
+        m = relation == rel
+        lo[m], hi[m] = a, b
+    base = head_age[hh_idx]
+    ages_min = np.where(pos == 0, base, np.clip(base + lo, 0, 100))
+    ages_max = np.where(pos == 0, base, np.clip(base + hi, 0, 100))
+    people = make_people(rng, county, ages_min, ages_max, today)
+    ids = [f"{prefix}{county}{i:06d}" for i in range(n)]
+    members = people.with_columns(
+        pl.Series("hh", hh_idx), pl.Series("relation", relation), pl.Series("household_id", np.asarray(ids)[hh_idx] if n else [])
+    )
+    return members, size
+
+
+def build_county(rng: np.random.Generator, county: str, sizes: Sizes, end: date, urban_share: float) -> dict[str, pl.DataFrame]:
+    """Untyped-ID frames of one county (IDs are assigned once for all counties, later)."""
+    first_month = add_months(end, -11)
+    # -- residents: the insured population (claims, hrss, deaths) ---------------------------------
+    residents = make_people(rng, county, np.zeros(sizes.residents), np.full(sizes.residents, 95.0), end)
+    residents = residents.with_columns(division_code=pl.Series(division_codes(rng, county, sizes.residents)))
+
+    # -- civil assistance households ----------------------------------------------------------------
+    members, hh_size = _households(rng, county, sizes.civil_households, end, "JT", [0.3, 0.3, 0.2, 0.13, 0.07])
+    nh = sizes.civil_households
+    kind = rng.choice(["低保", "特困", "低保边缘", "刚性支出困难"], nh, p=[0.68, 0.12, 0.13, 0.07])
+    # 特困 persons live alone in the roster
+    urban = rng.random(nh) < urban_share
+    enrolled = random_dates(rng, date(2015, 1, 1), end - timedelta(days=45), nh)
+    ends = rng.random(nh) < 0.12
+    end_day = enrolled + rng.integers(60, 3000, nh).astype("timedelta64[D]")
+    # households stop at a month end, no later than the month before `end`
+    end_cap = np.datetime64(month_end(add_months(end, -1)))
+    ended = np.where(ends & (end_day <= end_cap), end_day, np.datetime64("NaT"))
+    standard = np.where(urban, URBAN_STANDARD_CENTS, RURAL_STANDARD_MONTHLY_CENTS)
+    income = np.select(
+        [kind == "低保", kind == "特困", kind == "低保边缘"],
+        [rng.uniform(0.1, 0.92, nh) * standard, rng.uniform(0, 0.4, nh) * standard, rng.uniform(1.02, 1.45, nh) * standard],
+        rng.uniform(0.5, 2.0, nh) * standard,
+    ).round(-2).astype(np.int64)
+    hh = pl.DataFrame({
+        "hh": np.arange(nh), "assistance_type": kind, "urban_rural": np.where(urban, "城市", "农村"),
+        "enrolled_on": enrolled, "ended_true": ended, "monthly_income_per_capita": income,
+        "household_division": division_codes(rng, county, nh), "_standard": standard,
+    }).with_columns(pl.col("enrolled_on").cast(pl.Date), pl.col("ended_true").cast(pl.Date))
+    roster = members.join(hh, on="hh", maintain_order="left").filter((pl.col("assistance_type") != "特困") | (pl.col("relation") == "本人"))
+    roster = roster.with_columns(household_size=pl.len().over("hh").cast(pl.Int64))
+    roster = roster.with_columns(
+        monthly_benefit=pl.when(pl.col("assistance_type") == "低保")
+        .then(((pl.col("_standard") - pl.col("monthly_income_per_capita")).clip(10000) * pl.col("household_size")) // 100 * 100)
+        .when(pl.col("assistance_type") == "特困").then(pl.col("_standard") * 13 // 1000 * 100)
+        .otherwise(0)
+        .cast(pl.Int64),
+        division_code=pl.col("household_division"),
+    ).drop("household_division", "_standard")
+
+    # -- rural monitoring households ----------------------------------------------------------------
+    rmembers, _ = _households(rng, county, sizes.rural_households, end, "HB", [0.15, 0.3, 0.25, 0.2, 0.1])
+    nr = sizes.rural_households
+    monitored = rng.random(nr) < 0.25
+    eliminated = monitored & (rng.random(nr) < 0.4)
+    identified = np.where(monitored, random_dates(rng, date(2021, 3, 1), end - timedelta(days=120), nr),
+                          random_dates(rng, date(2016, 1, 1), date(2020, 12, 31), nr))
+    elim_on = np.where(eliminated, identified + rng.integers(60, 700, nr).astype("timedelta64[D]"), np.datetime64("NaT"))
+    elim_on = np.where(elim_on > np.datetime64(end - timedelta(days=40)), np.datetime64("NaT"), elim_on)
+    eliminated = ~np.isnat(elim_on)
+    rural_income = np.where(monitored, rng.uniform(6600, 12000, nr), np.where(rng.random(nr) < 0.08, rng.uniform(7000, 8400, nr), rng.uniform(9000, 26000, nr)))
+    rh = pl.DataFrame({
+        "hh": np.arange(nr),
+        "household_kind": np.where(monitored, "监测户", "脱贫户"),
+        "monitoring_category": np.where(monitored, rng.choice(["脱贫不稳定户", "边缘易致贫户", "突发严重困难户"], nr), ""),
+        "risk_type": np.where(monitored, rng.choice(["因病", "因残", "因学", "因灾", "因意外事故", "因务工就业不稳", "因产业项目失败", "其他"], nr, p=[0.35, 0.2, 0.1, 0.08, 0.07, 0.1, 0.05, 0.05]), ""),
+        "identified_on": identified,
+        "eliminated_true": elim_on,
+        "annual_net_income_per_capita": (rural_income * 100).round(-2).astype(np.int64),
+        "household_division": division_codes(rng, county, nr),
+    }).with_columns(pl.col("identified_on").cast(pl.Date), pl.col("eliminated_true").cast(pl.Date),
+                    pl.col("monitoring_category", "risk_type").replace("", None))
+    rural = rmembers.join(rh, on="hh", maintain_order="left").rename({"household_id": "rural_household_id", "household_division": "division_code"})
+
+    # -- disability certificates: a third to roster members, the rest to residents ----------------------
+    nc = sizes.certificates
+    from_roster = rng.random(nc) < 0.35
+    cat = rng.choice(np.arange(1, 8), nc, p=[0.12, 0.12, 0.04, 0.4, 0.12, 0.12, 0.08])
+    lvl = rng.choice(np.arange(1, 5), nc, p=[0.15, 0.25, 0.3, 0.3])
+    issued = random_dates(rng, date(2008, 1, 1), end - timedelta(days=140), nc)
+    status_r = rng.random(nc)
+    revoked = np.where(status_r < 0.08, issued + rng.integers(200, 4000, nc).astype("timedelta64[D]"), np.datetime64("NaT"))
+    revoked = np.where(revoked > np.datetime64(end - timedelta(days=40)), np.datetime64("NaT"), revoked)
+    certs = pl.DataFrame({
+        "from_roster": from_roster, "cat": cat, "lvl": lvl, "issued_on": issued, "revoked_on": revoked,
+        "moved_out": (status_r > 0.96) & np.isnat(revoked), "pick": rng.random(nc),
+    }).with_columns(pl.col("issued_on").cast(pl.Date), pl.col("revoked_on").cast(pl.Date))
+
+    return {"residents": residents, "roster": roster, "rural": rural, "certs": certs, "first_month": first_month}
+
+
+def assign_all_ids(rng, parts: list[dict[str, pl.DataFrame]]) -> None:
+    """One pass of ID assignment over every person of every county, so IDs are unique overall."""
+    frames = []
+    for ci, p in enumerate(parts):
+        for kind in ("residents", "roster", "rural"):
+            f = p[kind]
+            frames.append(f.select("birth_area", "birth", "male").with_columns(_c=pl.lit(ci), _k=pl.lit(kind), _i=pl.int_range(pl.len())))
+    everyone = assign_ids(pl.concat(frames), rng)
+    for ci, p in enumerate(parts):
+        for kind in ("residents", "roster", "rural"):
+            ids = everyone.filter((pl.col("_c") == ci) & (pl.col("_k") == kind)).sort("_i")["id_number"]
+            p[kind] = p[kind].with_columns(ids.alias("id_number"))
+        heads = p["roster"].filter(pl.col("relation") == "本人").select("household_id", pl.col("id_number").alias("head_id_number"))
+        p["roster"] = p["roster"].join(heads, on="household_id", how="left", maintain_order="left")
+
+
+def attach_certificates(rng, p: dict, county: str) -> pl.DataFrame:
+    """Give each certificate a holder (roster member or resident) and derive its number."""
+    certs = p["certs"]
+    roster_people = p["roster"].unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")
+    residents = p["residents"].select("id_number", "name", "division_code")
+    n_r = int(certs["from_roster"].sum())
+    n_o = certs.height - n_r
+    take_r = roster_people.sample(min(n_r, roster_people.height), seed=int(rng.integers(1 << 30)))
+    take_o = residents.sample(min(n_o, residents.height), seed=int(rng.integers(1 << 30)))
+    holders = pl.concat([take_r, take_o])
+    certs = certs.head(holders.height).with_columns(holders.get_columns())
+    return certs.with_columns(
+        certificate_id=pl.col("id_number") + pl.col("cat").cast(pl.String) + pl.col("lvl").cast(pl.String),
+        county=pl.lit(county),
+    )
+
+
+def months(end: date) -> list[date]:
+    """First days of the 12 months ending with `end`'s month."""
+    return [add_months(end, -k) for k in range(11, -1, -1)]
+
+
+def claims_for(rng, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int, end: date) -> pl.DataFrame:
+    """A year of settlements: mostly residents, a share for roster members; costs heavy-tailed."""
+    frames = []
+    pool = pl.concat([residents.select("id_number", "name", "division_code"),
+                      roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
+    for mi, m in enumerate(months(end)):
+        last = min(month_end(m), end)
+        n = per_month
+        who = pool[rng.integers(0, pool.height, n)]
+        visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
+        median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
+        total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
+        basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
+        critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
+        assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)
+        oop = total - basic - critical - assist
+        frames.append(who.with_columns(
+            settlement_id=pl.lit(f"JS-{county}-{m:%Y%m}-") + pl.int_range(n).cast(pl.String).str.zfill(7),
+            settled_on=pl.Series(random_dates(rng, m, last, n)).cast(pl.Date),
+            visit_type=pl.Series(visit), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
+            critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist), out_of_pocket=pl.Series(oop),
+            diagnosis_code=pl.Series(rng.choice(DIAGNOSES, n)),
+            _file_date=pl.lit(last),
+        ))
+    return pl.concat(frames).with_columns(county=pl.lit(county))
+
+
+def _active_in(frame: pl.DataFrame, m: date, start_col: str, end_col: str) -> pl.DataFrame:
+    """Rows active for the whole month m (started before its end, not ended before its end)."""
+    me = month_end(m)
+    return frame.filter((pl.col(start_col) <= me) & (pl.col(end_col).is_null() | (pl.col(end_col) >= me)))
+
+
+def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: date) -> pl.DataFrame:
+    """Benefits paid month by month to those entitled that month, and to nobody else."""
+    rows = []
+    eligible_care = (pl.col("lvl") <= 2) | pl.col("cat").is_in([5, 6])
+    for m in months(end):
+        if date(m.year, m.month, 20) > end:
+            continue
+        active = _active_in(roster, m, "enrolled_on", "ended_true")
+        heads = active.filter((pl.col("relation") == "本人") & (pl.col("assistance_type") == "低保"))
+        rows.append(heads.select("id_number", "name", "division_code", pl.lit("低保金").alias("subsidy_type"), pl.col("monthly_benefit").alias("amount"), pl.lit(m).alias("_m")))
+        tk = active.filter(pl.col("assistance_type") == "特困")
+        rows.append(tk.select("id_number", "name", "division_code", pl.lit("特困供养金").alias("subsidy_type"), pl.col("monthly_benefit").alias("amount"), pl.lit(m).alias("_m")))
+        valid = certs.filter((pl.col("issued_on") <= month_end(m)) & (pl.col("revoked_on").is_null() | (pl.col("revoked_on") > month_end(m))) & ~pl.col("moved_out"))
+        dibao_members = active.filter(pl.col("assistance_type") == "低保").select("id_number").unique(maintain_order=True)
+        living = valid.join(dibao_members, on="id_number", maintain_order="left").filter(pl.col("pick") < 0.9)
+        rows.append(living.select("id_number", "name", "division_code", pl.lit("困难残疾人生活补贴").alias("subsidy_type"), pl.lit(8000, dtype=pl.Int64).alias("amount"), pl.lit(m).alias("_m")))
+        care = valid.filter(eligible_care & (pl.col("pick") < 0.92))
+        rows.append(care.select("id_number", "name", "division_code", pl.lit("重度残疾人护理补贴").alias("subsidy_type"), pl.lit(9000, dtype=pl.Int64).alias("amount"), pl.lit(m).alias("_m")))
+    pay = pl.concat(rows)
+    pay = pay.filter(pl.col("amount") > 0)
+    return pay.with_columns(
+        pay_month=pl.col("_m").dt.strftime("%Y-%m"),
+        _file_date=pl.col("_m").dt.offset_by("19d"),
+        county=pl.lit(county),
+    ).with_columns(
+        payment_id=pl.lit(f"FF-{county}-") + pl.col("_m").dt.strftime("%Y%m-") + pl.int_range(pl.len()).over("_m").cast(pl.String).str.zfill(6)
+    ).drop("_m")
+
+
+def deaths_for(rng, county: str, residents: pl.DataFrame, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Deaths among residents (none on a roster: roster deaths are planted); a share reported twice."""
+    n = max(int(residents.height * 0.007), 2)
+    idx = rng.choice(residents.height, n, replace=False)
+    dead = residents[idx].with_columns(died_on=pl.Series(random_dates(rng, add_months(end, -11), end - timedelta(days=2), n)).cast(pl.Date))
+    first = dead.with_columns(source=pl.Series(rng.choice(["公安户籍注销", "殡葬火化", "医学死亡证明"], n, p=[0.6, 0.25, 0.15])))
+    twice = first.filter(pl.Series(rng.random(n) < 0.4))
+    second = twice.with_columns(
+        source=pl.when(pl.col("source") == "殡葬火化").then(pl.lit("公安户籍注销")).otherwise(pl.lit("殡葬火化")),
+        died_on=(pl.col("died_on") + pl.duration(days=pl.Series(rng.integers(0, 4, twice.height)))).clip(upper_bound=end),
+        _second=pl.lit(True),
+    )
+    out = pl.concat([first.with_columns(_second=pl.lit(False)), second], how="diagonal")
+    out = out.select("id_number", "name", "died_on", "source", "_second").with_columns(
+        _file_date=pl.col("died_on").dt.month_end().clip(upper_bound=end) , county=pl.lit(county))
+    return out, dead.select("id_number")
+
+
+def hrss_for(rng, county: str, residents: pl.DataFrame, end: date) -> pl.DataFrame:
+    """Pensions for retired residents, wages for employed ones, some unemployment benefit."""
+    age = (pl.lit(end) - pl.col("birth")).dt.total_days() / 365.25
+    pensioners = residents.filter((age >= 60) & pl.Series(rng.random(residents.height) < 0.3))
+    workers = residents.filter((age >= 22) & (age < 60) & pl.Series(rng.random(residents.height) < 0.18))
+    jobless = residents.filter((age >= 22) & (age < 60) & pl.Series(rng.random(residents.height) < 0.01))
+    frames = []
+    for people, item, lo, hi in ((pensioners, "城镇职工养老金", 1800, 4500), (workers, "就业登记工资", 2200, 8000), (jobless, "失业保险金", 1400, 1800)):
+        base = (rng.uniform(lo, hi, people.height) * 100).round(-2).astype(np.int64)
+        for m in months(end):
+            frames.append(people.select("id_number", "name").with_columns(
+                item=pl.lit(item), month=pl.lit(f"{m:%Y-%m}"), amount=pl.Series(base), _file_date=pl.lit(min(month_end(m), end))))
+    return pl.concat(frames).with_columns(county=pl.lit(county))
