@@ -256,7 +256,26 @@ HRSS_BENEFITS = FeedSpec(
     event_date="month",
 )
 
-FEEDS: dict[str, FeedSpec] = {
+# 核查结果: caseworkers' verification outcomes come back through the inbox like any delivery
+# (README: "Recording verification outcomes"). The name of the caseworker is personal data.
+VERIFICATION_OUTCOMES = FeedSpec(
+    name="verification_outcomes",
+    title="民政: 预警核查结果 (caseworkers' verification outcomes)",
+    kind="increment",
+    columns=(
+        Column("flag_id", "flag_id", "text"),
+        Column("outcome", "outcome", "enum", values=("confirmed", "dismissed")),
+        Column("note", "note", "text", nullable=True),
+        Column("decided_on", "decided_on", "date"),
+        Column("caseworker", "caseworker", "text", nullable=True, personal=True),
+    ),
+    # a decision re-delivered is the same decision; a later decision on the same flag is a new row
+    unique_key=("flag_id", "decided_on", "outcome"),
+    event_date="decided_on",
+)
+
+# The seven department feeds of feeds.md (what the generator writes and the rules read).
+DEPARTMENT_FEEDS: dict[str, FeedSpec] = {
     f.name: f
     for f in (
         CIVIL_ROSTER,
@@ -268,3 +287,5 @@ FEEDS: dict[str, FeedSpec] = {
         HRSS_BENEFITS,
     )
 }
+# Everything the pipeline ingests: the department feeds and the outcomes that close the loop.
+FEEDS: dict[str, FeedSpec] = {**DEPARTMENT_FEEDS, VERIFICATION_OUTCOMES.name: VERIFICATION_OUTCOMES}

@@ -63,8 +63,8 @@ def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
             parts.append(f"pkey({name}) AS {_KEYED[name]}")
         elif name in _HOUSEHOLD_KEYED:
             parts.append(f"{household_key_sql(name)} AS {_HOUSEHOLD_KEYED[name]}")
-        elif name == "name":
-            continue
+        elif name == "name" or (name in spec.by_name and spec.by_name[name].personal):
+            continue  # names (of residents and of caseworkers) stay in the restricted database
         else:
             parts.append(name)
     return ", ".join(parts)

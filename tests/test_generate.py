@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 
 from lowincome.delivery import parse_delivery_name
-from lowincome.feeds import FEEDS
+from lowincome.feeds import DEPARTMENT_FEEDS as FEEDS
 from lowincome.generate import generate
 from lowincome.identity import normalize_id
 from lowincome.reading import read_delivery

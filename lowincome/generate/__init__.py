@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..feeds import FEEDS
+from ..feeds import DEPARTMENT_FEEDS as FEEDS
 from .background import (
     Sizes,
     assign_all_ids,

@@ -7,7 +7,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-from ..feeds import FEEDS
+from ..feeds import DEPARTMENT_FEEDS as FEEDS
 
 
 def _day(text: str) -> date:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from ..feeds import FEEDS, FeedSpec
+from ..feeds import DEPARTMENT_FEEDS as FEEDS, FeedSpec
 from .population import add_months, month_end
 from .spoil import BAD_KINDS, bad_row_applicable, bad_value, cents_text, choose_rows, messy_options, messy_value
 

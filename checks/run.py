@@ -1,0 +1,308 @@
+"""Validate one delivered file with its feed's suite and turn the GX result into an audit table.
+
+`validate_delivery` is what the ingest asset checks call: it returns one row
+per expectation, ready for `audit.validation_results` and the run report.
+`run_suite` is the same run keeping the GX result object, for Data Docs
+(`checks.data_docs.build_data_docs`).
+
+Privacy: the GX result is masked before anything leaves this module.
+Expectations on personal columns (ID numbers, certificate numbers) keep only
+masked examples (`371302**********34`), every other text goes through
+`privacy.redact`, and result_format is SUMMARY (at most 20 examples, never
+the full list of unexpected values). The row-level list (`COMPLETE`) is only
+used by `quarantine_agreement`, which returns row numbers, never values.
+
+Speed: the suite runs on pandas through GX's ephemeral context (one per
+process, reused); the expensive per-cell work (ID check characters, parsing)
+was done by Polars in `validate_rows`, and the custom expectations compute in
+Polars too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+
+import great_expectations as gx
+import pandas as pd
+import polars as pl
+
+from lowincome.feeds import FeedSpec
+from lowincome.privacy import mask_id_expr, redact
+from lowincome.reading import ROW_COLUMN
+from lowincome.validation import REASONS
+
+from .suites import BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, suite_for, suite_name, suite_parameters
+
+RESULT_SCHEMA = {
+    "feed": pl.String,
+    "file_name": pl.String,
+    "suite": pl.String,
+    "expectation": pl.String,
+    "column": pl.String,
+    "success": pl.Boolean,
+    "observed_value": pl.String,
+    "unexpected_count": pl.Int64,
+    "unexpected_percent": pl.Float64,
+    "element_count": pl.Int64,
+    "severity": pl.String,
+    "details": pl.String,
+}
+_EXAMPLES = 3  # examples quoted in observed_value / details
+_counter = itertools.count()
+
+
+@dataclass
+class DeliveryValidation:
+    """One file's validation: the audit rows and the (masked) GX result behind them."""
+
+    feed: str
+    file_name: str
+    extracted_on: date
+    frame: pl.DataFrame
+    result: object  # great_expectations ExpectationSuiteValidationResult, masked
+    suite: object = field(default=None)  # the ExpectationSuite that produced it
+
+
+@lru_cache(maxsize=1)
+def _context():
+    """One ephemeral context per process: creating one costs ~0.3 s and it stores nothing."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="ephemeral")
+    try:
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
+    except Exception:  # progress bars are cosmetic
+        pass
+    return ctx
+
+
+def _batch(frame: pd.DataFrame, label: str):
+    ctx = _context()
+    n = next(_counter)
+    source = ctx.data_sources.add_pandas(f"delivery_{n}")
+    asset = source.add_dataframe_asset(f"{label}_{n}")
+    return asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
+
+
+# ---- masking -------------------------------------------------------------------------------
+
+
+def _mask_ids(values: list) -> list:
+    s = pl.Series("v", [None if v is None else str(v) for v in values], dtype=pl.String)
+    return pl.DataFrame([s]).select(mask_id_expr(pl.col("v"))).to_series().to_list()
+
+
+def _mask_value(v, personal: bool):
+    if isinstance(v, dict):
+        return {k: _mask_value(x, personal) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_mask_value(x, personal) for x in v]
+    if v is None or isinstance(v, (bool, int, float)):
+        return v
+    s = str(v)
+    return _mask_ids([s])[0] if personal else redact(s)
+
+
+def _mask_result(evr, personal: bool) -> None:
+    """Mask examples in place, so neither the audit table nor Data Docs can show an ID or a name."""
+    res = evr.result or {}
+    for key in ("partial_unexpected_list", "unexpected_list"):
+        if key in res and res[key] is not None:
+            res[key] = [_mask_value(v, personal) for v in res[key]]
+    if res.get("partial_unexpected_counts"):
+        res["partial_unexpected_counts"] = [
+            {"value": _mask_value(d.get("value"), personal), "count": d.get("count")} for d in res["partial_unexpected_counts"]
+        ]
+    for key in ("unexpected_rows", "unexpected_index_query"):
+        res.pop(key, None)
+    if evr.exception_info:
+        info = evr.exception_info
+        for d in [info] + [v for v in info.values() if isinstance(v, dict)]:
+            for k in ("exception_message", "exception_traceback"):
+                if d.get(k):
+                    d[k] = redact(d[k])
+
+
+def _exception_message(evr) -> str | None:
+    info = evr.exception_info or {}
+    candidates = [info] + [v for v in info.values() if isinstance(v, dict)]
+    for d in candidates:
+        if d.get("raised_exception"):
+            return redact(str(d.get("exception_message") or "exception"))
+    return None
+
+
+# ---- result rows ---------------------------------------------------------------------------
+
+
+def _readable(cfg) -> str:
+    meta = cfg.meta or {}
+    target = meta.get("column") or ("file" if cfg.type.startswith("expect_table") else ",".join(cfg.kwargs.get("column_list", [])))
+    return f"{cfg.type}({target})"
+
+
+def _short(values: list) -> str:
+    out = []
+    for v in values[:_EXAMPLES]:
+        if isinstance(v, dict):
+            v = ", ".join(f"{k}={x}" for k, x in v.items())
+        out.append(f"'{str(v)[:40]}'")
+    return "; ".join(out)
+
+
+def _row(spec: FeedSpec, file_name: str, evr) -> dict:
+    cfg = evr.expectation_config
+    meta = cfg.meta or {}
+    res = evr.result or {}
+    error = _exception_message(evr)
+    element_count = res.get("element_count")
+    unexpected = res.get("unexpected_count")
+    percent = res.get("unexpected_percent")
+    examples = res.get("partial_unexpected_list") or []
+    check = meta.get("check", "")
+    severity = meta.get("severity", WARNING)
+    if "observed_value" in res:  # aggregate expectations (row count, column exists)
+        observed = redact(str(res["observed_value"]))
+    elif unexpected is not None:
+        observed = f"{unexpected} unexpected" + (f": {_short(examples)}" if examples else "")
+    else:
+        observed = ""
+    if error:
+        details = f"could not be evaluated: {error[:200]}"
+        severity = BLOCKING
+    elif evr.success:
+        details = "ok"
+    elif cfg.type == "expect_table_row_count_to_be_between":
+        lo, hi = cfg.kwargs.get("min_value"), cfg.kwargs.get("max_value")
+        details = f"{check}: {res.get('observed_value')} rows, expected {lo} to {hi}"
+    elif unexpected is not None:
+        details = f"{check}: {unexpected} rows ({(percent or 0):.2f}%)"
+    else:
+        details = check
+    return {
+        "feed": spec.name,
+        "file_name": file_name,
+        "suite": suite_name(spec),
+        "expectation": _readable(cfg),
+        "column": meta.get("column"),
+        "success": bool(evr.success),
+        "observed_value": observed[:300],
+        "unexpected_count": int(unexpected) if unexpected is not None else 0,
+        "unexpected_percent": float(percent) if percent is not None else 0.0,
+        "element_count": int(element_count) if element_count is not None else None,
+        "severity": severity,
+        "details": redact(details)[:300],
+    }
+
+
+def _resolve_table_params(suite, params: dict) -> None:
+    """GX renders `$PARAMETER` placeholders literally in Data Docs; record the values used in meta."""
+    suite.meta = {**(suite.meta or {}), "parameters": params}
+
+
+def run_suite(
+    spec: FeedSpec,
+    validated: pl.DataFrame,
+    *,
+    file_name: str,
+    extracted_on: date,
+    previous_rows: int | None,
+    volume_share: float = DEFAULT_VOLUME_SHARE,
+    missing_columns: list[str] | tuple[str, ...] = (),
+    result_format: str | dict = "SUMMARY",
+) -> DeliveryValidation:
+    """Run the feed's suite on one validated file and keep the masked GX result (for Data Docs)."""
+    frame = gx_input(spec, validated, missing_columns=missing_columns).to_pandas()
+    suite = suite_for(spec)
+    params = suite_parameters(extracted_on, previous_rows, volume_share)
+    _resolve_table_params(suite, params)
+    batch = _batch(frame, spec.name)
+    result = batch.validate(suite, result_format=result_format, expectation_parameters=params)
+    rows = []
+    for evr in result.results:
+        _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")))
+        rows.append(_row(spec, file_name, evr))
+    result.meta = {**(result.meta or {}), "file_name": file_name, "feed": spec.name, "extracted_on": extracted_on.isoformat(),
+                   "previous_rows": previous_rows, "volume_share": volume_share}
+    out = pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+    return DeliveryValidation(spec.name, file_name, extracted_on, out, result, suite)
+
+
+def validate_delivery(
+    spec: FeedSpec,
+    validated: pl.DataFrame,
+    *,
+    file_name: str,
+    extracted_on: date,
+    previous_rows: int | None,
+    volume_share: float = DEFAULT_VOLUME_SHARE,
+    missing_columns: list[str] | tuple[str, ...] = (),
+) -> pl.DataFrame:
+    """One row per expectation of `<feed>.v1` for one delivered file (schema `RESULT_SCHEMA`).
+
+    `validated` is `validate_rows(read.frame, spec, extracted_on)`; `previous_rows` the row count of
+    the previous delivery of the same feed and county (None for the first), compared with
+    `volume_share`; `missing_columns` is `ReadResult.missing_columns` (headers), which the validated
+    frame cannot show because the reader fills absent columns with nulls.
+
+    A failing "warning" row means rows were quarantined or a set-level property (duplicates,
+    volume) needs a look; a failing "blocking" row means the file as a whole cannot be trusted
+    (a required column is missing, or an expectation could not be evaluated).
+    """
+    return run_suite(
+        spec, validated, file_name=file_name, extracted_on=extracted_on, previous_rows=previous_rows,
+        volume_share=volume_share, missing_columns=missing_columns,
+    ).frame
+
+
+def quarantine_agreement(spec: FeedSpec, validated: pl.DataFrame, extracted_on: date) -> dict:
+    """Compare, row by row, the quarantine (non-empty `reasons`) with the rows the suite rejects.
+
+    Only row-level expectations take part (`meta.row_level`): uniqueness and volume are set-level
+    (duplicates are quarantined across deliveries by ingest, not by `validate_rows`). Uses
+    result_format COMPLETE with index lists: meant for small files (tests, investigations).
+    Returns source row numbers only, never values.
+    """
+    frame = gx_input(spec, validated).to_pandas()
+    suite = suite_for(spec)
+    params = suite_parameters(extracted_on, None)
+    batch = _batch(frame, spec.name)
+    result = batch.validate(
+        suite,
+        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": None, "return_unexpected_index_query": False},
+        expectation_parameters=params,
+    )
+    source_rows = validated[ROW_COLUMN].to_list() if ROW_COLUMN in validated.columns else list(range(validated.height))
+    by_expectation: dict[str, list[int]] = {}
+    errors: list[str] = []
+    flagged: set[int] = set()
+    for evr in result.results:
+        cfg = evr.expectation_config
+        if not (cfg.meta or {}).get("row_level"):
+            continue
+        msg = _exception_message(evr)
+        if msg:
+            errors.append(f"{_readable(cfg)}: {msg}")
+        idx = (evr.result or {}).get("unexpected_index_list") or []
+        rows = sorted({source_rows[int(i)] for i in idx})
+        if rows:
+            by_expectation[_readable(cfg)] = rows
+            flagged.update(rows)
+    quarantined = set(validated.filter(pl.col(REASONS).list.len() > 0)[ROW_COLUMN].to_list()) if ROW_COLUMN in validated.columns else {
+        i for i, r in enumerate(validated[REASONS].to_list()) if r
+    }
+    return {
+        "rows": validated.height,
+        "quarantined": sorted(quarantined),
+        "flagged": sorted(flagged),
+        "only_quarantined": sorted(quarantined - flagged),
+        "only_flagged": sorted(flagged - quarantined),
+        "by_expectation": by_expectation,
+        "errors": errors,
+        "agree": quarantined == flagged and not errors,
+    }

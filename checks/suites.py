@@ -1,0 +1,271 @@
+"""One expectation suite per feed, derived from the feed registry.
+
+The suite is code, not stored JSON: `suite_for(spec)` walks `spec.columns`,
+so a column added to the registry (or a value added to an enum) changes the
+suite in the same commit. The version is part of the name (`<feed>.v1`); bump
+`SUITE_VERSION` when the meaning of a check changes, so results recorded
+under the old name stay interpretable.
+
+The expectations run on the frame `gx_input` builds from the output of
+`lowincome.validation.validate_rows`: the raw text (blank made null), the
+typed values, and for dates the parsed value before the future-date rule
+nulls it. Checking what `validate_rows` made of each cell, rather than
+re-implementing the parsing in GX, is what keeps the suite and the
+quarantine one definition.
+
+Everything that depends on the delivery (its extraction date, the previous
+delivery's row count) is a suite parameter (`{"$PARAMETER": ...}`) filled in
+at validation time by `suite_parameters`, so one suite object serves every
+file of the feed.
+
+Each expectation carries `meta`: `column` (the Chinese header auditors know),
+`severity` ("blocking" stops downstream assets; "warning" is recorded, the
+affected rows are already quarantined), `check` (a short reason in the same
+words as the quarantine) and `row_level` (true when failing rows are exactly
+quarantined rows; false for set-level checks such as uniqueness or volume).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import date, datetime
+
+import great_expectations as gx
+import great_expectations.expectations as gxe
+import polars as pl
+
+from lowincome.feeds import Column, FeedSpec
+from lowincome.parsing import parse_date_struct, parse_month_struct
+# `_blank` is the quarantine's own definition of a blank cell; reused so both agree on it.
+from lowincome.validation import RAW_PREFIX, _blank, typed_columns
+
+from . import expectations as cx
+
+SUITE_VERSION = 1
+DEFAULT_VOLUME_SHARE = 0.30
+
+P_LAST_DATE = "last_date"  # the extraction date: no event after it, no one born after it
+P_LAST_MONTH = "last_month"  # first day of the extraction month: no month after it
+P_VOLUME_MIN = "volume_min_rows"
+P_VOLUME_MAX = "volume_max_rows"
+PARSED_PREFIX = "parsed_"
+DELIVERED_PREFIX = "delivered_"
+
+BLOCKING = "blocking"
+WARNING = "warning"
+
+
+def suite_name(spec: FeedSpec) -> str:
+    return f"{spec.name}.v{SUITE_VERSION}"
+
+
+def _param(name: str) -> dict:
+    return {"$PARAMETER": name}
+
+
+def _meta(columns: Column | list[Column] | None, check: str, *, severity: str = WARNING, row_level: bool = True) -> dict:
+    cols = [] if columns is None else [columns] if isinstance(columns, Column) else columns
+    return {
+        "column": "/".join(c.header for c in cols) or None,
+        "columns": [c.name for c in cols],
+        "personal": any(c.personal for c in cols),
+        "check": check,
+        "severity": severity,
+        "row_level": row_level,
+    }
+
+
+def _column_expectations(spec: FeedSpec, c: Column) -> list:
+    raw = RAW_PREFIX + c.name
+    out = []
+    if c.required:
+        out.append(gxe.ExpectColumnToExist(column=raw, meta=_meta(c, "required column missing from the file", severity=BLOCKING, row_level=False)))
+    if not c.nullable:
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=raw, meta=_meta(c, "blank (a value is required)")))
+    if c.kind == "id":
+        out.append(
+            cx.ExpectColumnValuesToBeValidGb11643Id(
+                column=raw, latest_birth=_param(P_LAST_DATE), meta=_meta(c, "not a valid GB 11643 ID number")
+            )
+        )
+    elif c.kind in ("enum", "coded_enum"):
+        values = list(c.values) if c.kind == "enum" else [label for label, _ in c.codes]
+        out.append(
+            gxe.ExpectColumnValuesToBeInSet(
+                column=DELIVERED_PREFIX + c.name, value_set=values, meta=_meta(c, "unknown value")
+            )
+        )
+        if c.kind == "coded_enum":
+            lo, hi = min(n for _, n in c.codes), max(n for _, n in c.codes)
+            out.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=f"{c.name}_code", min_value=lo, max_value=hi, meta=_meta(c, f"code outside {lo}-{hi}")
+                )
+            )
+    elif c.kind in ("date", "month"):
+        parsed = PARSED_PREFIX + c.name
+        out.append(cx.ExpectColumnValuesToBeRecognised(column_list=[raw, parsed], meta=_meta(c, f"not a recognised {c.kind}")))
+        out.append(
+            gxe.ExpectColumnValuesToBeBetween(
+                column=parsed,
+                max_value=_param(P_LAST_DATE if c.kind == "date" else P_LAST_MONTH),
+                meta=_meta(c, f"{c.kind} lies after the file's extraction date"),
+            )
+        )
+    elif c.kind in ("money", "int", "division", "cert_id"):
+        what = {"money": "not an amount", "int": "not a whole number", "division": "not a 6- or 12-digit division code",
+                "cert_id": "not a 20-character certificate number"}[c.kind]
+        out.append(cx.ExpectColumnValuesToBeRecognised(column_list=[raw, c.name], meta=_meta(c, what)))
+        if c.min_value is not None:
+            if c.kind == "money":
+                check = "must be greater than 0" if c.min_exclusive else "negative amount"
+            else:
+                check = f"must be at least {c.min_value:g}"
+            out.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=c.name, min_value=c.min_value, strict_min=c.min_exclusive, meta=_meta(c, check)
+                )
+            )
+    return out
+
+
+def _key_expectations(spec: FeedSpec) -> list:
+    out = []
+    for key, why in ((spec.unique_key, "delivered twice in this file"), (spec.snapshot_key, "twice in this snapshot")):
+        if not key:
+            continue
+        cols = [spec.column(k) for k in key]
+        meta = _meta(cols, f"duplicate key: {why}", row_level=False)
+        if len(key) == 1:
+            out.append(gxe.ExpectColumnValuesToBeUnique(column=key[0], meta=meta))
+        else:
+            out.append(gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key), meta=meta))
+    return out
+
+
+def _cross_expectations(spec: FeedSpec) -> list:
+    """The cross-column rules of `lowincome.validation.CROSS_CHECKS`, one expectation each."""
+    col = spec.column
+    out = []
+    if spec.name == "civil_roster":
+        out += [
+            cx.ExpectColumnValuesToBePresentExactlyWhen(
+                column_list=["status", RAW_PREFIX + "ended_on", "ended_on"], value="停保", required=True,
+                meta=_meta([col("ended_on"), col("status")], "停保日期 present exactly when 保障状态 is 停保"),
+            ),
+            gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                column_A="ended_on", column_B="enrolled_on", or_equal=True, ignore_row_if="either_value_is_missing",
+                meta=_meta([col("ended_on"), col("enrolled_on")], "停保日期 before 纳入日期"),
+            ),
+        ]
+    elif spec.name == "medical_claims":
+        parts = ["basic_insurance_paid", "critical_illness_paid", "medical_assistance_paid", "out_of_pocket"]
+        out.append(
+            cx.ExpectColumnPartsToSumToTotal(
+                column_list=["total_cost", *parts],
+                meta=_meta([col("total_cost"), *map(col, parts)], "医疗总费用 does not equal 统筹 + 大病 + 医疗救助 + 个人自付"),
+            )
+        )
+    elif spec.name == "disability_cert":
+        out += [
+            cx.ExpectCertificateNumberToMatchHolder(
+                column_list=["certificate_id", "id_number", "disability_category_code", "disability_level_code"],
+                meta=_meta([col("certificate_id"), col("id_number")], "残疾人证号 is not 身份证号 + 类别 digit + 等级 digit"),
+            ),
+            cx.ExpectColumnValuesToBePresentExactlyWhen(
+                column_list=["certificate_status", RAW_PREFIX + "revoked_on", "revoked_on"], value="注销", required=False,
+                meta=_meta([col("revoked_on"), col("certificate_status")], "注销日期 present although 证件状态 is not 注销"),
+            ),
+        ]
+    elif spec.name == "rural_monitoring":
+        out += [
+            cx.ExpectColumnValuesToBePresentExactlyWhen(
+                column_list=["household_kind", RAW_PREFIX + "monitoring_category", "monitoring_category"],
+                value="监测户", required=True,
+                meta=_meta([col("monitoring_category"), col("household_kind")], "监测对象类别 present exactly for a 监测户"),
+            ),
+            cx.ExpectColumnValuesToBePresentExactlyWhen(
+                column_list=["risk_eliminated", RAW_PREFIX + "eliminated_on", "eliminated_on"], value="是", required=False,
+                meta=_meta([col("eliminated_on"), col("risk_eliminated")], "风险消除时间 present although 风险是否消除 is not 是"),
+            ),
+        ]
+    return out
+
+
+def _volume_expectation() -> gxe.ExpectTableRowCountToBeBetween:
+    return gxe.ExpectTableRowCountToBeBetween(
+        min_value=_param(P_VOLUME_MIN),
+        max_value=_param(P_VOLUME_MAX),
+        meta=_meta(None, "row count moved more than the allowed share from the previous delivery", row_level=False),
+    )
+
+
+def _build(spec: FeedSpec) -> gx.ExpectationSuite:
+    expectations = [e for c in spec.columns for e in _column_expectations(spec, c)]
+    expectations += _key_expectations(spec) + _cross_expectations(spec) + [_volume_expectation()]
+    # Passed to the constructor: `add_expectation` would need (and write to) an active context.
+    return gx.ExpectationSuite(
+        name=suite_name(spec),
+        expectations=expectations,
+        meta={"feed": spec.name, "title": spec.title, "version": SUITE_VERSION},
+    )
+
+
+def suite_for(spec: FeedSpec) -> gx.ExpectationSuite:
+    """The feed's suite `<feed>.v1`, fresh each call (GX suites are mutable and bind to a context)."""
+    return _build(spec)
+
+
+def volume_bounds(previous_rows: int | None, share: float = DEFAULT_VOLUME_SHARE) -> tuple[int, int | None]:
+    """Row-count bounds for a delivery given the previous one of the same feed and county.
+
+    Without a previous delivery there is nothing to compare: the lower bound is 0 and there is
+    no upper bound, so the expectation passes and is still recorded.
+    """
+    if previous_rows is None:
+        return 0, None
+    return math.ceil(previous_rows * (1 - share)), math.floor(previous_rows * (1 + share))
+
+
+def suite_parameters(extracted_on: date, previous_rows: int | None, volume_share: float = DEFAULT_VOLUME_SHARE) -> dict:
+    lo, hi = volume_bounds(previous_rows, volume_share)
+    return {
+        P_LAST_DATE: datetime(extracted_on.year, extracted_on.month, extracted_on.day).isoformat(),
+        P_LAST_MONTH: datetime(extracted_on.year, extracted_on.month, 1).isoformat(),
+        P_VOLUME_MIN: lo,
+        P_VOLUME_MAX: hi,
+    }
+
+
+def gx_input(spec: FeedSpec, validated: pl.DataFrame, *, missing_columns: list[str] | tuple[str, ...] = ()) -> pl.DataFrame:
+    """The frame the suite runs on, built from `validate_rows` output (Polars; convert with `.to_pandas()`).
+
+    - `raw_<col>`: delivered text, blank (whitespace only) made null, the quarantine's notion of blank;
+      dropped for required columns named in `missing_columns` (so `expect_column_to_exist` fails);
+    - typed columns as `validate_rows` made them; money as Float64 (pandas has no fast decimal);
+      dates as Datetime[ns] (GX compares `[ms]` row by row or fails, see conventions.md);
+    - `delivered_<enum>`: the typed label where recognised, else the delivered text, so the in-set
+      expectation sees exactly the unknown values;
+    - `parsed_<date>`: the parsed date before the future-date rule nulls it (same parser as the quarantine).
+    """
+    missing = set(missing_columns)
+    exprs: list[pl.Expr] = []
+    for c in spec.columns:
+        raw = pl.col(RAW_PREFIX + c.name)
+        if c.header not in missing:
+            exprs.append(pl.when(_blank(raw)).then(None).otherwise(raw).alias(RAW_PREFIX + c.name))
+        if c.kind in ("enum", "coded_enum"):
+            exprs.append(pl.coalesce(pl.col(c.name), pl.when(_blank(raw)).then(None).otherwise(raw)).alias(DELIVERED_PREFIX + c.name))
+        if c.kind in ("date", "month"):
+            parse = parse_date_struct if c.kind == "date" else parse_month_struct
+            exprs.append(parse(raw).struct.field("value").cast(pl.Datetime("ns")).alias(PARSED_PREFIX + c.name))
+    typed = []
+    for name in typed_columns(spec):
+        dtype = validated.schema[name]
+        e = pl.col(name)
+        if dtype == pl.Date:
+            e = e.cast(pl.Datetime("ns"))
+        elif isinstance(dtype, pl.Decimal):
+            e = e.cast(pl.Float64)
+        typed.append(e)
+    return validated.select(*exprs, *typed)

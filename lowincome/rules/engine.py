@@ -1,0 +1,108 @@
+"""Evaluate every rule for one as-of day over the day's staging files.
+
+Runs in a private in-memory DuckDB on the identified staging data (the
+working storage), binds `$as_of` and reads the policy from a table, never
+from formatted SQL. The output carries pseudonymous keys for the analysts'
+mart and, separately, the identified subject for the caseworkers' list.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from ..errors import LowincomeError
+from ..feeds import DEPARTMENT_FEEDS
+from ..privacy import install_key_macro
+from .catalog import MODELS, RULES, SQL_DIR
+from .policy import Policy
+
+class RuleError(LowincomeError):
+    pass
+
+
+FLAG_COLUMNS = ("flag_id", "rule_id", "rule_name", "kind", "level", "subject_type", "subject_key", "county_code",
+                "period", "as_of", "evidence", "evidence_hash")
+
+
+@dataclass
+class Evaluation:
+    flags: pl.DataFrame  # one row per (rule, subject, period) that holds on the as-of day, keys only
+    subjects: pl.DataFrame  # flag_id → identified subject (restricted: caseworkers only)
+    timings: dict[str, float]
+
+
+def read_sql(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
+
+
+def connect(staging: dict[str, Path], policy_table: pl.DataFrame, pseudonym_key: str) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    install_key_macro(con, pseudonym_key)
+    for feed, path in staging.items():
+        con.read_parquet(str(path)).create_view(f"stg_{feed}")
+    con.register("_policy", policy_table.to_arrow())
+    con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
+    con.unregister("_policy")
+    return con
+
+
+def evaluate(staging: dict[str, Path], policy: Policy, as_of: date, pseudonym_key: str) -> Evaluation:
+    """All rules as of `as_of`. `staging` maps each feed to its staging Parquet file."""
+    missing = [f for f in DEPARTMENT_FEEDS if f not in staging]
+    if missing:
+        raise ValueError(f"staging missing for {missing}")
+    counties = pl.concat([pl.read_parquet(p, columns=["file_county"]) for p in staging.values()]).unique()["file_county"].drop_nulls().to_list()
+    con = connect(staging, policy.table(counties, as_of), pseudonym_key)
+    timings: dict[str, float] = {}
+    params = {"as_of": as_of}
+    try:
+        for model in MODELS:
+            t = time.perf_counter()
+            sql = read_sql(SQL_DIR / "models" / f"{model}.sql")
+            try:
+                con.execute(f"CREATE TABLE {model} AS {sql}", params if "$as_of" in sql else None)
+            except duckdb.Error as exc:
+                raise RuleError(f"model {model} (sql/models/{model}.sql) failed: {str(exc).splitlines()[0]}") from None
+            timings[f"model.{model}"] = time.perf_counter() - t
+        parts = []
+        for rule in RULES:
+            t = time.perf_counter()
+            sql = read_sql(rule.sql_path)
+            try:
+                con.execute(f"CREATE TABLE flags_{rule.rule_id} AS {sql}", params if "$as_of" in sql else None)
+            except duckdb.Error as exc:
+                raise RuleError(f"rule {rule.rule_id} ({rule.sql_path.name}) failed: {str(exc).splitlines()[0]}") from None
+            parts.append(f"SELECT *, '{rule.name}' AS rule_name, '{rule.kind}' AS kind FROM flags_{rule.rule_id}")
+            timings[f"rule.{rule.rule_id}"] = time.perf_counter() - t
+        con.execute("CREATE TABLE flags_raw AS " + " UNION ALL BY NAME ".join(parts))
+        con.execute(
+            """CREATE TABLE flags AS
+               SELECT pkey('flag|' || rule_id || '|' || subject_type || '|' || coalesce(subject_county, '') || '|'
+                           || subject_id || '|' || period) AS flag_id,
+                      rule_id, rule_name, kind, level, subject_type,
+                      CASE WHEN subject_type = 'person' THEN pkey(subject_id)
+                           ELSE pkey('household:' || subject_county || ':' || subject_id) END AS subject_key,
+                      county_code, period, $as_of::DATE AS as_of, evidence::VARCHAR AS evidence,
+                      md5(evidence::VARCHAR) AS evidence_hash,
+                      subject_id, subject_county
+               FROM flags_raw""",
+            params,
+        )
+        flags = pl.from_arrow(con.sql(
+            f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY rule_id, county_code, subject_key, period"
+        ).to_arrow_table())
+        subjects = pl.from_arrow(con.sql(
+            """SELECT f.flag_id, f.subject_type, f.subject_county AS county_code,
+                      CASE WHEN f.subject_type = 'person' THEN f.subject_id END AS id_number,
+                      CASE WHEN f.subject_type = 'household' THEN f.subject_id END AS household_id
+               FROM flags AS f ORDER BY flag_id"""
+        ).to_arrow_table())
+    finally:
+        con.close()
+    return Evaluation(flags, subjects, timings)

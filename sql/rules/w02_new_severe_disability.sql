@@ -1,0 +1,43 @@
+-- W02 new_severe_disability (early warning, 橙)
+-- Policy basis: a newly certified severe disability in a low-income or monitored household usually
+-- qualifies for 重度残疾人护理补贴; the warning makes sure the application happens (应保尽保).
+-- Fires: a 正常 certificate of level 一/二级 (or 三/四级 智力/精神) issued within the recent window
+--   (as-of minus recent_window_days, exclusive, to as-of), whose holder is 在保 on the latest civil roster
+--   (any assistance type) or a member of a monitored rural household (监测户, risk not eliminated), and
+--   no 重度残疾人护理补贴 has been paid for the month of issue or later.
+-- Period: the month of issue. Evidence: the certificate (category, level, issue date, file, row) and the household.
+WITH recent AS (
+    SELECT c.*
+    FROM certificates_latest AS c
+    CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
+    WHERE c.certificate_status = '正常' AND c.severe
+      AND c.issued_on <= $as_of::DATE
+      AND c.issued_on > $as_of::DATE - to_days(d.recent_window_days::INTEGER)
+),
+low_income AS (
+    SELECT id_number, any_value(roster_county) AS county_code, 'civil roster: ' || any_value(assistance_type) AS household
+    FROM roster_latest WHERE active GROUP BY id_number
+    UNION ALL
+    SELECT id_number, any_value(rural_county), 'rural monitoring: 监测户'
+    FROM rural_latest WHERE monitored GROUP BY id_number
+),
+paid AS (
+    SELECT DISTINCT r.certificate_id
+    FROM recent AS r JOIN stg_subsidy_payments AS p USING (id_number)
+    WHERE p.subsidy_type = '重度残疾人护理补贴' AND p.pay_month >= date_trunc('month', r.issued_on)
+)
+SELECT
+    'W02' AS rule_id, 'person' AS subject_type, r.id_number AS subject_id, NULL AS subject_county,
+    coalesce(any_value(l.county_code), any_value(r.county_code)) AS county_code,
+    strftime(r.issued_on, '%Y-%m') AS period, '橙' AS level,
+    to_json(struct_pack(
+        certificate := struct_pack(feed := 'disability_cert', file := any_value(r.source_file), "row" := any_value(r.source_row),
+                                   category := any_value(r.disability_category), level := any_value(r.disability_level),
+                                   issued_on := r.issued_on),
+        households := list(DISTINCT l.household ORDER BY l.household),
+        care_subsidy_paid_since_issue := false
+    )) AS evidence
+FROM recent AS r
+JOIN low_income AS l USING (id_number)
+WHERE r.certificate_id NOT IN (SELECT certificate_id FROM paid)
+GROUP BY r.id_number, r.issued_on
