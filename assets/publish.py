@@ -8,13 +8,14 @@ import polars as pl
 from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
 
 from assets.ingest import staging_key
+from assets.rules import FLAGS_KEY
 from lowincome.audit import record_run
 from lowincome.errors import LowincomeError
 from lowincome.feeds import FEEDS
 from lowincome.lineage import code_version
 from lowincome.locking import warehouse_lock
 from lowincome.privacy import redact
-from lowincome.publish import ANALYSTS_DB, describe_os_error, publish
+from lowincome.publish import ANALYSTS_DB, describe_os_error, mart_tables, publish
 from lowincome.run_report import write_run_report
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
@@ -32,7 +33,7 @@ def _run_started(context: AssetExecutionContext) -> datetime:
     key=AssetKey(["publish", "warehouse"]),
     group_name=PUBLISH_GROUP,
     partitions_def=daily_partitions,
-    deps=[staging_key(f) for f in FEEDS],
+    deps=[*(staging_key(f) for f in FEEDS), FLAGS_KEY],
     kinds={"duckdb"},
     # One publishing step at a time across all runs (see deploy/dagster.yaml); the file lock backs it up.
     pool="lowincome_warehouse",
@@ -60,7 +61,7 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
     latest = max(store.completed_days())
     try:
         with warehouse_lock(settings.warehouse, f"run {run_id} (as of {as_of})"):
-            counts = publish(store, latest, settings.pseudonym_key)
+            counts = publish(store, latest, settings.pseudonym_key, **mart_tables(store, latest))
     except LowincomeError as exc:
         raise Failure(description=str(exc)) from None
     except OSError as exc:

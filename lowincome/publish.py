@@ -89,7 +89,18 @@ def _load_history(con, store: WorkStore, kind: str, table: str, empty_sql: str) 
         con.execute(f"CREATE TABLE {table} AS {empty_sql}")
 
 
-def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None) -> dict:
+def mart_tables(store: WorkStore, as_of: date) -> dict:
+    """The rules' outputs for `as_of` (analysts' tables and the caseworkers' list), where the day has them."""
+    mart = store.day_dir(as_of) / "mart"
+    analysts = {"mart.flags": "flags", "mart.household_risk": "household_risk", "mart.county_summary": "county_summary",
+                "mart.rules": "rules", "audit.flag_trend": "flag_trend"}
+    extra = {t: mart / f"{n}.parquet" for t, n in analysts.items() if (mart / f"{n}.parquet").exists()}
+    restricted = {"caseworker_flags": mart / "caseworker_flags.parquet"} if (mart / "caseworker_flags.parquet").exists() else {}
+    return {"extra_tables": extra, "restricted_tables": restricted}
+
+
+def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None,
+            restricted_tables: dict[str, Path] | None = None) -> dict:
     """Build both databases for `as_of` from the work store and swap them in."""
     warehouse = store.warehouse
     building = warehouse / ".building"
@@ -146,7 +157,7 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
         rcon = _build(restricted_tmp)
         try:
             install_key_macro(rcon, pseudonym_key)
-            _build_restricted(rcon, store, as_of)
+            _build_restricted(rcon, store, as_of, restricted_tables or {}, (extra_tables or {}).get("mart.flags"))
             rcon.execute("CHECKPOINT")
         finally:
             rcon.close()
@@ -160,7 +171,7 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
     return counts
 
 
-def _build_restricted(con, store: WorkStore, as_of: date) -> None:
+def _build_restricted(con, store: WorkStore, as_of: date, tables: dict[str, Path], flags: Path | None) -> None:
     """Identified indexes for caseworkers: key → ID number and name, household → members."""
     staging = [str(store.path(as_of, "staging", f)) for f in FEEDS]
     con.execute(
@@ -198,3 +209,17 @@ def _build_restricted(con, store: WorkStore, as_of: date) -> None:
            FROM read_parquet($paths, union_by_name = true) ORDER BY feed, file_name, row_number""",
         {"paths": quarantine},
     )
+    if "caseworker_flags" in tables and flags is not None:
+        # the caseworkers' list: every flag that still needs attention, with who it is about
+        con.execute(
+            """CREATE TABLE caseworker_flags AS
+               SELECT f.flag_id, f.rule_id, f.rule_name, f.kind, f.level, f.status, f.overdue, f.period,
+                      f.first_seen_on, f.last_seen_on, s.subject_type, coalesce(s.county_code, f.county_code) AS county_code,
+                      s.id_number, p.name, s.household_id, f.evidence
+               FROM read_parquet($flags) AS f
+               JOIN read_parquet($subjects) AS s USING (flag_id)
+               LEFT JOIN person_index AS p USING (id_number)
+               WHERE f.status IN ('open', 'confirmed')
+               ORDER BY CASE f.level WHEN '红' THEN 1 WHEN '橙' THEN 2 ELSE 3 END, f.county_code, f.rule_id""",
+            {"flags": str(flags), "subjects": str(tables["caseworker_flags"])},
+        )

@@ -131,11 +131,11 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
             ).fetchall()
             by_county = con.execute(
                 """SELECT county_code, rule_id, level, count(*) FILTER (WHERE status = 'open') AS open,
-                          count(*) FILTER (WHERE is_new) AS new, count(*) FILTER (WHERE status = 'resolved') AS resolved
+                          count(*) FILTER (WHERE is_new) AS new, count(*) FILTER (WHERE resolved_today) AS resolved
                    FROM mart.flags GROUP BY ALL ORDER BY ALL"""
             ).fetchall()
         if _has_table(con, "audit", "flag_trend"):
-            trend = con.execute("SELECT as_of, new, resolved FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
+            trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
     finally:
         con.close()
 
@@ -155,7 +155,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     sections.append("<h2>Flags</h2>")
     if by_rule:
         sections.append(f"<img alt='open flags by rule' src='{_flags_chart(by_rule)}'>")
-        sections.append(_table(["county", "rule", "level", "open", "new", "resolved"], by_county))
+        sections.append(_table(["county", "rule", "level", "open", "new", "resolved today"], by_county))
     else:
         sections.append("<p>No flags in this publication.</p>")
     if trend:

@@ -3,6 +3,7 @@
 from dagster import Definitions
 
 from assets.ingest import ingest_assets
+from assets.rules import flags
 from assets.publish import published_warehouse
 from pipelines.jobs import nightly_job
 from pipelines.resources import LowincomeResource
@@ -10,7 +11,7 @@ from pipelines.schedules import nightly_schedule
 from pipelines.sensors import inbox_sensor, record_failed_runs
 
 defs = Definitions(
-    assets=[*ingest_assets, published_warehouse],
+    assets=[*ingest_assets, flags, published_warehouse],
     jobs=[nightly_job],
     schedules=[nightly_schedule],
     sensors=[inbox_sensor, record_failed_runs],

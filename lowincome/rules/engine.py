@@ -35,6 +35,8 @@ class Evaluation:
     flags: pl.DataFrame  # one row per (rule, subject, period) that holds on the as-of day, keys only
     subjects: pl.DataFrame  # flag_id → identified subject (restricted: caseworkers only)
     timings: dict[str, float]
+    households: pl.DataFrame  # person_key → household_key, county_code (keys only)
+    roster_sizes: pl.DataFrame  # county_code → roster and monitoring sizes
 
 
 def read_sql(path: Path) -> str:
@@ -103,6 +105,25 @@ def evaluate(staging: dict[str, Path], policy: Policy, as_of: date, pseudonym_ke
                       CASE WHEN f.subject_type = 'household' THEN f.subject_id END AS household_id
                FROM flags AS f ORDER BY flag_id"""
         ).to_arrow_table())
+        households = pl.from_arrow(con.sql(
+            """SELECT pkey(id_number) AS person_key,
+                      pkey('household:' || county_code || ':' || household_id) AS household_key,
+                      county_code, household_source
+               FROM household_of_person WHERE household_source <> 'person' ORDER BY person_key"""
+        ).to_arrow_table())
+        roster_sizes = pl.from_arrow(con.sql(
+            """WITH r AS (
+                   SELECT roster_county AS county_code, count(DISTINCT household_id) AS roster_households,
+                          count(DISTINCT id_number) AS roster_persons
+                   FROM roster_latest WHERE active GROUP BY 1),
+               m AS (
+                   SELECT rural_county AS county_code, count(DISTINCT rural_household_id) AS monitored_households
+                   FROM rural_latest WHERE monitored GROUP BY 1)
+               SELECT county_code, coalesce(r.roster_households, 0) AS roster_households,
+                      coalesce(r.roster_persons, 0) AS roster_persons,
+                      coalesce(m.monitored_households, 0) AS monitored_households
+               FROM r FULL JOIN m USING (county_code) ORDER BY county_code"""
+        ).to_arrow_table())
     finally:
         con.close()
-    return Evaluation(flags, subjects, timings)
+    return Evaluation(flags, subjects, timings, households, roster_sizes)

@@ -1,0 +1,160 @@
+"""GX Data Docs for a run's validations, made to work offline and without identifying anyone.
+
+GX writes pages that pull jQuery, Bootstrap, bootstrap-table, Font Awesome,
+vega and friends from CDNs and show a logo from a remote URL carrying the
+context id (a tracking pixel). The auditors' machines are offline, so after
+every build the exact versions the templates ask for, vendored under
+`checks/datadocs_static/` (from the npm registry; see its README), are copied
+into the site and every CDN URL is rewritten to a relative local path. The
+remote logo and any other remote image or external link are removed.
+
+The results passed in were masked by `checks.run` before they got here (no
+ID number or name leaves `run_suite`); as a last line of defence every page
+is scanned and anything shaped like an ID number is masked again.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterable
+
+import great_expectations as gx
+
+from lowincome.privacy import redact
+
+STATIC_DIR = Path(__file__).with_name("datadocs_static")
+SITE_NAME = "validation"
+VENDOR_DIR = "static/vendor"  # inside the site
+
+# Remote URL prefix → vendored directory (relative to STATIC_DIR). Longest prefixes first.
+CDN_MAP: dict[str, str] = {
+    "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark@1.1.0/": "bootstrap-dark@1.1.0/",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/": "bootstrap-datepicker@1.9.0/dist/",
+    "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/": "fontawesome-free@6.6.0/",
+    "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/": "popper.js@1.12.9/dist/",
+    "https://code.jquery.com/jquery-3.7.1.min.js": "jquery@3.7.1/dist/jquery.min.js",
+    "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/": "bootstrap@4.3.1/dist/",
+    "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/": "bootstrap@4.3.1/dist/",
+    "https://unpkg.com/bootstrap-table@1.19.0/": "bootstrap-table@1.19.0/",
+    "https://unpkg.com/bootstrap-table@1.19.1/": "bootstrap-table@1.19.1/",
+    # Bare package URLs resolve to the package's `jsdelivr` entry point.
+    "https://cdn.jsdelivr.net/npm/vega-embed@6": "vega-embed@6.29.0/build/vega-embed.min.js",
+    "https://cdn.jsdelivr.net/npm/vega-lite@5": "vega-lite@5.23.0/build/vega-lite.min.js",
+    "https://cdn.jsdelivr.net/npm/vega@5": "vega@5.33.1/build/vega.min.js",
+}
+
+_URL_ATTR = re.compile(r"""(?P<attr>\b(?:src|href)\s*=\s*)(?P<q>["'])(?P<url>[^"']*)(?P=q)""", re.IGNORECASE)
+_REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']https?://[^>]*>""", re.IGNORECASE)
+_ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+
+
+def _local_for(url: str) -> str | None:
+    for prefix in sorted(CDN_MAP, key=len, reverse=True):
+        if url == prefix or (prefix.endswith("/") and url.startswith(prefix)):
+            return CDN_MAP[prefix] + url[len(prefix):] if prefix.endswith("/") else CDN_MAP[prefix]
+    return None
+
+
+def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
+    """Point CDN URLs at the vendored copies; drop remote images and links. Returns (html, unmapped URLs)."""
+    to_root = os.path.relpath(site, page.parent).replace(os.sep, "/")
+    unmapped: list[str] = []
+    html = _REMOTE_IMG.sub("", html)
+
+    def repl(m: re.Match) -> str:
+        url = m.group("url")
+        if not re.match(r"(?i)https?://|//", url):
+            return m.group(0)
+        local = _local_for(url)
+        if local is not None:
+            return f'{m.group("attr")}{m.group("q")}{to_root}/{VENDOR_DIR}/{local}{m.group("q")}'
+        unmapped.append(url)
+        # An external link or resource that is not vendored: neutralised (offline, and no tracking).
+        return f'{m.group("attr")}{m.group("q")}#{m.group("q")}'
+
+    html = _URL_ATTR.sub(repl, html)
+    # Last line of defence: nothing shaped like an ID number may reach an auditor's page.
+    html = _ID_LIKE.sub(lambda m: m.group(0)[:6] + "*" * 10 + m.group(0)[-2:], redact(html) if _ID_LIKE.search(html) else html)
+    return html, unmapped
+
+
+def make_offline(site: Path) -> list[str]:
+    """Vendor the static files into `site` and rewrite every HTML page; returns URLs that had no local copy."""
+    shutil.copytree(STATIC_DIR, site / VENDOR_DIR, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README*"))
+    unmapped: list[str] = []
+    for page in site.rglob("*.html"):
+        html, missing = _rewrite_page(page.read_text(encoding="utf-8"), page, site)
+        unmapped += missing
+        page.write_text(html, encoding="utf-8")
+    return sorted(set(unmapped))
+
+
+def _site_config(site_dir: Path) -> dict:
+    return {
+        "class_name": "SiteBuilder",
+        "show_how_to_buttons": False,
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    }
+
+
+def build_data_docs(validations: Iterable, reports_dir: Path, *, work_dir: Path | None = None) -> Path:
+    """Build the Data Docs site for `validations` into `<reports_dir>/validation/`; return its index.html.
+
+    `validations`: the `checks.run.DeliveryValidation` objects returned by `run_suite` (one per
+    delivered file; their GX results are already masked). Anything with the attributes `result`
+    (an `ExpectationSuiteValidationResult`), `suite` (its `ExpectationSuite`), `file_name` and
+    `feed` works.
+
+    A file-mode GX context is created under `work_dir` (a temporary directory by default, removed
+    afterwards): it only exists to hold the suites and results while GX renders the pages. The
+    site directory is rebuilt from scratch so pages of an earlier build cannot linger.
+    """
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    reports_dir = Path(reports_dir)
+    site_dir = (reports_dir / SITE_NAME).resolve()
+    if site_dir.exists():
+        shutil.rmtree(site_dir)
+    site_dir.mkdir(parents=True)
+    owns_work = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="gx_docs_")) if owns_work else Path(work_dir)
+    try:
+        ctx = gx.get_context(mode="file", project_root_dir=str(work))
+        for name in list(ctx.get_config().data_docs_sites or {}):
+            ctx.delete_data_docs_site(name)
+        ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
+
+        run_time = datetime.now(timezone.utc)
+        suites_added: set[str] = set()
+        for i, v in enumerate(validations):
+            suite = v.suite
+            if suite.name not in suites_added:
+                suites_added.add(suite.name)
+                stored = gx.ExpectationSuite(
+                    name=suite.name,
+                    expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
+                    meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
+                )
+                ctx.suites.add_or_update(stored)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+                run_id=RunIdentifier(run_name=v.file_name, run_time=run_time),
+                batch_identifier=f"{v.feed}__{i:04d}",
+            )
+            ctx.validation_results_store.set(key, v.result)
+        ctx.build_data_docs(site_names=[SITE_NAME])
+    finally:
+        if owns_work:
+            shutil.rmtree(work, ignore_errors=True)
+    make_offline(site_dir)
+    return site_dir / "index.html"
