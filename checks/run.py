@@ -33,9 +33,9 @@ import polars as pl
 from lowincome.feeds import FeedSpec
 from lowincome.privacy import mask_id_expr, redact
 from lowincome.reading import ROW_COLUMN
-from lowincome.validation import REASONS
+from lowincome.validation import RAW_PREFIX, REASONS
 
-from .suites import BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, suite_for, suite_name, suite_parameters
+from .suites import DELIVERED_PREFIX, PARSED_PREFIX, BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, suite_for, suite_name, suite_parameters
 
 RESULT_SCHEMA = {
     "feed": pl.String,
@@ -205,6 +205,73 @@ def _resolve_table_params(suite, params: dict) -> None:
     suite.meta = {**(suite.meta or {}), "parameters": params}
 
 
+def _columns_of(e) -> list[str]:
+    kw = e.configuration.kwargs
+    if "column" in kw:
+        return [kw["column"]]
+    if "column_list" in kw:
+        return list(kw["column_list"])
+    if "column_A" in kw:
+        return [kw["column_A"], kw["column_B"]]
+    return []
+
+
+def _family(spec: FeedSpec, gx_column: str) -> str:
+    """The registry column a GX input column belongs to (raw_x, parsed_x, delivered_x, x_code → x)."""
+    for prefix in (RAW_PREFIX, PARSED_PREFIX, DELIVERED_PREFIX):
+        if gx_column.startswith(prefix):
+            return gx_column[len(prefix):]
+    if gx_column == "county_code":
+        return next((c.name for c in spec.columns if c.kind == "division"), gx_column)
+    if gx_column.endswith("_code") and gx_column[: -len("_code")] in spec.by_name:
+        return gx_column[: -len("_code")]
+    return gx_column
+
+
+def _validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_format, params: dict):
+    """Validate the suite one column family at a time, each on a frame holding only its columns.
+
+    GX's pandas engine filters the *whole* frame (every column) for every column expectation
+    (`df[df[col].notnull()]`) and hashes the whole frame for every batch: on a wide 1M-row frame
+    that is most of the run time. Grouping the expectations by the registry column they concern
+    and giving each group a narrow frame gives the same results (all expectations here are
+    per-row or per-column; the row index is kept, so index lists stay comparable) in a third of
+    the time. The group results are merged into one suite result, in suite order.
+    """
+    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
+
+    expectations = list(suite.expectations)
+    groups: dict[frozenset, list[int]] = {}
+    for i, e in enumerate(expectations):
+        key = frozenset(_family(spec, c) for c in _columns_of(e))
+        groups.setdefault(key, []).append(i)
+    results: list = [None] * len(expectations)
+    meta: dict = {}
+    for n, (key, idx) in enumerate(groups.items()):
+        cols = sorted({c for i in idx for c in _columns_of(expectations[i]) if c in frame.columns}
+                      | {c for c in frame.columns if _family(spec, c) in key})
+        sub = frame[cols] if cols else pd.DataFrame(index=frame.index)
+        sub_suite = gx.ExpectationSuite(name=suite.name, expectations=[expectations[i].copy() for i in idx], meta=suite.meta)
+        r = _batch(sub, f"{spec.name}_{n}").validate(sub_suite, result_format=result_format, expectation_parameters=params)
+        for i, evr in zip(idx, r.results):
+            results[i] = evr
+        meta = meta or dict(r.meta or {})
+    ok = sum(1 for r in results if r.success)
+    return ExpectationSuiteValidationResult(
+        success=ok == len(results),
+        results=results,
+        suite_name=suite.name,
+        suite_parameters=params,
+        statistics={
+            "evaluated_expectations": len(results),
+            "successful_expectations": ok,
+            "unsuccessful_expectations": len(results) - ok,
+            "success_percent": 100.0 * ok / len(results) if results else None,
+        },
+        meta=meta,
+    )
+
+
 def run_suite(
     spec: FeedSpec,
     validated: pl.DataFrame,
@@ -221,8 +288,7 @@ def run_suite(
     suite = suite_for(spec)
     params = suite_parameters(extracted_on, previous_rows, volume_share)
     _resolve_table_params(suite, params)
-    batch = _batch(frame, spec.name)
-    result = batch.validate(suite, result_format=result_format, expectation_parameters=params)
+    result = _validate_in_groups(spec, suite, frame, result_format, params)
     rows = []
     for evr in result.results:
         _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")))
@@ -271,11 +337,8 @@ def quarantine_agreement(spec: FeedSpec, validated: pl.DataFrame, extracted_on: 
     frame = gx_input(spec, validated).to_pandas()
     suite = suite_for(spec)
     params = suite_parameters(extracted_on, None)
-    batch = _batch(frame, spec.name)
-    result = batch.validate(
-        suite,
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": None, "return_unexpected_index_query": False},
-        expectation_parameters=params,
+    result = _validate_in_groups(
+        spec, suite, frame, {"result_format": "COMPLETE", "return_unexpected_index_query": False}, params
     )
     source_rows = validated[ROW_COLUMN].to_list() if ROW_COLUMN in validated.columns else list(range(validated.height))
     by_expectation: dict[str, list[int]] = {}

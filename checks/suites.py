@@ -256,9 +256,6 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame, *, missing_columns: list[s
             exprs.append(pl.when(_blank(raw)).then(None).otherwise(raw).alias(RAW_PREFIX + c.name))
         if c.kind in ("enum", "coded_enum"):
             exprs.append(pl.coalesce(pl.col(c.name), pl.when(_blank(raw)).then(None).otherwise(raw)).alias(DELIVERED_PREFIX + c.name))
-        if c.kind in ("date", "month"):
-            parse = parse_date_struct if c.kind == "date" else parse_month_struct
-            exprs.append(parse(raw).struct.field("value").cast(pl.Datetime("ns")).alias(PARSED_PREFIX + c.name))
     typed = []
     for name in typed_columns(spec):
         dtype = validated.schema[name]
@@ -268,4 +265,23 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame, *, missing_columns: list[s
         elif isinstance(dtype, pl.Decimal):
             e = e.cast(pl.Float64)
         typed.append(e)
-    return validated.select(*exprs, *typed)
+    out = validated.select(*exprs, *typed)
+    dated = [c for c in spec.columns if c.kind in ("date", "month")]
+    return out.with_columns([_parsed(validated, c) for c in dated]) if dated else out
+
+
+def _parsed(validated: pl.DataFrame, c: Column) -> pl.Series:
+    """The date as parsed, before `validate_rows` nulls it for lying after the extraction date.
+
+    Only rows whose typed value is null but whose text is not blank can differ from the typed
+    column, so only they are re-parsed (with the quarantine's own parser): a handful of rows
+    instead of the whole file.
+    """
+    raw = pl.col(RAW_PREFIX + c.name)
+    typed = validated[c.name].cast(pl.Datetime("ns"))
+    idx = validated.select(pl.arg_where(pl.col(c.name).is_null() & ~_blank(raw))).to_series()
+    if len(idx):
+        parse = parse_date_struct if c.kind == "date" else parse_month_struct
+        values = validated[idx].select(parse(raw).struct.field("value").cast(pl.Datetime("ns"))).to_series()
+        typed = typed.scatter(idx, values)
+    return typed.alias(PARSED_PREFIX + c.name)

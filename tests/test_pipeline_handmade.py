@@ -7,7 +7,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from lowincome.feeds import FEEDS
+from lowincome.feeds import DEPARTMENT_FEEDS as FEEDS
 from pipelines.definitions import defs
 
 from .handmade import bad_check, delivery_path, person_id, write_csv, write_parquet, write_xlsx

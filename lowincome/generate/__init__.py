@@ -42,9 +42,11 @@ BAD_SHARE_CAP = 0.03  # below the 5% blocking threshold
 MESSY_SHARE = 0.03
 
 
-def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: set[str] | None = None) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: set[str] | None = None,
+                claims_factor: float = 1.0) -> tuple[dict[str, pl.DataFrame], list[dict]]:
     rng = np.random.default_rng(seed)
     sizes = Sizes().scaled(scale)
+    sizes.claims_per_month = max(int(sizes.claims_per_month * claims_factor), 4)
     parts = [build_county(rng, c, sizes, end, URBAN_SHARE.get(c, 0.4)) for c in counties]
     assign_all_ids(rng, parts)
     tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "claims", "payments", "deaths", "hrss")}
@@ -80,14 +82,14 @@ def _sort_key(spec) -> list[str]:
 
 
 def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date = DEFAULT_END,
-             feeds: list[str] | None = None, counties=COUNTIES) -> dict:
+             feeds: list[str] | None = None, counties=COUNTIES, claims_factor: float = 1.0) -> dict:
     """Write the deliveries and return the manifest (also saved as `out/expected.json`)."""
     out = Path(out)
     inbox = out / "inbox"
     for sub in ("inbox", "redelivery", "broken_inbox"):
         shutil.rmtree(out / sub, ignore_errors=True)
     wanted = set(feeds or FEEDS)
-    world, cases = build_world(seed, scale, end_date, counties, wanted)
+    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor)
     rng = np.random.default_rng(seed + 1)
     manifest: dict = {"seed": seed, "scale": scale, "end_date": end_date.isoformat(), "counties": list(counties),
                       "files": [], "bad_rows": [], "messy_valid": [], "planted": cases, "redeliveries": []}
