@@ -10,7 +10,20 @@ shows the per-file counts in the Dagster UI.
 from datetime import date
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from checks.record import summarize, validate_files
+from checks.suites import suite_name
 
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import ingest_feed
@@ -35,6 +48,34 @@ def _files_table(deliveries: pl.DataFrame) -> str:
     return "\n".join(lines)
 
 
+SUITE_CHECK = "delivery_suite"
+
+
+def _suite_check(spec: FeedSpec, results: pl.DataFrame, deliveries: pl.DataFrame) -> AssetCheckResult:
+    """The suite's outcome for the day's deliveries: ERROR when a file is blocked or rejected, WARN otherwise."""
+    figures = summarize(results)
+    stopped = deliveries.filter(pl.col("status").is_in(["blocked", "rejected"]))
+    passed = figures["failed"] == 0 and stopped.height == 0
+    blocking = stopped.height > 0 or figures["blocking"] > 0
+    lines = ["| expectation | unexpected rows | files |", "|---|---|---|"]
+    lines += [f"| {e} | {n} | {k} |" for e, n, k in figures["top"]]
+    stopped_md = "\n".join(f"- {r['file_name']}: {r['status']}: {r['message']}" for r in stopped.iter_rows(named=True))
+    return AssetCheckResult(
+        check_name=SUITE_CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+        metadata={
+            "suite": MetadataValue.text(suite_name(spec)),
+            "files_checked": MetadataValue.int(figures["files"]),
+            "rows_checked": MetadataValue.int(figures["rows_checked"]),
+            "failed_expectations": MetadataValue.int(figures["failed"]),
+            "files_blocked_or_rejected": MetadataValue.int(stopped.height),
+            "top_failures": MetadataValue.md("\n".join(lines)),
+            "blocked_files": MetadataValue.md(stopped_md or "none"),
+        },
+    )
+
+
 def build_ingest_asset(spec: FeedSpec):
     @asset(
         key=staging_key(spec.name),
@@ -46,6 +87,13 @@ def build_ingest_asset(spec: FeedSpec):
             "validated row by row; accepted rows typed and normalised, rejected rows quarantined with reasons."
         ),
         metadata={"feed": spec.name, "delivery": spec.kind},
+        check_specs=[AssetCheckSpec(
+            SUITE_CHECK, asset=staging_key(spec.name),
+            description=(f"Great Expectations suite {suite_name(spec)} on every delivery of the day. Fails with "
+                         "ERROR when a file is blocked (missing required column, or more rejected rows than "
+                         "LOWINCOME_BLOCKING_SHARE): its rows are held back and the feed's last good data stays in "
+                         "use for the flags; WARN for smaller problems (rows quarantined, volume change)."),
+        )],
     )
     def ingest(context: AssetExecutionContext, lowincome: LowincomeResource) -> MaterializeResult:
         as_of = date.fromisoformat(context.partition_key)
@@ -58,6 +106,8 @@ def build_ingest_asset(spec: FeedSpec):
             store.write(as_of, "staging", spec.name, result.staging)
             store.write(as_of, "quarantine", spec.name, result.quarantine)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
+            results = validate_files(spec, result.files, store.root)
+            store.write(as_of, "validation", spec.name, results)
         except OSError as exc:
             raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root)}") from None
         totals = result.totals
@@ -72,7 +122,8 @@ def build_ingest_asset(spec: FeedSpec):
                 **{k: MetadataValue.int(v) for k, v in totals.items()},
                 "staging_rows": MetadataValue.int(result.staging.height),
                 "files_table": MetadataValue.md(_files_table(result.deliveries)),
-            }
+            },
+            check_results=[_suite_check(spec, results, result.deliveries)],
         )
 
     return ingest

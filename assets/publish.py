@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 
 from assets.ingest import staging_key
 from assets.rules import FLAGS_KEY
+from checks.record import render_data_docs
 from lowincome.audit import record_run
 from lowincome.errors import LowincomeError
 from lowincome.feeds import FEEDS
@@ -55,6 +56,15 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
         f"{as_of.isoformat()}_{run_id}",
         deliveries.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
     )
+    validation = pl.concat(
+        [store.read(as_of, "validation", f) for f in FEEDS if store.exists(as_of, "validation", f)], how="diagonal_relaxed"
+    ) if any(store.exists(as_of, "validation", f) for f in FEEDS) else pl.DataFrame()
+    if validation.height:
+        store.write_history(
+            "validation",
+            f"{as_of.isoformat()}_{run_id}",
+            validation.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
+        )
     version = code_version()
     record_run(store, run_id, as_of, started, "success")
     store.mark_complete(as_of)
@@ -71,6 +81,11 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
         raise Failure(
             description=f"publishing failed in DuckDB: {first_line}; the last published databases are unchanged"
         ) from None
+    try:
+        docs = render_data_docs(store.root, settings.warehouse / "reports")
+    except Exception as exc:  # the validation record is kept; only its rendering failed
+        docs = None
+        context.log.warning(f"Data Docs could not be rendered: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}")
     report = write_run_report(settings.warehouse, as_of, run_id)
     if latest != as_of:
         context.log.info(f"as-of {as_of} recorded; the analysts' database keeps showing the newer day {latest}")
@@ -81,6 +96,7 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
             "analysts_database": MetadataValue.path(str(settings.warehouse / ANALYSTS_DB)),
             "code_version": MetadataValue.text(version),
             "run_report": MetadataValue.path(str(report)),
+            "validation_docs": MetadataValue.path(str(docs) if docs else "not rendered"),
             "files": MetadataValue.int(deliveries.height),
             **{k: MetadataValue.int(int(v or 0)) for k, v in totals.items()},
             **{f"rows.{k}": MetadataValue.int(v) for k, v in counts.items()},

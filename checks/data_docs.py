@@ -50,6 +50,7 @@ CDN_MAP: dict[str, str] = {
 
 _URL_ATTR = re.compile(r"""(?P<attr>\b(?:src|href)\s*=\s*)(?P<q>["'])(?P<url>[^"']*)(?P=q)""", re.IGNORECASE)
 _REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']https?://[^>]*>""", re.IGNORECASE)
+_REMOTE_CSS_URL = re.compile(r"""url\(\s*['"]?(?:https?:)?//[^)]*\)""", re.IGNORECASE)
 _ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
 
 
@@ -58,6 +59,17 @@ def _local_for(url: str) -> str | None:
         if url == prefix or (prefix.endswith("/") and url.startswith(prefix)):
             return CDN_MAP[prefix] + url[len(prefix):] if prefix.endswith("/") else CDN_MAP[prefix]
     return None
+
+
+def _fix_local(m: re.Match, url: str, page: Path, site: Path, to_root: str) -> str:
+    """Repair a local link GX got wrong (its deepest validation pages point at the favicon one level short)."""
+    path = url.split("#")[0].split("?")[0]
+    if not path or url.startswith(("data:", "javascript:", "mailto:")) or (page.parent / path).exists():
+        return m.group(0)
+    from_root = re.sub(r"^(\.\./)+", "", path)
+    if (site / from_root).exists():
+        return f'{m.group("attr")}{m.group("q")}{to_root}/{from_root}{url[len(path):]}{m.group("q")}'
+    return m.group(0)
 
 
 def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
@@ -69,7 +81,7 @@ def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
     def repl(m: re.Match) -> str:
         url = m.group("url")
         if not re.match(r"(?i)https?://|//", url):
-            return m.group(0)
+            return _fix_local(m, url, page, site, to_root)
         local = _local_for(url)
         if local is not None:
             return f'{m.group("attr")}{m.group("q")}{to_root}/{VENDOR_DIR}/{local}{m.group("q")}'
@@ -78,6 +90,7 @@ def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
         return f'{m.group("attr")}{m.group("q")}#{m.group("q")}'
 
     html = _URL_ATTR.sub(repl, html)
+    html = _REMOTE_CSS_URL.sub("none", html)
     # Last line of defence: nothing shaped like an ID number may reach an auditor's page.
     html = _ID_LIKE.sub(lambda m: m.group(0)[:6] + "*" * 10 + m.group(0)[-2:], redact(html) if _ID_LIKE.search(html) else html)
     return html, unmapped
@@ -87,6 +100,11 @@ def make_offline(site: Path) -> list[str]:
     """Vendor the static files into `site` and rewrite every HTML page; returns URLs that had no local copy."""
     shutil.copytree(STATIC_DIR, site / VENDOR_DIR, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README*"))
     unmapped: list[str] = []
+    for css in site.rglob("*.css"):  # GX's own stylesheet draws the remote logo as a background
+        text = css.read_text(encoding="utf-8", errors="surrogateescape")
+        cleaned = _REMOTE_CSS_URL.sub("none", text)
+        if cleaned != text:
+            css.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
     for page in site.rglob("*.html"):
         html, missing = _rewrite_page(page.read_text(encoding="utf-8"), page, site)
         unmapped += missing

@@ -35,7 +35,7 @@ from lowincome.privacy import mask_id_expr, redact
 from lowincome.reading import ROW_COLUMN
 from lowincome.validation import RAW_PREFIX, REASONS
 
-from .suites import DELIVERED_PREFIX, PARSED_PREFIX, BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, suite_for, suite_name, suite_parameters
+from .suites import DELIVERED_PREFIX, PARSED_PREFIX, BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, schema_frame, suite_for, suite_name, suite_parameters
 
 RESULT_SCHEMA = {
     "feed": pl.String,
@@ -51,6 +51,7 @@ RESULT_SCHEMA = {
     "severity": pl.String,
     "details": pl.String,
 }
+SMALL_FRAME_ROWS = 50_000
 _EXAMPLES = 3  # examples quoted in observed_value / details
 _counter = itertools.count()
 
@@ -85,7 +86,7 @@ def _batch(frame: pd.DataFrame, label: str):
     ctx = _context()
     n = next(_counter)
     source = ctx.data_sources.add_pandas(f"delivery_{n}")
-    asset = source.add_dataframe_asset(f"{label}_{n}")
+    asset = source.add_dataframe_asset(label.rsplit("_", 1)[0] if label[-1].isdigit() else label)
     return asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
 
 
@@ -228,34 +229,44 @@ def _family(spec: FeedSpec, gx_column: str) -> str:
     return gx_column
 
 
-def _validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_format, params: dict):
+def _validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_format, params: dict, schema: pd.DataFrame):
     """Validate the suite one column family at a time, each on a frame holding only its columns.
 
-    GX's pandas engine filters the *whole* frame (every column) for every column expectation
-    (`df[df[col].notnull()]`) and hashes the whole frame for every batch: on a wide 1M-row frame
-    that is most of the run time. Grouping the expectations by the registry column they concern
-    and giving each group a narrow frame gives the same results (all expectations here are
-    per-row or per-column; the row index is kept, so index lists stay comparable) in a third of
-    the time. The group results are merged into one suite result, in suite order.
+    GX's pandas engine hashes every column of a batch (a fingerprint for its markers) and, for
+    every column expectation, filters the *whole* frame (`df[df[col].notnull()]`): on a wide
+    1M-row frame that is most of the run time. Grouping the expectations by the registry column
+    they concern and giving each group a narrow frame gives the same results (every expectation
+    here is per-row, per-column or per-key; the row index is kept, so index lists stay
+    comparable) several times faster. Column existence is judged on `schema` (names only), the
+    row count on an index-only frame. The group results are merged into one suite result, in
+    suite order, as GX itself would have produced it.
     """
     from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
 
     expectations = list(suite.expectations)
-    groups: dict[frozenset, list[int]] = {}
+    groups: dict[object, list[int]] = {}
+    # Narrow groups pay off on big frames; on a typical file a batch's fixed cost dominates, so one batch.
+    narrow = len(frame) >= SMALL_FRAME_ROWS
     for i, e in enumerate(expectations):
-        key = frozenset(_family(spec, c) for c in _columns_of(e))
+        if e.expectation_type == "expect_column_to_exist":
+            key: object = "schema"
+        else:
+            key = frozenset(_family(spec, c) for c in _columns_of(e)) if narrow else "all"
         groups.setdefault(key, []).append(i)
     results: list = [None] * len(expectations)
     meta: dict = {}
     for n, (key, idx) in enumerate(groups.items()):
-        cols = sorted({c for i in idx for c in _columns_of(expectations[i]) if c in frame.columns}
-                      | {c for c in frame.columns if _family(spec, c) in key})
-        sub = frame[cols] if cols else pd.DataFrame(index=frame.index)
+        if key == "schema":
+            sub = schema
+        else:
+            cols = sorted({c for i in idx for c in _columns_of(expectations[i])})
+            sub = frame[cols] if cols else pd.DataFrame(index=frame.index)
         sub_suite = gx.ExpectationSuite(name=suite.name, expectations=[expectations[i].copy() for i in idx], meta=suite.meta)
         r = _batch(sub, f"{spec.name}_{n}").validate(sub_suite, result_format=result_format, expectation_parameters=params)
         for i, evr in zip(idx, r.results):
             results[i] = evr
-        meta = meta or dict(r.meta or {})
+        if key != "schema" and not meta:
+            meta = dict(r.meta or {})
     ok = sum(1 for r in results if r.success)
     return ExpectationSuiteValidationResult(
         success=ok == len(results),
@@ -272,6 +283,10 @@ def _validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_forma
     )
 
 
+def _used_columns(suite) -> list[str]:
+    return sorted({c for e in suite.expectations if e.expectation_type != "expect_column_to_exist" for c in _columns_of(e)})
+
+
 def run_suite(
     spec: FeedSpec,
     validated: pl.DataFrame,
@@ -284,11 +299,11 @@ def run_suite(
     result_format: str | dict = "SUMMARY",
 ) -> DeliveryValidation:
     """Run the feed's suite on one validated file and keep the masked GX result (for Data Docs)."""
-    frame = gx_input(spec, validated, missing_columns=missing_columns).to_pandas()
     suite = suite_for(spec)
+    frame = gx_input(spec, validated).select(_used_columns(suite)).to_pandas()
     params = suite_parameters(extracted_on, previous_rows, volume_share)
     _resolve_table_params(suite, params)
-    result = _validate_in_groups(spec, suite, frame, result_format, params)
+    result = _validate_in_groups(spec, suite, frame, result_format, params, schema_frame(spec, missing_columns))
     rows = []
     for evr in result.results:
         _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")))
@@ -334,11 +349,12 @@ def quarantine_agreement(spec: FeedSpec, validated: pl.DataFrame, extracted_on: 
     result_format COMPLETE with index lists: meant for small files (tests, investigations).
     Returns source row numbers only, never values.
     """
-    frame = gx_input(spec, validated).to_pandas()
     suite = suite_for(spec)
+    frame = gx_input(spec, validated).select(_used_columns(suite)).to_pandas()
     params = suite_parameters(extracted_on, None)
     result = _validate_in_groups(
-        spec, suite, frame, {"result_format": "COMPLETE", "return_unexpected_index_query": False}, params
+        spec, suite, frame, {"result_format": "COMPLETE", "return_unexpected_index_query": False}, params,
+        schema_frame(spec),
     )
     source_rows = validated[ROW_COLUMN].to_list() if ROW_COLUMN in validated.columns else list(range(validated.height))
     by_expectation: dict[str, list[int]] = {}

@@ -81,7 +81,9 @@ def _column_expectations(spec: FeedSpec, c: Column) -> list:
     if c.required:
         out.append(gxe.ExpectColumnToExist(column=raw, meta=_meta(c, "required column missing from the file", severity=BLOCKING, row_level=False)))
     if not c.nullable:
-        out.append(gxe.ExpectColumnValuesToNotBeNull(column=raw, meta=_meta(c, "blank (a value is required)")))
+        # Text has no typed form beyond trimming: its GX column is the typed value with the quarantine's blank made null.
+        target = c.name if c.kind == "text" else raw
+        out.append(gxe.ExpectColumnValuesToNotBeNull(column=target, meta=_meta(c, "blank (a value is required)")))
     if c.kind == "id":
         out.append(
             cx.ExpectColumnValuesToBeValidGb11643Id(
@@ -237,37 +239,67 @@ def suite_parameters(extracted_on: date, previous_rows: int | None, volume_share
     }
 
 
-def gx_input(spec: FeedSpec, validated: pl.DataFrame, *, missing_columns: list[str] | tuple[str, ...] = ()) -> pl.DataFrame:
+# Kinds whose delivered text has few distinct values: passed to GX as categoricals, which GX's pandas
+# engine hashes and filters far faster than Arrow strings (it does both for every batch / expectation).
+_LOW_CARDINALITY = ("division", "enum", "coded_enum", "date", "month")
+
+
+def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
     """The frame the suite runs on, built from `validate_rows` output (Polars; convert with `.to_pandas()`).
 
-    - `raw_<col>`: delivered text, blank (whitespace only) made null, the quarantine's notion of blank;
-      dropped for required columns named in `missing_columns` (so `expect_column_to_exist` fails);
+    - `raw_<col>`: delivered text, blank (whitespace only) made null, the quarantine's notion of
+      blank (not for `text` columns, whose typed value is the trimmed text: there the typed column
+      has the blank made null);
     - typed columns as `validate_rows` made them; money as Float64 (pandas has no fast decimal);
       dates as Datetime[ns] (GX compares `[ms]` row by row or fails, see conventions.md);
     - `delivered_<enum>`: the typed label where recognised, else the delivered text, so the in-set
       expectation sees exactly the unknown values;
     - `parsed_<date>`: the parsed date before the future-date rule nulls it (same parser as the quarantine).
+
+    Column existence is not judged on this frame (the reader fills absent columns with nulls):
+    see `schema_frame`.
     """
-    missing = set(missing_columns)
     exprs: list[pl.Expr] = []
     for c in spec.columns:
         raw = pl.col(RAW_PREFIX + c.name)
-        if c.header not in missing:
-            exprs.append(pl.when(_blank(raw)).then(None).otherwise(raw).alias(RAW_PREFIX + c.name))
+        present = pl.when(_blank(raw)).then(None).otherwise(raw)
+        low = c.kind in _LOW_CARDINALITY
+        if c.kind == "text":
+            exprs.append(pl.when(_blank(raw)).then(None).otherwise(pl.col(c.name)).alias(c.name))
+            continue
+        exprs.append((present.cast(pl.Categorical) if low else present).alias(RAW_PREFIX + c.name))
         if c.kind in ("enum", "coded_enum"):
-            exprs.append(pl.coalesce(pl.col(c.name), pl.when(_blank(raw)).then(None).otherwise(raw)).alias(DELIVERED_PREFIX + c.name))
-    typed = []
+            exprs.append(pl.coalesce(pl.col(c.name), present).cast(pl.Categorical).alias(DELIVERED_PREFIX + c.name))
+    done = {c.name for c in spec.columns if c.kind == "text"}
     for name in typed_columns(spec):
+        if name in done:
+            continue
         dtype = validated.schema[name]
         e = pl.col(name)
         if dtype == pl.Date:
             e = e.cast(pl.Datetime("ns"))
         elif isinstance(dtype, pl.Decimal):
             e = e.cast(pl.Float64)
-        typed.append(e)
-    out = validated.select(*exprs, *typed)
+        elif dtype == pl.String and (name not in spec.by_name or spec.by_name[name].kind in _LOW_CARDINALITY):
+            e = e.cast(pl.Categorical)
+        exprs.append(e)
+    out = validated.select(*exprs)
     dated = [c for c in spec.columns if c.kind in ("date", "month")]
     return out.with_columns([_parsed(validated, c) for c in dated]) if dated else out
+
+
+def schema_frame(spec: FeedSpec, missing_columns: list[str] | tuple[str, ...] = ()):
+    """An empty pandas frame with a `raw_<col>` column for every registry column the file has.
+
+    `expect_column_to_exist` looks at column names only; judging it on an empty frame keeps it
+    free (GX hashes and filters every column of a batch), and the names come from what the
+    reader found (`ReadResult.missing_columns`), not from the validated frame, where absent
+    columns are present but null.
+    """
+    import pandas as pd
+
+    missing = set(missing_columns)
+    return pd.DataFrame({RAW_PREFIX + c.name: pd.Series([], dtype=object) for c in spec.columns if c.header not in missing})
 
 
 def _parsed(validated: pl.DataFrame, c: Column) -> pl.Series:

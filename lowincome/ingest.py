@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -39,11 +39,24 @@ def code_fingerprint() -> str:
 
 
 @dataclass
+class DeliveredFile:
+    """One readable file as validated row by row, before cross-file duplicates and blocking."""
+
+    file_name: str
+    county: str
+    extracted_on: date
+    sha256: str
+    frame: pl.DataFrame  # validate_rows output: raw_* text, typed columns, reasons
+    missing_columns: list[str]  # headers of required columns the file lacks
+
+
+@dataclass
 class FeedResult:
     feed: str
     staging: pl.DataFrame  # accepted, typed, identified rows with lineage
     quarantine: pl.DataFrame  # one row per rejected row
     deliveries: pl.DataFrame  # one row per file seen
+    files: list[DeliveredFile] = field(default_factory=list)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -79,15 +92,15 @@ def cached_file_path(work_dir: Path, feed: str, sha: str, extracted_on: date) ->
     return work_dir / "parsed" / feed / f"{sha}_{extracted_on:%Y%m%d}_{code_fingerprint()}.parquet"
 
 
-def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path) -> tuple[pl.DataFrame, str, str | None]:
-    """Validated rows of one file (cached by content), its format, and a file-level message if any."""
+def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path) -> tuple[pl.DataFrame, str, str | None, list[str]]:
+    """Validated rows of one file (cached by content), its format, a file-level message if any, missing columns."""
     assert delivery.extracted_on is not None
     cache = cached_file_path(work_dir, spec.name, sha, delivery.extracted_on)
     cache_dir = cache.parent
     meta_path = cache.with_suffix(".json")
     if cache.exists() and meta_path.exists():
         meta = json.loads(meta_path.read_text())
-        return pl.read_parquet(cache), meta["format"], meta["message"]
+        return pl.read_parquet(cache), meta["format"], meta["message"], meta.get("missing", [])
     result = read_delivery(delivery.path, spec)
     frame = validate_rows(result.frame, spec, delivery.extracted_on)
     message = None
@@ -101,8 +114,8 @@ def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path
     tmp = cache.with_suffix(".tmp")
     frame.write_parquet(tmp)
     tmp.replace(cache)
-    meta_path.write_text(json.dumps({"format": result.encoding, "message": message}))
-    return frame, result.encoding, message
+    meta_path.write_text(json.dumps({"format": result.encoding, "message": message, "missing": result.missing_columns}))
+    return frame, result.encoding, message, list(result.missing_columns)
 
 
 def _mark_duplicates(frame: pl.DataFrame, spec: FeedSpec) -> pl.DataFrame:
@@ -168,6 +181,7 @@ def ingest_feed(
     """
     deliveries: list[dict] = []
     frames: list[pl.DataFrame] = []
+    files: list[DeliveredFile] = []
     for d in discover(inbox, spec.name, as_of):
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
                "sha256": None, "size_bytes": d.path.stat().st_size, "format": d.extension.lstrip("."),
@@ -178,11 +192,12 @@ def ingest_feed(
         sha = sha256_of(d.path)
         row["sha256"] = sha
         try:
-            frame, fmt, message = _validated_file(d, spec, sha, work_dir)
+            frame, fmt, message, missing = _validated_file(d, spec, sha, work_dir)
         except DeliveryError as exc:
             row["message"] = redact(str(exc))
             continue
         row["format"], row["message"] = fmt, message
+        files.append(DeliveredFile(d.file_name, d.county, d.extracted_on, sha, frame, missing))
         invalid = int((frame[REASONS].list.len() > 0).sum())
         share = invalid / frame.height if frame.height else 0.0
         if message is None and share > blocking_share:
@@ -248,7 +263,7 @@ def ingest_feed(
     for row in deliveries:  # a file whose every row was blank never reached the frame
         if row["sha256"] and row["status"] == "rejected" and row["message"] is None:
             row["message"] = "the file has a header but no data rows"
-    return FeedResult(spec.name, staging, quarantine, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA))
+    return FeedResult(spec.name, staging, quarantine, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA), files)
 
 
 def _latest_snapshot(spec: FeedSpec) -> pl.Expr:

@@ -141,6 +141,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
 
     sections = [
         f"<h1>Nightly run as of {as_of}</h1><p class='meta'>run {html.escape(run_id)}</p>",
+        "<p><a href='validation/index.html'>Validation report of every delivery (Great Expectations Data Docs)</a></p>",
         "<h2>Deliveries</h2>",
         _table(["feed", "files", "rows read", "accepted", "quarantined", "files rejected/blocked"], feed_rows),
     ]

@@ -34,3 +34,22 @@ def lowincome_env(monkeypatch, tmp_path):
         return warehouse
 
     return use_inbox
+
+
+@pytest.fixture(scope="session")
+def published(generated, tmp_path_factory):
+    """One nightly run over the generated inbox, shared by the tests that only read its outputs (the expensive part)."""
+    from pipelines.definitions import defs
+
+    out, manifest = generated
+    warehouse = tmp_path_factory.mktemp("wh")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOWINCOME_INBOX", str(out / "inbox"))
+    mp.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
+    mp.delenv("LOWINCOME_ENV", raising=False)
+    mp.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
+    mp.delenv("DAGSTER_HOME", raising=False)
+    result = defs.resolve_job_def("nightly").execute_in_process(partition_key=SAMPLE_END.isoformat())
+    mp.undo()
+    assert result.success
+    return warehouse, manifest

@@ -26,21 +26,6 @@ def analysts(warehouse: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
 
 
-@pytest.fixture(scope="module")
-def published(generated, tmp_path_factory):
-    """One nightly run over the generated inbox; module-scoped because it is the expensive part."""
-    out, manifest = generated
-    warehouse = tmp_path_factory.mktemp("wh")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LOWINCOME_INBOX", str(out / "inbox"))
-    mp.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
-    mp.delenv("LOWINCOME_ENV", raising=False)
-    mp.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
-    run_day(SAMPLE_END)
-    yield warehouse, manifest
-    mp.undo()
-
-
 def test_every_file_conserves_rows(published):
     warehouse, manifest = published
     with analysts(warehouse) as con:

@@ -17,9 +17,7 @@ from lowincome.rules.catalog import RULES, SQL_DIR
 from lowincome.rules.engine import evaluate
 from lowincome.rules.policy import PolicyError, load_policy
 from lowincome.workstore import WorkStore
-from pipelines.definitions import defs
 
-from .conftest import SAMPLE_END
 from .handmade import delivery_path, person_id, write_csv
 
 KEY = DEV_PSEUDONYM_KEY
@@ -34,16 +32,8 @@ def household_key(county: str, household_id: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def sample_flags(generated, tmp_path_factory):
-    out, manifest = generated
-    warehouse = tmp_path_factory.mktemp("rules_wh")
-    mp = pytest.MonkeyPatch()
-    mp.setenv("LOWINCOME_INBOX", str(out / "inbox"))
-    mp.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
-    mp.delenv("LOWINCOME_ENV", raising=False)
-    mp.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
-    assert defs.resolve_job_def("nightly").execute_in_process(partition_key=SAMPLE_END.isoformat()).success
-    mp.undo()
+def sample_flags(published):
+    warehouse, manifest = published
     con = duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
     yield con, manifest, warehouse
     con.close()

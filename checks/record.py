@@ -1,0 +1,157 @@
+"""The validation record of a run: every delivered file against its feed's suite, kept for auditors.
+
+For each file the ingest asset hands over, the feed's suite (`checks.suites`)
+runs once per file content, extraction date and previous-delivery size (the
+volume check), and the result is cached under the working storage: a file
+delivered months ago is not re-validated every night, yet every run records
+its result in `audit.validation_results`. The masked GX results also go into a
+persistent file-mode GX store under `<work>/gx/`, from which the publishing
+step renders the Data Docs site (`render_data_docs`) covering every delivery.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import great_expectations as gx
+import polars as pl
+
+from lowincome.feeds import FeedSpec
+from lowincome.ingest import DeliveredFile
+from lowincome.workstore import write_atomic
+
+from .data_docs import SITE_NAME, _site_config, make_offline
+from .run import RESULT_SCHEMA, run_suite
+from .suites import DEFAULT_VOLUME_SHARE, suite_name
+
+_CODE = ("expectations.py", "suites.py", "run.py")
+
+
+def _fingerprint() -> str:
+    h = hashlib.sha256()
+    for name in _CODE:
+        h.update((Path(__file__).parent / name).read_bytes())
+    return h.hexdigest()[:12]
+
+
+@contextmanager
+def _locked(folder: Path):
+    """GX's file store is not safe for concurrent writers (feeds may ingest in parallel processes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _docs_context(gx_dir: Path):
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    ctx = gx.get_context(mode="file", project_root_dir=str(gx_dir))
+    return ctx
+
+
+def _store(gx_dir: Path, validations: list) -> None:
+    """Put masked results into the persistent store; the key is the file, so a re-validation replaces it."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    if not validations:
+        return
+    with _locked(gx_dir):
+        ctx = _docs_context(gx_dir)
+        for v in validations:
+            suite = v.suite
+            stored = gx.ExpectationSuite(
+                name=suite.name,
+                expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
+                meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
+            )
+            ctx.suites.add_or_update(stored)
+            run_time = datetime(v.extracted_on.year, v.extracted_on.month, v.extracted_on.day, tzinfo=timezone.utc)
+            key = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
+                run_id=RunIdentifier(run_name=v.file_name, run_time=run_time),
+                batch_identifier=v.feed,
+            )
+            ctx.validation_results_store.set(key, v.result)
+
+
+def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
+                   volume_share: float = DEFAULT_VOLUME_SHARE) -> pl.DataFrame:
+    """Expectation results of every file (schema `RESULT_SCHEMA` + county, extracted_on, previous_rows)."""
+    cache_dir = work_dir / "validated" / spec.name
+    fingerprint = _fingerprint()
+    previous: dict[str, int] = {}
+    frames: list[pl.DataFrame] = []
+    fresh = []
+    for f in sorted(files, key=lambda f: (f.extracted_on, f.file_name)):
+        prev = previous.get(f.county)
+        cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{prev}_{volume_share}_{fingerprint}.parquet"
+        if cache.exists():
+            frame = pl.read_parquet(cache)
+        else:
+            v = run_suite(spec, f.frame, file_name=f.file_name, extracted_on=f.extracted_on, previous_rows=prev,
+                          volume_share=volume_share, missing_columns=f.missing_columns)
+            frame = v.frame
+            write_atomic(cache, frame)
+            fresh.append(v)
+        frames.append(frame.with_columns(pl.lit(f.county).alias("county"), pl.lit(f.extracted_on).alias("extracted_on"),
+                                         pl.lit(prev, dtype=pl.Int64).alias("previous_rows"),
+                                         pl.lit(f.sha256).alias("sha256")))
+        if f.frame.height and not f.missing_columns:
+            previous[f.county] = f.frame.height
+    _store(work_dir / "gx", fresh)
+    if not frames:
+        return pl.DataFrame(schema={**RESULT_SCHEMA, "county": pl.String, "extracted_on": pl.Date,
+                                    "previous_rows": pl.Int64, "sha256": pl.String})
+    return pl.concat(frames, how="diagonal_relaxed")
+
+
+def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
+    """Render the Data Docs of every stored delivery validation into `<reports_dir>/validation/`, offline."""
+    gx_dir = work_dir / "gx"
+    site_dir = (Path(reports_dir) / SITE_NAME).resolve()
+    site_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(gx_dir):
+        ctx = _docs_context(gx_dir)
+        for name in list(ctx.get_config().data_docs_sites or {}):
+            ctx.delete_data_docs_site(name)
+        ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
+        ctx.build_data_docs(site_names=[SITE_NAME])
+    make_offline(site_dir)
+    return site_dir / "index.html"
+
+
+def summarize(results: pl.DataFrame) -> dict:
+    """Key figures for the asset check: rows checked, failing expectations, blocking failures, top problems."""
+    if results.height == 0:
+        return {"files": 0, "rows_checked": 0, "failed": 0, "blocking": 0, "top": []}
+    failed = results.filter(~pl.col("success"))
+    per_file_rows = results.group_by("file_name").agg(pl.col("element_count").max())
+    top = (failed.group_by("expectation").agg(pl.col("unexpected_count").sum(), pl.len().alias("files"))
+           .sort("unexpected_count", descending=True).head(10))
+    return {
+        "files": results["file_name"].n_unique(),
+        "rows_checked": int(per_file_rows["element_count"].fill_null(0).sum()),
+        "failed": failed.height,
+        "blocking": int((failed["severity"] == "blocking").sum()),
+        "top": top.rows(),
+        "suite": suite_name_of(results),
+    }
+
+
+def suite_name_of(results: pl.DataFrame) -> str:
+    return results["suite"].drop_nulls().first() if results.height else ""
+
+
+__all__ = ["validate_files", "render_data_docs", "summarize", "suite_name"]
