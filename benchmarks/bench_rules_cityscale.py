@@ -52,13 +52,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, required=True, help="a bench_nightly.py work folder (holds gen/inbox)")
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 10, 31))
+    ap.add_argument("--reuse", action="store_true", help="keep staging files of an earlier run of this script")
     args = ap.parse_args()
     inbox = args.work / "gen" / "inbox"
     out = args.work / "city"
     staging: dict[str, Path] = {}
     for feed in DEPARTMENT_FEEDS:
         t = time.perf_counter()
-        staging[feed] = stage_file_by_file(feed, inbox, args.as_of, out)
+        done = out / "staging" / f"{feed}.parquet"
+        staging[feed] = done if args.reuse and done.exists() else stage_file_by_file(feed, inbox, args.as_of, out)
         rows = pl.scan_parquet(staging[feed]).select(pl.len()).collect().item()
         print(f"stage {feed}: {rows:,} rows, {time.perf_counter() - t:.1f}s", flush=True)
     roster = pl.scan_parquet(staging["civil_roster"]).filter(pl.col("is_latest")).select(pl.col("id_number").n_unique()).collect().item()

@@ -25,15 +25,12 @@ WITH window_claims AS (
       AND coalesce(h.assistance_type, '') <> '特困'
 ),
 burden AS (
-    SELECT
-        subject_type, subject_id, subject_county,
-        min(subject_county_code) AS county_code,
-        any_value(household_annual_income) AS annual_income,
-        sum(out_of_pocket) AS out_of_pocket,
-        count(*) AS claims,
-        list(struct_pack(feed := 'medical_claims', file := source_file, "row" := source_row, settled_on := settled_on,
-                         visit_type := visit_type, out_of_pocket := out_of_pocket)
-             ORDER BY out_of_pocket DESC, source_file, source_row)[1:20] AS largest_claims
+    -- totals first: cheap on tens of millions of claims; the evidence is gathered only for subjects that fire
+    SELECT subject_type, subject_id, subject_county,
+           min(subject_county_code) AS county_code,
+           any_value(household_annual_income) AS annual_income,
+           sum(out_of_pocket) AS out_of_pocket,
+           count(*) AS claims
     FROM window_claims
     GROUP BY subject_type, subject_id, subject_county
 ),
@@ -55,20 +52,42 @@ levelled AS (
             WHEN share >= yellow_share OR out_of_pocket >= yellow_amount THEN '黄'
         END AS level
     FROM judged
+),
+firing AS (
+    SELECT * FROM levelled WHERE level IS NOT NULL
+),
+top_claims AS (
+    SELECT w.*
+    FROM window_claims AS w
+    SEMI JOIN firing AS f
+      ON f.subject_type = w.subject_type AND f.subject_id = w.subject_id
+     AND f.subject_county IS NOT DISTINCT FROM w.subject_county
+    QUALIFY row_number() OVER (PARTITION BY w.subject_type, w.subject_id, w.subject_county
+                               ORDER BY w.out_of_pocket DESC, w.source_file, w.source_row) <= 20
+),
+largest AS (
+    SELECT subject_type, subject_id, subject_county,
+           list(struct_pack(feed := 'medical_claims', file := source_file, "row" := source_row, settled_on := settled_on,
+                            visit_type := visit_type, out_of_pocket := out_of_pocket)
+                ORDER BY out_of_pocket DESC, source_file, source_row) AS largest_claims
+    FROM top_claims
+    GROUP BY subject_type, subject_id, subject_county
 )
 SELECT
-    'W01' AS rule_id, subject_type, subject_id, subject_county, county_code,
-    strftime($as_of::DATE, '%Y') AS period, level,
+    'W01' AS rule_id, f.subject_type, f.subject_id, f.subject_county, f.county_code,
+    strftime($as_of::DATE, '%Y') AS period, f.level,
     to_json(struct_pack(
-        out_of_pocket := out_of_pocket,
-        household_annual_income := annual_income,
-        share_of_income := round(share, 4),
-        claims_in_window := claims,
+        out_of_pocket := f.out_of_pocket,
+        household_annual_income := f.annual_income,
+        share_of_income := round(f.share, 4),
+        claims_in_window := f.claims,
         window_days := (SELECT medical_lookback_days FROM policy WHERE county_code = '*'),
-        thresholds := struct_pack(red := struct_pack(share := red_share, amount := red_amount),
-                                  orange := struct_pack(share := orange_share, amount := orange_amount),
-                                  yellow := struct_pack(share := yellow_share, amount := yellow_amount)),
-        largest_claims := largest_claims
+        thresholds := struct_pack(red := struct_pack(share := f.red_share, amount := f.red_amount),
+                                  orange := struct_pack(share := f.orange_share, amount := f.orange_amount),
+                                  yellow := struct_pack(share := f.yellow_share, amount := f.yellow_amount)),
+        largest_claims := l.largest_claims
     )) AS evidence
-FROM levelled
-WHERE level IS NOT NULL
+FROM firing AS f
+JOIN largest AS l
+  ON l.subject_type = f.subject_type AND l.subject_id = f.subject_id
+ AND l.subject_county IS NOT DISTINCT FROM f.subject_county
