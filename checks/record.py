@@ -14,14 +14,18 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
+from multiprocessing import get_context
 from pathlib import Path
 
 import great_expectations as gx
 import polars as pl
 
-from lowincome.feeds import FeedSpec
+from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import DeliveredFile
 from lowincome.workstore import write_atomic
 
@@ -51,10 +55,36 @@ def _locked(folder: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+@lru_cache(maxsize=4)
 def _docs_context(gx_dir: Path):
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     ctx = gx.get_context(mode="file", project_root_dir=str(gx_dir))
     return ctx
+
+
+def _validate_one(job: tuple) -> pl.DataFrame:
+    """Validate one file and store its masked result (runs in a worker process when there are many)."""
+    feed, frame, file_name, extracted_on, prev, share, missing, gx_dir = job
+    v = run_suite(FEEDS[feed], frame, file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
+                  volume_share=share, missing_columns=missing)
+    _store(gx_dir, [v])
+    return v.frame
+
+
+_POOL: ProcessPoolExecutor | None = None
+PARALLEL_FROM = 4  # files; below this a worker pool costs more than it saves
+
+
+def _pool() -> ProcessPoolExecutor:
+    """GX spends its time in Python bookkeeping per expectation, so files validate in parallel processes.
+
+    Spawned, not forked: Polars' thread pool does not survive a fork. The pool lives for the process,
+    so the workers' start-up (importing GX) is paid once per run.
+    """
+    global _POOL
+    if _POOL is None:
+        _POOL = ProcessPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 4)), mp_context=get_context("spawn"))
+    return _POOL
 
 
 def _store(gx_dir: Path, validations: list) -> None:
@@ -92,25 +122,26 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
     cache_dir = work_dir / "validated" / spec.name
     fingerprint = _fingerprint()
     previous: dict[str, int] = {}
-    frames: list[pl.DataFrame] = []
-    fresh = []
+    gx_dir = work_dir / "gx"
+    plan = []
     for f in sorted(files, key=lambda f: (f.extracted_on, f.file_name)):
         prev = previous.get(f.county)
         cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{prev}_{volume_share}_{fingerprint}.parquet"
-        if cache.exists():
-            frame = pl.read_parquet(cache)
-        else:
-            v = run_suite(spec, f.frame, file_name=f.file_name, extracted_on=f.extracted_on, previous_rows=prev,
-                          volume_share=volume_share, missing_columns=f.missing_columns)
-            frame = v.frame
-            write_atomic(cache, frame)
-            fresh.append(v)
-        frames.append(frame.with_columns(pl.lit(f.county).alias("county"), pl.lit(f.extracted_on).alias("extracted_on"),
-                                         pl.lit(prev, dtype=pl.Int64).alias("previous_rows"),
-                                         pl.lit(f.sha256).alias("sha256")))
+        plan.append((f, prev, cache))
         if f.frame.height and not f.missing_columns:
             previous[f.county] = f.frame.height
-    _store(work_dir / "gx", fresh)
+    todo = [(f, prev, cache) for f, prev, cache in plan if not cache.exists()]
+    jobs = [(spec.name, f.frame, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
+            for f, prev, _ in todo]
+    _docs_context(gx_dir)  # create the store once, before any worker touches it
+    results = list(_pool().map(_validate_one, jobs)) if len(jobs) >= PARALLEL_FROM else [_validate_one(j) for j in jobs]
+    for (_, _, cache), frame in zip(todo, results):
+        write_atomic(cache, frame)
+    frames: list[pl.DataFrame] = []
+    for f, prev, cache in plan:
+        frames.append(pl.read_parquet(cache).with_columns(
+            pl.lit(f.county).alias("county"), pl.lit(f.extracted_on).alias("extracted_on"),
+            pl.lit(prev, dtype=pl.Int64).alias("previous_rows"), pl.lit(f.sha256).alias("sha256")))
     if not frames:
         return pl.DataFrame(schema={**RESULT_SCHEMA, "county": pl.String, "extracted_on": pl.Date,
                                     "previous_rows": pl.Int64, "sha256": pl.String})

@@ -174,6 +174,17 @@ def spoil_file(text: pl.DataFrame, spec: FeedSpec, rng: np.random.Generator, *, 
     return text.drop("_r"), bad, messy
 
 
+def quarterly_backlog(rows: pl.DataFrame, end: date) -> pl.DataFrame:
+    """Older increments arrive as quarterly extracts, the last three months monthly (as departments catch up).
+
+    Each quarter's rows go into the file of its latest month, so every row keeps a file date on or after
+    its own month.
+    """
+    k = end.year * 12 + end.month - (pl.col("_file_date").dt.year().cast(pl.Int32) * 12 + pl.col("_file_date").dt.month().cast(pl.Int32))
+    group = pl.when(k >= 3).then(k // 3 * 3).otherwise(k)
+    return rows.with_columns(_file_date=pl.col("_file_date").max().over(group))
+
+
 def deliveries(world: dict[str, pl.DataFrame], end: date, counties: list[str]) -> dict[str, list[tuple[str, date, pl.DataFrame]]]:
     """(county, extraction date, typed rows) per feed, one entry per delivery file."""
     out: dict[str, list[tuple[str, date, pl.DataFrame]]] = {f: [] for f in FEEDS}
@@ -185,7 +196,7 @@ def deliveries(world: dict[str, pl.DataFrame], end: date, counties: list[str]) -
             for s in snapshot_dates(feed, end):
                 out[feed].append((county, s, cut(rows, s)))
         for feed, table in increment_of.items():
-            rows = world[table].filter((pl.col("county") == county) & (pl.col("_file_date") <= end))
+            rows = quarterly_backlog(world[table].filter((pl.col("county") == county) & (pl.col("_file_date") <= end)), end)
             for (d,), part in sorted(rows.partition_by("_file_date", as_dict=True).items()):
                 out[feed].append((county, d, part))
     return out
