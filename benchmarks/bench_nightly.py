@@ -16,6 +16,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from checks.record import validate_files
 from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY
 from lowincome.feeds import DEPARTMENT_FEEDS, FEEDS
 from lowincome.ingest import ingest_feed
@@ -32,6 +33,7 @@ def main() -> None:
     ap.add_argument("--claims-factor", type=float, default=1.0, help="multiply claims per month on top of --scale")
     ap.add_argument("--inbox", type=Path, help="use this inbox instead of generating")
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 10, 31))
+    ap.add_argument("--suites", action="store_true", help="also validate every file with its Great Expectations suite")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="lowincome-bench-"))
     inbox = args.inbox
@@ -51,8 +53,14 @@ def main() -> None:
         for kind, frame in (("staging", result.staging), ("quarantine", result.quarantine), ("deliveries", result.deliveries)):
             store.write(args.as_of, kind, feed, frame)
         dt = time.perf_counter() - t
-        total += dt
-        print(f"ingest {feed}: {result.totals['rows_read']:,} rows, {dt:.1f}s")
+        t = time.perf_counter()
+        checked = validate_files(spec, result.files, store.root) if args.suites else None
+        dv = time.perf_counter() - t
+        total += dt + dv
+        rows = result.totals["rows_read"]
+        del result
+        print(f"ingest {feed}: {rows:,} rows, {dt:.1f}s" + (f", suites {dv:.1f}s ({checked['file_name'].n_unique()} files)" if args.suites else ""),
+              flush=True)
     policy = load_policy(DEFAULT_POLICY)
     t = time.perf_counter()
     ev = evaluate({f: store.path(args.as_of, "staging", f) for f in DEPARTMENT_FEEDS}, policy, args.as_of, DEV_PSEUDONYM_KEY)
@@ -69,7 +77,7 @@ def main() -> None:
     publish(store, args.as_of, DEV_PSEUDONYM_KEY, **mart_tables(store, args.as_of))
     dt = time.perf_counter() - t
     total += dt
-    print(f"publish: {dt:.1f}s")
+    print(f"publish: {dt:.1f}s", flush=True)
     print(f"total (without generation): {total:.1f}s; work folder {tmp}")
 
 

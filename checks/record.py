@@ -64,8 +64,8 @@ def _docs_context(gx_dir: Path):
 
 def _validate_one(job: tuple) -> pl.DataFrame:
     """Validate one file and store its masked result (runs in a worker process when there are many)."""
-    feed, frame, file_name, extracted_on, prev, share, missing, gx_dir = job
-    v = run_suite(FEEDS[feed], frame, file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
+    feed, cache, file_name, extracted_on, prev, share, missing, gx_dir = job
+    v = run_suite(FEEDS[feed], pl.read_parquet(cache), file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
                   volume_share=share, missing_columns=missing)
     _store(gx_dir, [v])
     return v.frame
@@ -128,10 +128,10 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
         prev = previous.get(f.county)
         cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{prev}_{volume_share}_{fingerprint}.parquet"
         plan.append((f, prev, cache))
-        if f.frame.height and not f.missing_columns:
-            previous[f.county] = f.frame.height
+        if f.rows and not f.missing_columns:
+            previous[f.county] = f.rows
     todo = [(f, prev, cache) for f, prev, cache in plan if not cache.exists()]
-    jobs = [(spec.name, f.frame, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
+    jobs = [(spec.name, f.cache, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
             for f, prev, _ in todo]
     _docs_context(gx_dir)  # create the store once, before any worker touches it
     results = list(_pool().map(_validate_one, jobs)) if len(jobs) >= PARALLEL_FROM else [_validate_one(j) for j in jobs]

@@ -46,8 +46,14 @@ class DeliveredFile:
     county: str
     extracted_on: date
     sha256: str
-    frame: pl.DataFrame  # validate_rows output: raw_* text, typed columns, reasons
+    cache: Path  # validate_rows output (raw_* text, typed columns, reasons), cached as Parquet
+    rows: int
     missing_columns: list[str]  # headers of required columns the file lacks
+
+    @property
+    def frame(self) -> pl.DataFrame:
+        """Read on demand: a feed's files are not all held in memory at once."""
+        return pl.read_parquet(self.cache)
 
 
 @dataclass
@@ -148,6 +154,17 @@ def _mark_duplicates(frame: pl.DataFrame, spec: FeedSpec) -> pl.DataFrame:
     )
 
 
+def _with_raw_text(rows: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
+    """Bring back the delivered text of rows found to be duplicates (only typed columns were kept)."""
+    by_name = {f.file_name: f for f in files}
+    parts = []
+    for (name,), keyed in rows.partition_by("source_file", as_dict=True).items():
+        raw = pl.read_parquet(by_name[name].cache).select(
+            pl.col(ROW_COLUMN).alias("source_row"), pl.col(f"^{RAW_PREFIX}.*$"), pl.col(EXTRA_COLUMN))
+        parts.append(keyed.join(raw, on="source_row", how="left"))
+    return pl.concat(parts, how="diagonal_relaxed")
+
+
 def _record_json(spec: FeedSpec, masked: bool) -> pl.Expr:
     fields = []
     for c in spec.columns:
@@ -180,8 +197,10 @@ def ingest_feed(
     a snapshot feed the previous snapshot stays the newest one in use.
     """
     deliveries: list[dict] = []
-    frames: list[pl.DataFrame] = []
+    good_parts: list[pl.DataFrame] = []  # accepted so far: lineage + typed columns only (memory)
+    bad_parts: list[pl.DataFrame] = []  # rejected rows, with their raw text for the quarantine
     files: list[DeliveredFile] = []
+    typed = typed_columns(spec)
     for d in discover(inbox, spec.name, as_of):
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
                "sha256": None, "size_bytes": d.path.stat().st_size, "format": d.extension.lstrip("."),
@@ -197,7 +216,9 @@ def ingest_feed(
             row["message"] = redact(str(exc))
             continue
         row["format"], row["message"] = fmt, message
-        files.append(DeliveredFile(d.file_name, d.county, d.extracted_on, sha, frame, missing))
+        files.append(DeliveredFile(d.file_name, d.county, d.extracted_on, sha,
+                                   cached_file_path(work_dir, spec.name, sha, d.extracted_on), frame.height, missing))
+        row["rows_read"] = frame.height
         invalid = int((frame[REASONS].list.len() > 0).sum())
         share = invalid / frame.height if frame.height else 0.0
         if message is None and share > blocking_share:
@@ -207,59 +228,57 @@ def ingest_feed(
                 f"{blocking_share:.0%} threshold; every row is quarantined and the feed's last good data stays in use"
             )
             row["status"] = "blocked"
-        frames.append(
-            frame.with_columns(
-                pl.lit(d.file_name).alias("source_file"),
-                pl.lit(sha).alias("file_sha256"),
-                pl.lit(d.extracted_on, dtype=pl.Date).alias("delivered_on"),
-                pl.lit(d.county).alias("file_county"),
-            )
+        frame = frame.with_columns(
+            pl.lit(d.file_name).alias("source_file"),
+            pl.lit(sha).alias("file_sha256"),
+            pl.lit(d.extracted_on, dtype=pl.Date).alias("delivered_on"),
+            pl.lit(d.county).alias("file_county"),
         )
+        ok = pl.col(REASONS).list.len() == 0
+        good_parts.append(frame.filter(ok).select(LINEAGE + typed + [REASONS]))
+        bad_parts.append(frame.filter(~ok))
+        del frame
 
-    typed = typed_columns(spec)
-    if frames:
-        rows = _mark_duplicates(pl.concat(frames, how="diagonal_relaxed"), spec)
-    else:
-        rows = None
+    good = pl.concat(good_parts, how="diagonal_relaxed") if good_parts else None
+    del good_parts
+    if good is not None and good.height:
+        good = _mark_duplicates(good, spec)
+        later = pl.col(REASONS).list.len() > 0
+        duplicates = good.filter(later)
+        good = good.filter(~later)
+        if duplicates.height:
+            bad_parts.append(_with_raw_text(duplicates, files))
+    bad = pl.concat(bad_parts, how="diagonal_relaxed") if bad_parts else None
+    del bad_parts
 
-    if rows is None or rows.height == 0:
-        staging = _empty_staging(spec)
-        quarantine = _empty_quarantine()
-    else:
-        accepted = rows.filter(pl.col(REASONS).list.len() == 0)
-        staging = accepted.select(LINEAGE + typed)
-        staging = staging.with_columns(_latest_snapshot(spec))
-        quarantine = rows.filter(pl.col(REASONS).list.len() > 0).select(
-            pl.lit(spec.name).alias("feed"),
-            "source_file",
-            "source_row",
-            "file_sha256",
-            "delivered_on",
-            pl.col(REASONS).list.join("; ").alias("reasons"),
-            pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
-            _record_json(spec, masked=True).alias("record_masked"),
-            _record_json(spec, masked=False).alias("record"),
-            pl.col(EXTRA_COLUMN).alias("extra_columns"),
-        )
-        counts = rows.group_by("source_file").agg(
-            pl.len().alias("rows_read"),
-            (pl.col(REASONS).list.len() == 0).sum().alias("rows_accepted"),
-        )
-        by_file = {r["source_file"]: r for r in counts.iter_rows(named=True)}  # one entry per file, not per row
-        for row in deliveries:
-            c = by_file.get(row["file_name"])
-            if c is None or row["sha256"] is None:
-                continue
-            row["rows_read"], row["rows_accepted"] = int(c["rows_read"]), int(c["rows_accepted"])
-            row["rows_quarantined"] = row["rows_read"] - row["rows_accepted"]
-            if row["message"] and row["message"].startswith("missing required"):
-                row["status"] = "rejected"
-            elif row["status"] == "blocked":
-                pass
-            elif row["rows_read"] == 0:
-                row["status"], row["message"] = "rejected", "the file has a header but no data rows"
-            else:
-                row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
+    staging = (good.select(LINEAGE + typed).with_columns(_latest_snapshot(spec))
+               if good is not None and good.height else _empty_staging(spec))
+    quarantine = (bad.sort("delivered_on", "source_file", "source_row").select(
+        pl.lit(spec.name).alias("feed"),
+        "source_file",
+        "source_row",
+        "file_sha256",
+        "delivered_on",
+        pl.col(REASONS).list.join("; ").alias("reasons"),
+        pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
+        _record_json(spec, masked=True).alias("record_masked"),
+        _record_json(spec, masked=False).alias("record"),
+        pl.col(EXTRA_COLUMN).alias("extra_columns"),
+    ) if bad is not None and bad.height else _empty_quarantine())
+    accepted = dict(staging.group_by("source_file").len().iter_rows()) if staging.height else {}
+    for row in deliveries:
+        if row["sha256"] is None or row["status"] == "rejected" and row["message"] and row["rows_read"] == 0:
+            continue
+        row["rows_accepted"] = int(accepted.get(row["file_name"], 0))
+        row["rows_quarantined"] = row["rows_read"] - row["rows_accepted"]
+        if row["message"] and row["message"].startswith("missing required"):
+            row["status"] = "rejected"
+        elif row["status"] == "blocked":
+            pass
+        elif row["rows_read"] == 0:
+            row["status"], row["message"] = "rejected", "the file has a header but no data rows"
+        else:
+            row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
     for row in deliveries:  # a file whose every row was blank never reached the frame
         if row["sha256"] and row["status"] == "rejected" and row["message"] is None:
             row["message"] = "the file has a header but no data rows"
