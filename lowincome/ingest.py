@@ -26,6 +26,7 @@ from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
 
 LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
+FILE_INDEX = "_file_index"  # position of a file in delivery order; names and hashes are added back at the end
 _CODE_FILES = ("feeds.py", "identity.py", "parsing.py", "reading.py", "validation.py")
 
 
@@ -124,34 +125,49 @@ def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path
     return frame, result.encoding, message, list(result.missing_columns)
 
 
-def _mark_duplicates(frame: pl.DataFrame, spec: FeedSpec) -> pl.DataFrame:
-    """Later copies of a keyed row become quarantined, naming the row that was kept.
+def _split_later_copies(good: pl.DataFrame, spec: FeedSpec, names: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(rows kept, later copies with a reason naming the row that was kept).
 
-    Increments: the key is unique across all deliveries (a re-delivered
-    settlement is the same settlement). Snapshots: unique within one file.
-    Only rows otherwise valid compete, so a corrected row can follow a bad one.
+    `good` holds the accepted rows of every file in delivery order (oldest file date, then file
+    name, then row), so the first occurrence of a key is the one kept. Increments: the key is
+    unique across all deliveries (a re-delivered settlement is the same settlement). Snapshots:
+    unique within one file. Only the key columns are compared, so this stays cheap on tens of
+    millions of rows.
     """
     if spec.unique_key:
         key, scope = list(spec.unique_key), "already delivered in"
     elif spec.snapshot_key:
-        key, scope = ["source_file", *spec.snapshot_key], "duplicate of"
+        key, scope = [FILE_INDEX, *spec.snapshot_key], "duplicate of"
     else:
-        return frame
-    headers = " and ".join(spec.column(k).header for k in key if k != "source_file")
-    valid = pl.col(REASONS).list.len() == 0
-    frame = frame.sort("delivered_on", "source_file", "source_row")
-    first_file = pl.col("source_file").filter(valid).first().over(key)
-    first_row = pl.col("source_row").filter(valid).first().over(key)
-    is_later = valid & ((pl.col("source_file") != first_file) | (pl.col("source_row") != first_row))
+        return good, good.clear()
+    later = ~pl.struct(key).is_first_distinct()
+    mask = good.select(later).to_series()
+    if not mask.any():
+        return good, good.clear()
+    copies = good.filter(mask)
+    good = good.filter(~mask)
+    firsts = good.join(copies.select(key).unique(), on=key, how="semi").select(
+        *key, pl.col(FILE_INDEX).alias("_first_file"), pl.col("source_row").alias("_first_row"))
+    headers = " and ".join(spec.column(k).header for k in key if k != FILE_INDEX)
+    first_name = pl.col("_first_file").replace_strict(list(range(len(names))), names, return_dtype=pl.String)
     message = (
         pl.lit(f"duplicate: same {headers} as the row {scope} ")
-        + pl.when(pl.col("source_file") == first_file).then(pl.lit("this file")).otherwise(first_file)
+        + pl.when(pl.col("_first_file") == pl.col(FILE_INDEX)).then(pl.lit("this file")).otherwise(first_name)
         + pl.lit(" row ")
-        + first_row.cast(pl.String)
+        + pl.col("_first_row").cast(pl.String)
     )
-    return frame.with_columns(
-        pl.when(is_later).then(pl.col(REASONS).list.concat(pl.concat_list(message))).otherwise(pl.col(REASONS)).alias(REASONS)
-    )
+    copies = copies.join(firsts, on=key, how="left").with_columns(
+        pl.col(REASONS).list.concat(pl.concat_list(message)).alias(REASONS)
+    ).drop("_first_file", "_first_row")
+    return good, copies
+
+
+def _with_file_lineage(rows: pl.DataFrame, names: list[str], shas: list[str]) -> pl.DataFrame:
+    idx = list(range(len(names)))
+    return rows.with_columns(
+        pl.col(FILE_INDEX).replace_strict(idx, names, return_dtype=pl.String).alias("source_file"),
+        pl.col(FILE_INDEX).replace_strict(idx, shas, return_dtype=pl.String).alias("file_sha256"),
+    ).drop(FILE_INDEX)
 
 
 def _with_raw_text(rows: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
@@ -200,6 +216,8 @@ def ingest_feed(
     good_parts: list[pl.DataFrame] = []  # accepted so far: lineage + typed columns only (memory)
     bad_parts: list[pl.DataFrame] = []  # rejected rows, with their raw text for the quarantine
     files: list[DeliveredFile] = []
+    names: list[str] = []  # accepted-row files in delivery order (FILE_INDEX → name, sha256)
+    shas: list[str] = []
     typed = typed_columns(spec)
     for d in discover(inbox, spec.name, as_of):
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
@@ -235,23 +253,23 @@ def ingest_feed(
             pl.lit(d.county).alias("file_county"),
         )
         ok = pl.col(REASONS).list.len() == 0
-        good_parts.append(frame.filter(ok).select(LINEAGE + typed + [REASONS]))
+        good_parts.append(frame.filter(ok).select(
+            pl.lit(len(names), dtype=pl.UInt32).alias(FILE_INDEX), "source_row", "delivered_on", "file_county", *typed, REASONS))
         bad_parts.append(frame.filter(~ok))
+        names.append(d.file_name)
+        shas.append(sha)
         del frame
 
     good = pl.concat(good_parts, how="diagonal_relaxed") if good_parts else None
     del good_parts
     if good is not None and good.height:
-        good = _mark_duplicates(good, spec)
-        later = pl.col(REASONS).list.len() > 0
-        duplicates = good.filter(later)
-        good = good.filter(~later)
+        good, duplicates = _split_later_copies(good, spec, names)
         if duplicates.height:
-            bad_parts.append(_with_raw_text(duplicates, files))
+            bad_parts.append(_with_raw_text(_with_file_lineage(duplicates, names, shas), files))
     bad = pl.concat(bad_parts, how="diagonal_relaxed") if bad_parts else None
     del bad_parts
 
-    staging = (good.select(LINEAGE + typed).with_columns(_latest_snapshot(spec))
+    staging = (_with_file_lineage(good, names, shas).select(LINEAGE + typed).with_columns(_latest_snapshot(spec))
                if good is not None and good.height else _empty_staging(spec))
     quarantine = (bad.sort("delivered_on", "source_file", "source_row").select(
         pl.lit(spec.name).alias("feed"),
