@@ -56,9 +56,7 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
         f"{as_of.isoformat()}_{run_id}",
         deliveries.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
     )
-    validation = pl.concat(
-        [store.read(as_of, "validation", f) for f in FEEDS if store.exists(as_of, "validation", f)], how="diagonal_relaxed"
-    ) if any(store.exists(as_of, "validation", f) for f in FEEDS) else pl.DataFrame()
+    validation = pl.concat([store.read(as_of, "validation", f) for f in FEEDS], how="diagonal_relaxed")
     if validation.height:
         store.write_history(
             "validation",

@@ -14,6 +14,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +31,7 @@ FILE_INDEX = "_file_index"  # position of a file in delivery order; names and ha
 _CODE_FILES = ("feeds.py", "identity.py", "parsing.py", "reading.py", "validation.py")
 
 
+@lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """Hash of the code that decides row validity: a change invalidates the per-file cache."""
     h = hashlib.sha256()
@@ -284,8 +286,9 @@ def ingest_feed(
         pl.col(EXTRA_COLUMN).alias("extra_columns"),
     ) if bad is not None and bad.height else _empty_quarantine())
     accepted = dict(staging.group_by("source_file").len().iter_rows()) if staging.height else {}
+    read = set(names)
     for row in deliveries:
-        if row["sha256"] is None or row["status"] == "rejected" and row["message"] and row["rows_read"] == 0:
+        if row["file_name"] not in read:  # unreadable: rejected with its message above
             continue
         row["rows_accepted"] = int(accepted.get(row["file_name"], 0))
         row["rows_quarantined"] = row["rows_read"] - row["rows_accepted"]
@@ -297,9 +300,6 @@ def ingest_feed(
             row["status"], row["message"] = "rejected", "the file has a header but no data rows"
         else:
             row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
-    for row in deliveries:  # a file whose every row was blank never reached the frame
-        if row["sha256"] and row["status"] == "rejected" and row["message"] is None:
-            row["message"] = "the file has a header but no data rows"
     return FeedResult(spec.name, staging, quarantine, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA), files)
 
 

@@ -14,7 +14,7 @@ unparseable date) are quoted, truncated, because that is what an auditor needs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Callable
 
@@ -49,7 +49,7 @@ class CheckedColumn:
 
     outputs: dict[str, pl.Expr]
     reasons: list[pl.Expr]
-    stage: dict[str, pl.Expr] = None  # type: ignore[assignment]
+    stage: dict[str, pl.Expr] = field(default_factory=dict)
 
 
 def _staged(c: Column, st: pl.Expr) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
@@ -254,7 +254,7 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date) -> pl.D
     reasons: list[pl.Expr] = []
     for column in spec.columns:
         checked = _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on)
-        stages.update(checked.stage or {})
+        stages.update(checked.stage)
         typed.update(checked.outputs)
         reasons.extend(checked.reasons)
     cross = [r.otherwise(pl.lit(None, dtype=pl.String)) for r in CROSS_CHECKS.get(spec.name, lambda: [])()]

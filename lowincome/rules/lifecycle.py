@@ -142,7 +142,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     mapped = mapped.with_columns(
         household_key=pl.when(pl.col("subject_type") == "household").then(pl.col("subject_key"))
         .otherwise(pl.coalesce("household_key", "subject_key")),
-        county_code=pl.coalesce("hh_county", "county_code") if "hh_county" in mapped.columns else pl.col("county_code"),
+        county_code=pl.coalesce("hh_county", "county_code"),
         rank=pl.col("level").replace_strict(LEVEL_RANK, return_dtype=pl.Int8),
     )
     household_risk = (

@@ -5,7 +5,7 @@
 --   during that month, or whose certificate's level/category is not eligible.
 --   A certificate counts for a month when issued by the month's end and either still 正常, or 注销
 --   on or after the month's first day (revoked mid-month: still valid that month). 迁出 certificates
---   do not count (the holder is now served by another county).
+--   do not count (the holder is now served by another county). See sql/models/certificates_latest.sql.
 -- Period: the payment month. Evidence: the payment and every certificate of the person (category,
 --   level, status, issue and revocation dates, file, row), never the certificate number.
 WITH care AS (
@@ -19,9 +19,7 @@ cert_in_month AS (
                        status := c.certificate_status, issued_on := c.issued_on, revoked_on := c.revoked_on) AS cert
     FROM care AS p
     JOIN certificates_latest AS c USING (id_number)
-    WHERE c.issued_on <= last_day(p.pay_month)
-      AND (c.certificate_status = '正常'
-           OR (c.certificate_status = '注销' AND c.revoked_on >= date_trunc('month', p.pay_month)))
+    WHERE p.pay_month BETWEEN c.first_valid_month AND coalesce(c.last_valid_month, p.pay_month)
 ),
 judged AS (
     SELECT p.*,

@@ -15,9 +15,7 @@ WITH living AS (
 cert_ok AS (
     SELECT DISTINCT p.payment_id
     FROM living AS p JOIN certificates_latest AS c USING (id_number)
-    WHERE c.issued_on <= last_day(p.pay_month)
-      AND (c.certificate_status = '正常'
-           OR (c.certificate_status = '注销' AND c.revoked_on >= date_trunc('month', p.pay_month)))
+    WHERE p.pay_month BETWEEN c.first_valid_month AND coalesce(c.last_valid_month, p.pay_month)
 ),
 household_ok AS (
     SELECT DISTINCT p.payment_id
