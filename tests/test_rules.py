@@ -191,7 +191,7 @@ def test_policy_defaults_and_county_periods(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("default: []\n", "'default' must be a list of periods"),
-    ("default:\n  - effective_from: 2024-01-01\n    urban_dibao_standard_monthly: abc\n", "urban_dibao_standard_monthly must be a number"),
+    ("default:\n  - effective_from: 2024-01-01\n    urban_dibao_standard_monthly: abc\n", "urban_dibao_standard_monthly must be a finite number"),
     ("default:\n  - urban_dibao_standard_monthly: 700\n", "effective_from is missing"),
     ("default:\n  - effective_from: 2024-01-01\n", "lacks"),
     ("default: [\n", "not valid YAML"),
