@@ -25,8 +25,10 @@ from dagster import (
 from checks.record import summarize, validate_files
 from checks.suites import suite_name
 
+from lowincome.errors import LowincomeError
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import ingest_feed
+from lowincome.rules.policy import load_policy
 from lowincome.publish import describe_os_error
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
@@ -90,19 +92,26 @@ def build_ingest_asset(spec: FeedSpec):
         check_specs=[AssetCheckSpec(
             SUITE_CHECK, asset=staging_key(spec.name),
             description=(f"Great Expectations suite {suite_name(spec)} on every delivery of the day. Fails with "
-                         "ERROR when a file is blocked (missing required column, or more rejected rows than "
-                         "LOWINCOME_BLOCKING_SHARE): its rows are held back and the feed's last good data stays in "
-                         "use for the flags; WARN for smaller problems (rows quarantined, volume change)."),
+                         "ERROR when a file is held back or rejected (a structural fault such as a missing required "
+                         "column; for a snapshot, more rejected rows than LOWINCOME_BLOCKING_SHARE or a sharp drop in "
+                         "rows): the county's previous snapshot stays in use for the flags; WARN for smaller problems "
+                         "(rows quarantined, volume change). An increment's valid rows are always used."),
         )],
     )
     def ingest(context: AssetExecutionContext, lowincome: LowincomeResource) -> MaterializeResult:
         as_of = date.fromisoformat(context.partition_key)
         settings = lowincome.settings()
+        try:  # a bad policy file fails the step at once, in one line, before any file is read
+            policy = load_policy(settings.policy)
+            policy.in_force("*", as_of)
+        except LowincomeError as exc:
+            raise Failure(description=str(exc)) from None
         if not settings.inbox.is_dir():
             raise Failure(description=f"inbox folder not found: {settings.inbox} (set LOWINCOME_INBOX)")
         store = lowincome.store()
         try:
-            result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share)
+            result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share,
+                                 policy=policy)
             store.write(as_of, "staging", spec.name, result.staging)
             store.write(as_of, "quarantine", spec.name, result.quarantine)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
@@ -111,8 +120,13 @@ def build_ingest_asset(spec: FeedSpec):
         except OSError as exc:
             raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root)}") from None
         totals = result.totals
+        for warning in result.warnings:
+            context.log.warning(f"{spec.name}: {warning}")
         for r in result.deliveries.filter(pl.col("status").is_in(["rejected", "blocked"])).iter_rows(named=True):
             context.log.warning(f"{spec.name}: file {r['file_name']} {r['status']}: {r['message']}")
+        for r in result.deliveries.filter(pl.col("status").is_in(["later", "ignored"])
+                                          | pl.col("message").str.contains("accepted by")).iter_rows(named=True):
+            context.log.info(f"{spec.name}: file {r['file_name']} {r['status']}: {r['message']}")
         context.log.info(
             f"{spec.name} as of {as_of}: {totals['files']} file(s), {totals['rows_read']} rows read, "
             f"{totals['rows_accepted']} accepted, {totals['rows_quarantined']} quarantined"

@@ -37,7 +37,7 @@ import polars as pl
 from lowincome.feeds import Column, FeedSpec
 from lowincome.parsing import parse_date_struct, parse_month_struct
 # `_blank` is the quarantine's own definition of a blank cell; reused so both agree on it.
-from lowincome.validation import RAW_PREFIX, _blank, typed_columns
+from lowincome.validation import FILE_COUNTY, RAW_PREFIX, _blank, typed_columns
 
 from . import expectations as cx
 
@@ -118,6 +118,12 @@ def _column_expectations(spec: FeedSpec, c: Column) -> list:
         what = {"money": "not an amount", "int": "not a whole number", "division": "not a 6- or 12-digit division code",
                 "cert_id": "not a 20-character certificate number"}[c.kind]
         out.append(cx.ExpectColumnValuesToBeRecognised(column_list=[raw, c.name], meta=_meta(c, what)))
+        if c.kind == "division":
+            # `lowincome.validation.county_checks`: the row's county is the file's (when the file's county is known).
+            out.append(gxe.ExpectColumnPairValuesToBeEqual(
+                column_A="county_code", column_B=FILE_COUNTY, ignore_row_if="either_value_is_missing",
+                meta=_meta(c, "lies in another county than the file's"),
+            ))
         if c.min_value is not None:
             if c.kind == "money":
                 check = "must be greater than 0" if c.min_exclusive else "negative amount"
@@ -254,7 +260,8 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
       dates as Datetime[ns] (GX compares `[ms]` row by row or fails, see conventions.md);
     - `delivered_<enum>`: the typed label where recognised, else the delivered text, so the in-set
       expectation sees exactly the unknown values;
-    - `parsed_<date>`: the parsed date before the future-date rule nulls it (same parser as the quarantine).
+    - `parsed_<date>`: the parsed date before the future-date rule nulls it (same parser as the quarantine);
+    - `file_county`: the county of the file's name, when `validate_rows` was given it (else null).
 
     Column existence is not judged on this frame (the reader fills absent columns with nulls):
     see `schema_frame`.
@@ -280,9 +287,13 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
             e = e.cast(pl.Datetime("ns"))
         elif isinstance(dtype, pl.Decimal):
             e = e.cast(pl.Float64)
+        elif name == "county_code":
+            pass  # compared with `file_county`: pandas cannot compare categoricals with different categories
         elif dtype == pl.String and (name not in spec.by_name or spec.by_name[name].kind in _LOW_CARDINALITY):
             e = e.cast(pl.Categorical)
         exprs.append(e)
+    if any(c.kind == "division" for c in spec.columns):  # the file's county; null when validated without it
+        exprs.append(pl.col(FILE_COUNTY) if FILE_COUNTY in validated.columns else pl.lit(None, dtype=pl.String).alias(FILE_COUNTY))
     out = validated.select(*exprs)
     dated = [c for c in spec.columns if c.kind in ("date", "month")]
     return out.with_columns([_parsed(validated, c) for c in dated]) if dated else out

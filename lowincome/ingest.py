@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import polars as pl
 
-from .delivery import Delivery, discover, sha256_of
+from .acceptance import load_acceptances
+from .delivery import Delivery, county_problem, discover, sha256_of
 from .errors import DeliveryError
 from .feeds import FeedSpec
+from .rules.policy import Policy, load_policy
 from .privacy import mask_id_expr, mask_name_expr, redact
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
@@ -66,6 +69,7 @@ class FeedResult:
     quarantine: pl.DataFrame  # one row per rejected row
     deliveries: pl.DataFrame  # one row per file seen
     files: list[DeliveredFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # working-storage problems met and repaired (for the log)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -74,6 +78,7 @@ class FeedResult:
             "files": d.height,
             "files_rejected": int((d["status"] == "rejected").sum()) if d.height else 0,
             "files_blocked": int((d["status"] == "blocked").sum()) if d.height else 0,
+            "files_later": int((d["status"] == "later").sum()) if d.height else 0,
             "rows_read": int(d["rows_read"].sum()) if d.height else 0,
             "rows_accepted": int(d["rows_accepted"].sum()) if d.height else 0,
             "rows_quarantined": int(d["rows_quarantined"].sum()) if d.height else 0,
@@ -88,7 +93,8 @@ _DELIVERY_SCHEMA = {
     "sha256": pl.String,
     "size_bytes": pl.Int64,
     "format": pl.String,
-    "status": pl.String,  # accepted | partly_quarantined | blocked | rejected
+    # accepted | partly_quarantined | blocked (held back) | rejected | later (dated after the as-of day) | ignored (hidden)
+    "status": pl.String,
     "message": pl.String,
     "rows_read": pl.Int64,
     "rows_accepted": pl.Int64,
@@ -96,22 +102,64 @@ _DELIVERY_SCHEMA = {
 }
 
 
-def cached_file_path(work_dir: Path, feed: str, sha: str, extracted_on: date) -> Path:
-    """Where the validated rows of one delivered file are cached (raw_* text, typed columns, reasons)."""
-    return work_dir / "parsed" / feed / f"{sha}_{extracted_on:%Y%m%d}_{code_fingerprint()}.parquet"
+def cached_file_path(work_dir: Path, feed: str, sha: str, extracted_on: date, county: str) -> Path:
+    """Where the validated rows of one delivered file are cached (raw_* text, typed columns, reasons).
+
+    The key holds everything the rows' validity depends on: content, extraction date, the file's
+    county (rows of another county are quarantined) and the validating code.
+    """
+    return work_dir / "parsed" / feed / f"{sha}_{extracted_on:%Y%m%d}_{county}_{code_fingerprint()}.parquet"
 
 
-def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path) -> tuple[pl.DataFrame, str, str | None, list[str]]:
-    """Validated rows of one file (cached by content), its format, a file-level message if any, missing columns."""
-    assert delivery.extracted_on is not None
-    cache = cached_file_path(work_dir, spec.name, sha, delivery.extracted_on)
-    cache_dir = cache.parent
+def _cached(cache: Path, meta_path: Path, warnings: list[str]) -> tuple[pl.DataFrame, dict] | None:
+    """A cache entry if it is whole (readable Parquet, readable meta, same row count); else None and a warning.
+
+    Working storage is disposable: a truncated or half-written entry is rebuilt from the delivered file.
+    """
+    if not cache.exists() and not meta_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        if not isinstance(meta, dict) or "format" not in meta or "rows" not in meta:
+            raise ValueError("incomplete meta")
+        frame = pl.read_parquet(cache)
+        if frame.height != meta["rows"]:
+            raise ValueError("row count differs from its meta")
+    except Exception as exc:  # noqa: BLE001 (any damage means: rebuild)
+        what = "row count differs from its meta" if "row count" in str(exc) else f"unreadable ({type(exc).__name__})"
+        warnings.append(f"parsed cache {cache} is {what}: rebuilt from the delivered file")
+        return None
+    return frame, meta
+
+
+_GENERIC_READ_FAILURE = "could not be read ({}): the file is rejected alone and every other delivery is used"
+
+
+def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
+                    warnings: list[str]) -> tuple[pl.DataFrame, str, str | None, list[str]]:
+    """Validated rows of one file (cached by content and county), its format, a file-level message if any, missing columns.
+
+    Anything that goes wrong reading or validating this one file becomes a DeliveryError naming no
+    cell value (library messages can quote rows); errors writing the cache are the warehouse's and propagate.
+    """
+    assert delivery.extracted_on is not None and delivery.county is not None
+    cache = cached_file_path(work_dir, spec.name, sha, delivery.extracted_on, delivery.county)
     meta_path = cache.with_suffix(".json")
-    if cache.exists() and meta_path.exists():
-        meta = json.loads(meta_path.read_text())
-        return pl.read_parquet(cache), meta["format"], meta["message"], meta.get("missing", [])
-    result = read_delivery(delivery.path, spec)
-    frame = validate_rows(result.frame, spec, delivery.extracted_on)
+    hit = _cached(cache, meta_path, warnings)
+    if hit is not None:
+        frame, meta = hit
+        return frame, meta["format"], meta.get("message"), meta.get("missing", [])
+    try:
+        result = read_delivery(delivery.path, spec)
+        frame = validate_rows(result.frame, spec, delivery.extracted_on, delivery.county)
+    except DeliveryError:
+        raise
+    except MemoryError:
+        raise
+    except OSError as exc:
+        raise DeliveryError(f"cannot be read: {exc.strerror or type(exc).__name__}") from None
+    except Exception as exc:  # noqa: BLE001 (one broken file must not stop the night)
+        raise DeliveryError(_GENERIC_READ_FAILURE.format(type(exc).__name__)) from None
     message = None
     if result.missing_columns:
         missing = ", ".join(result.missing_columns)
@@ -119,11 +167,14 @@ def _validated_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path
         frame = frame.with_columns(
             pl.concat_list(pl.lit([f"file: missing required column(s) {missing}"]), pl.col(REASONS)).alias(REASONS)
         )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(".tmp")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
     frame.write_parquet(tmp)
     tmp.replace(cache)
-    meta_path.write_text(json.dumps({"format": result.encoding, "message": message, "missing": result.missing_columns}))
+    meta = {"format": result.encoding, "message": message, "missing": result.missing_columns, "rows": frame.height}
+    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+    tmp_meta.replace(meta_path)  # written last: an entry without meta is incomplete and rebuilt
     return frame, result.encoding, message, list(result.missing_columns)
 
 
@@ -196,58 +247,150 @@ def _record_json(spec: FeedSpec, masked: bool) -> pl.Expr:
 DEFAULT_BLOCKING_SHARE = 0.05
 
 
-def _hold_back(frame: pl.DataFrame, share: float, threshold: float) -> pl.DataFrame:
-    """Quarantine every row of a file that fails too often: its good rows are not trusted either."""
-    reason = (
-        f"file blocked: {share:.1%} of its rows fail validation (threshold {threshold:.0%}); "
-        "the last good data of this feed stays in use"
-    )
+@lru_cache(maxsize=1)
+def _bundled_policy() -> Policy:
+    from .config import DEFAULT_POLICY
+
+    return load_policy(DEFAULT_POLICY)
+
+
+def _hold_back(frame: pl.DataFrame, reason: str) -> pl.DataFrame:
+    """Quarantine every row of a held-back file with the reason it was held back (its good rows wait too)."""
     return frame.with_columns(pl.concat_list(pl.lit([reason]), pl.col(REASONS)).alias(REASONS))
 
 
+@dataclass
+class _Verdict:
+    """What happens to one readable file as a whole, decided before its rows are split."""
+
+    status: str | None = None  # blocked | rejected; None: its valid rows are used
+    message: str | None = None  # for blocked / rejected files, and acceptances
+    invalid: int = 0
+
+
+def _still_in_use(spec: FeedSpec, county: str, in_use: dict[str, tuple[str, int]]) -> str:
+    prev = in_use.get(county)
+    if prev is None:
+        return (f"no earlier snapshot of county {county} is in use: its {spec.name} data stays missing until a "
+                "usable snapshot arrives")
+    return f"the previous snapshot of county {county} ({prev[0]}) stays in use"
+
+
+def _judge(spec: FeedSpec, d: Delivery, sha: str, frame: pl.DataFrame, message: str | None, blocking_share: float,
+           shrink_share: float, in_use: dict[str, tuple[str, int]], acceptances: dict) -> _Verdict:
+    """Hold back per feeds.md "Holding back a file (clarified)".
+
+    Structural faults (a required column missing) hold back any file. A snapshot is held back when more
+    than `blocking_share` of its rows fail, or when it has more than `shrink_share` fewer rows than the
+    county's previous snapshot in use, unless the data team accepted this very content. An increment
+    always contributes its valid rows, whatever share is bad: holding back nine valid death reports
+    because a tenth has a typo keeps the deceased on the payroll.
+    """
+    rows = frame.height
+    invalid = int((frame[REASONS].list.len() > 0).sum())
+    if message is not None:
+        return _Verdict("rejected", f"structural fault: {message}; the file is held back whole", invalid)
+    if rows == 0:
+        return _Verdict("rejected", "the file has a header but no data rows", invalid)
+    if spec.kind != "snapshot":
+        return _Verdict(None, None, invalid)
+    share = invalid / rows
+    if share > blocking_share:
+        return _Verdict("blocked", f"snapshot held back: {share:.1%} of rows rejected ({invalid} of {rows}; threshold "
+                                   f"{blocking_share:.0%}); " + _still_in_use(spec, d.county, in_use), invalid)
+    prev = in_use.get(d.county)
+    if prev is not None and prev[1] > 0:
+        drop = 1 - rows / prev[1]
+        if drop > shrink_share:
+            accepted = acceptances.get((spec.name, d.file_name, sha))
+            if accepted is not None:
+                return _Verdict(None, f"accepted by {accepted['by']} on {str(accepted['accepted_at'])[:10]} despite a drop "
+                                      f"of {drop:.1%} from {prev[0]} ({prev[1]} to {rows} rows; limit "
+                                      f"{shrink_share:.0%})", invalid)
+            return _Verdict("blocked", f"snapshot held back: {rows} rows, {drop:.1%} fewer than the {prev[1]} of the "
+                                       f"previous snapshot (limit {shrink_share:.0%}; a half-copied file or an "
+                                       f"interrupted export?); " + _still_in_use(spec, d.county, in_use)
+                                       + f" until the data team accepts this file (lowincome accept-snapshot "
+                                       f"{d.file_name} --by <name>)", invalid)
+    return _Verdict(None, None, invalid)
+
+
+def _use_message(spec: FeedSpec, row: dict, verdict_message: str | None, blocking_share: float) -> str | None:
+    """The message of a file whose valid rows are used: what was quarantined, and that the rest is in use."""
+    read, accepted, quarantined = row["rows_read"], row["rows_accepted"], row["rows_quarantined"]
+    parts = [verdict_message] if verdict_message else []
+    if quarantined:
+        share = quarantined / read
+        if spec.kind == "snapshot":
+            parts.append(f"snapshot: {quarantined} of {read} rows quarantined ({share:.1%}); its {accepted} valid rows "
+                         "are in use")
+        else:
+            above = (f", above the {blocking_share:.0%} that would hold back a snapshot" if share > blocking_share else "")
+            parts.append(f"increment: {quarantined} of {read} rows quarantined ({share:.1%}{above}); its {accepted} valid "
+                         "rows are used (an increment's valid rows are always used)")
+    return "; ".join(parts) or None
+
+
 def ingest_feed(
-    spec: FeedSpec, inbox: Path, as_of: date, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE
+    spec: FeedSpec, inbox: Path, as_of: date, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE,
+    policy: Policy | None = None, today: date | None = None,
 ) -> FeedResult:
     """Read every delivery of `spec` dated on or before `as_of` and split rows into staging and quarantine.
 
-    A file that lacks a required column, or whose share of invalid rows
-    exceeds `blocking_share`, is blocked: all its rows are quarantined, so for
-    a snapshot feed the previous snapshot stays the newest one in use.
+    Every file of the feed's folder gets a row in `deliveries` (used, held back, rejected, left for a
+    later run). A file named for a county that is not in GB/T 2260 or not served (`policy.served_counties`)
+    is rejected unread; a row whose division code lies in another county is quarantined. What is held back
+    follows `_judge`. `policy` defaults to the bundled policy file; `today` (Asia/Shanghai) to the real date.
     """
+    policy = policy or _bundled_policy()
+    acceptances, warnings = load_acceptances(work_dir)
     deliveries: list[dict] = []
     good_parts: list[pl.DataFrame] = []  # accepted so far: lineage + typed columns only (memory)
     bad_parts: list[pl.DataFrame] = []  # rejected rows, with their raw text for the quarantine
     files: list[DeliveredFile] = []
     names: list[str] = []  # accepted-row files in delivery order (FILE_INDEX → name, sha256)
     shas: list[str] = []
+    verdicts: dict[str, _Verdict] = {}
+    in_use: dict[str, tuple[str, int]] = {}  # county → (file name, rows) of the snapshot in use so far
     typed = typed_columns(spec)
-    for d in discover(inbox, spec.name, as_of):
+    for d in discover(inbox, spec.name, as_of, today):
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
-               "sha256": None, "size_bytes": d.path.stat().st_size, "format": d.extension.lstrip("."),
-               "status": "rejected", "message": d.problem, "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0}
+               "sha256": None, "size_bytes": d.size, "format": d.extension.lstrip(".") or None,
+               "status": d.status if d.problem else "rejected", "message": d.problem,
+               "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0}
         deliveries.append(row)
         if d.problem:
             continue
-        sha = sha256_of(d.path)
-        row["sha256"] = sha
+        problem = county_problem(d.county, policy.served_counties, policy.path)
+        if problem:
+            row["message"] = problem
+            continue
         try:
-            frame, fmt, message, missing = _validated_file(d, spec, sha, work_dir)
+            sha = sha256_of(d.path)
+            row["sha256"] = sha
+            frame, fmt, message, missing = _validated_file(d, spec, sha, work_dir, warnings)
         except DeliveryError as exc:
             row["message"] = redact(str(exc))
             continue
-        row["format"], row["message"] = fmt, message
+        except OSError as exc:  # the file vanished, was swapped for a link, or is not readable by the pipeline
+            if row["sha256"] is not None:
+                raise  # the hash was read: this is the working storage failing, not the file
+            row["message"] = f"cannot be read: {exc.strerror or type(exc).__name__}"
+            continue
+        row["format"] = fmt
         files.append(DeliveredFile(d.file_name, d.county, d.extracted_on, sha,
-                                   cached_file_path(work_dir, spec.name, sha, d.extracted_on), frame.height, missing))
+                                   cached_file_path(work_dir, spec.name, sha, d.extracted_on, d.county), frame.height, missing))
         row["rows_read"] = frame.height
-        invalid = int((frame[REASONS].list.len() > 0).sum())
-        share = invalid / frame.height if frame.height else 0.0
-        if message is None and share > blocking_share:
-            frame = _hold_back(frame, share, blocking_share)
-            row["message"] = (
-                f"blocked: {invalid} of {frame.height} rows ({share:.1%}) fail validation, above the "
-                f"{blocking_share:.0%} threshold; every row is quarantined and the feed's last good data stays in use"
-            )
-            row["status"] = "blocked"
+        shrink = float(policy.in_force(d.county, as_of)["snapshot_shrink_share"])
+        verdict = _judge(spec, d, sha, frame, message, blocking_share, shrink, in_use, acceptances)
+        verdicts[d.file_name] = verdict
+        row["message"] = verdict.message
+        if verdict.status is not None:
+            row["status"] = verdict.status
+            if verdict.status == "blocked":
+                frame = _hold_back(frame, "file held back: " + verdict.message)
+        elif spec.kind == "snapshot":
+            in_use[d.county] = (d.file_name, frame.height)
         frame = frame.with_columns(
             pl.lit(d.file_name).alias("source_file"),
             pl.lit(sha).alias("file_sha256"),
@@ -286,21 +429,16 @@ def ingest_feed(
         pl.col(EXTRA_COLUMN).alias("extra_columns"),
     ) if bad is not None and bad.height else _empty_quarantine())
     accepted = dict(staging.group_by("source_file").len().iter_rows()) if staging.height else {}
-    read = set(names)
     for row in deliveries:
-        if row["file_name"] not in read:  # unreadable: rejected with its message above
+        verdict = verdicts.get(row["file_name"])
+        if verdict is None:  # not read: its status and message were set above
             continue
         row["rows_accepted"] = int(accepted.get(row["file_name"], 0))
         row["rows_quarantined"] = row["rows_read"] - row["rows_accepted"]
-        if row["message"] and row["message"].startswith("missing required"):
-            row["status"] = "rejected"
-        elif row["status"] == "blocked":
-            pass
-        elif row["rows_read"] == 0:
-            row["status"], row["message"] = "rejected", "the file has a header but no data rows"
-        else:
+        if verdict.status is None:
             row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
-    return FeedResult(spec.name, staging, quarantine, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA), files)
+            row["message"] = _use_message(spec, row, verdict.message, blocking_share)
+    return FeedResult(spec.name, staging, quarantine, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA), files, warnings)
 
 
 def _latest_snapshot(spec: FeedSpec) -> pl.Expr:

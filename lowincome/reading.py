@@ -7,7 +7,10 @@ validator's job, where a failure becomes a quarantine reason instead of a crash.
 
 from __future__ import annotations
 
+import csv
 import io
+import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,11 +65,54 @@ def _decode_csv(data: bytes, spec: FeedSpec) -> tuple[bytes, str]:
     return text.encode("utf-8"), "gb18030"
 
 
+def _header_problem(headers: list[str], spec: FeedSpec, where: str = "the header") -> None:
+    """Refuse a header that names a column twice: readers silently rename the second copy.
+
+    A known header is quoted; an unknown one is described by position only, because in a file
+    without a header row the "header" is a resident's record.
+    """
+    clean = [_clean_header(h) for h in headers]
+    counts = Counter(c for c in clean if c)
+    for name, n in counts.items():
+        if n < 2:
+            continue
+        col = spec.by_header.get(name) or spec.by_name.get(name)
+        if col is not None:
+            raise DeliveryError(f"column '{col.header}' appears {'twice' if n == 2 else f'{n} times'} in {where}")
+        positions = [str(i + 1) for i, c in enumerate(clean) if c == name]
+        raise DeliveryError(f"two columns of {where} have the same name (columns {', '.join(positions)})")
+    # Two spellings of one registry column (the Chinese header and the canonical name) are a duplicate too.
+    seen: dict[str, int] = {}
+    for i, c in enumerate(clean):
+        col = spec.by_header.get(c) or spec.by_name.get(c)
+        if col is None:
+            continue
+        if col.name in seen:
+            raise DeliveryError(f"column '{col.header}' appears twice in {where} (columns {seen[col.name] + 1} and {i + 1})")
+        seen[col.name] = i
+
+
+def _csv_header(utf8: bytes) -> list[str]:
+    """The header fields as written (the reader renames duplicates, so they are judged from the raw line)."""
+    first = utf8.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+    return next(csv.reader([first]), [])
+
+
+_LINE = re.compile(r"\b(?:line|row)\s*(?:number\s*)?:?\s*(\d+)", re.IGNORECASE)
+
+
+def _where(exc: Exception) -> str:
+    """A line number from a reader's error, if it gives one: never the rest of its text (it may quote a row)."""
+    m = _LINE.search(str(exc))
+    return f" near line {m.group(1)}" if m else ""
+
+
 def _read_csv(path: Path, spec: FeedSpec) -> tuple[pl.DataFrame, str]:
     data = path.read_bytes()
     if not data.strip():
         raise DeliveryError("the file is empty (0 bytes or only blank space)")
     utf8, encoding = _decode_csv(data, spec)
+    _header_problem(_csv_header(utf8), spec)
     try:
         frame = pl.read_csv(
             io.BytesIO(utf8),
@@ -75,23 +121,49 @@ def _read_csv(path: Path, spec: FeedSpec) -> tuple[pl.DataFrame, str]:
             raise_if_empty=False,
         )
     except _READ_ERRORS as exc:
-        raise DeliveryError(f"malformed CSV: {redact(str(exc).splitlines()[0])}") from None
+        raise DeliveryError(
+            f"malformed CSV{_where(exc)}: the parser stopped (an unterminated quote, or a row with more fields than "
+            "the header?)"
+        ) from None
     return frame, encoding
 
 
-def _read_xlsx(path: Path) -> tuple[pl.DataFrame, str]:
+def _read_xlsx(path: Path, spec: FeedSpec) -> tuple[pl.DataFrame, str]:
+    unreadable = "unreadable .xlsx file: not a valid Excel workbook, or its first sheet cannot be read"
+    try:  # the header row as written: the reader renames a repeated header
+        head = pl.read_excel(path, sheet_id=1, has_header=False, infer_schema_length=0, drop_empty_rows=False,
+                             raise_if_empty=False, read_options={"n_rows": 1})
+    except Exception:  # calamine raises its own exception types; their text may quote cells
+        raise DeliveryError(unreadable) from None
+    if head.height:
+        _header_problem(["" if v is None else str(v) for v in head.row(0)], spec, "the header row of the first sheet")
     try:
         frame = pl.read_excel(path, sheet_id=1, infer_schema_length=0, drop_empty_rows=False, raise_if_empty=False)
-    except (*_READ_ERRORS, Exception) as exc:  # calamine raises its own exception types
-        raise DeliveryError(f"unreadable .xlsx file: {redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)}") from None
+    except Exception:
+        raise DeliveryError(unreadable) from None
     return frame.cast(pl.String), "xlsx"
 
 
-def _read_parquet(path: Path) -> tuple[pl.DataFrame, str]:
+def _nested(dtype: pl.DataType) -> bool:
+    return isinstance(dtype, (pl.List, pl.Array, pl.Struct, pl.Object)) or dtype == pl.Binary
+
+
+def _read_parquet(path: Path, spec: FeedSpec) -> tuple[pl.DataFrame, str]:
+    try:
+        schema = pl.read_parquet_schema(path)
+    except _READ_ERRORS:
+        raise DeliveryError("unreadable .parquet file: not a valid Parquet file (truncated or another format?)") from None
+    _header_problem(list(schema), spec, "the file's columns")
+    for name, dtype in schema.items():
+        if _nested(dtype):
+            raise DeliveryError(
+                f"column '{redact(_clean_header(name))[:60]}' has type {dtype}, which a delivery cannot carry "
+                "(only flat columns: text, numbers, dates)"
+            )
     try:
         frame = pl.read_parquet(path)
-    except _READ_ERRORS as exc:
-        raise DeliveryError(f"unreadable .parquet file: {redact(str(exc).splitlines()[0])}") from None
+    except _READ_ERRORS:
+        raise DeliveryError("unreadable .parquet file: its data pages cannot be read (truncated or corrupt?)") from None
     return frame.with_columns(pl.all().cast(pl.String)), "parquet"
 
 
@@ -103,9 +175,9 @@ def read_delivery(path: Path, spec: FeedSpec) -> ReadResult:
     if ext == ".csv":
         frame, encoding = _read_csv(path, spec)
     elif ext == ".xlsx":
-        frame, encoding = _read_xlsx(path)
+        frame, encoding = _read_xlsx(path, spec)
     elif ext == ".parquet":
-        frame, encoding = _read_parquet(path)
+        frame, encoding = _read_parquet(path, spec)
     else:
         raise DeliveryError(f"unsupported format '{ext}'")
 

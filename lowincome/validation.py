@@ -242,12 +242,35 @@ CROSS_CHECKS: dict[str, Callable[[], list[pl.Expr]]] = {
 }
 
 
-def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date) -> pl.DataFrame:
+FILE_COUNTY = "file_county"
+
+
+def county_checks(spec: FeedSpec) -> list[pl.Expr]:
+    """A row's division code must lie in the county of the file it came in (feeds.md "Delivery").
+
+    Reads the typed `county_code` and the `file_county` column `validate_rows` adds when it knows
+    the file's county; rows without either are not judged here (a blank or malformed code has its
+    own reason). The suites check the same pair (checks/suites.py).
+    """
+    division = next((c for c in spec.columns if c.kind == "division"), None)
+    if division is None:
+        return []
+    code, county = pl.col("county_code"), pl.col(FILE_COUNTY)
+    return [
+        pl.when(code.is_not_null() & county.is_not_null() & (code != county)).then(
+            pl.lit(f"{division.label}: lies in county ") + code + pl.lit(", not in the file's county ") + county
+        )
+    ]
+
+
+def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county: str | None = None) -> pl.DataFrame:
     """Type every column and attach `reasons` (empty list = accepted).
 
     `raw` has the canonical text columns from `reading.read_delivery`. The
     result keeps the raw text (prefixed `raw_`) beside the typed values, so
-    the quarantine can show the record as delivered.
+    the quarantine can show the record as delivered. With the file's
+    `county` (from its name), the result carries it as `file_county` and a
+    row whose division code lies in another county is quarantined.
     """
     stages: dict[str, pl.Expr] = {}
     typed: dict[str, pl.Expr] = {}
@@ -259,6 +282,9 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date) -> pl.D
         reasons.extend(checked.reasons)
     cross = [r.otherwise(pl.lit(None, dtype=pl.String)) for r in CROSS_CHECKS.get(spec.name, lambda: [])()]
     frame = raw.rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
+    if county is not None:
+        frame = frame.with_columns(pl.lit(county, dtype=pl.String).alias(FILE_COUNTY))
+        cross += [r.otherwise(pl.lit(None, dtype=pl.String)) for r in county_checks(spec)]
     frame = frame.with_columns(**stages)  # phase 1: each parse once
     frame = frame.with_columns(pl.concat_list(reasons).list.drop_nulls().alias("_column_reasons"), **typed)
     frame = frame.with_columns(pl.concat_list([pl.col("_column_reasons"), *cross]).list.drop_nulls().alias(REASONS))

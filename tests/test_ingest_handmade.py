@@ -123,8 +123,11 @@ def test_redelivery_under_another_name_is_not_double_counted(inbox, tmp_path):
 
 def test_files_after_as_of_are_not_read(inbox, tmp_path):
     write_csv(delivery_path(inbox, "medical_claims", "371302", date(2026, 11, 30), "csv"), CLAIMS_HEADER, [_claim("S1", A)])
-    result = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=1.0)
-    assert result.deliveries.height == 0 and result.staging.height == 0
+    result = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=1.0,
+                         today=date(2026, 12, 1))
+    # accounted for, not read: left for the run of its day
+    assert result.deliveries.height == 1 and result.staging.height == 0 and result.deliveries["rows_read"][0] == 0
+    assert result.deliveries["status"][0] == "later" and "later run" in result.deliveries["message"][0]
 
 
 def test_corrected_file_with_same_name_replaces_rows(inbox, tmp_path):
@@ -234,18 +237,22 @@ def test_file_level_problems_are_reported_per_file(inbox, tmp_path):
     _conserved(result)
 
 
-def test_a_file_failing_too_often_is_blocked_whole(inbox, tmp_path):
+def test_an_increment_failing_often_still_contributes_its_valid_rows(inbox, tmp_path):
+    """feeds.md "Holding back a file (clarified)": an increment's valid rows are always used."""
     good = [_claim(f"G{i}", A) for i in range(19)]
     write_csv(delivery_path(inbox, "medical_claims", "371302", FILE_DAY, "csv"), CLAIMS_HEADER, good + [_claim("B1", bad_check(A))])
     ok = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=0.05)
     assert ok.staging.height == 19 and ok.deliveries["status"][0] == "partly_quarantined"  # 1/20 = 5%: not above
     write_csv(delivery_path(inbox, "medical_claims", "371302", FILE_DAY, "csv"), CLAIMS_HEADER,
               good[:18] + [_claim("B1", bad_check(A)), _claim("B2", bad_check(B))])
-    blocked = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=0.05)
-    assert blocked.staging.height == 0 and blocked.quarantine.height == 20
-    assert blocked.deliveries["status"][0] == "blocked" and "10.0%" in blocked.deliveries["message"][0]
-    assert all(r.startswith("file blocked") for r in blocked.quarantine["reasons"])
-    _conserved(blocked)
+    used = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=0.05)
+    assert used.staging.height == 18 and used.quarantine.height == 2
+    assert sorted(used.staging["settlement_id"]) == sorted(f"G{i}" for i in range(18))
+    row = used.deliveries.row(0, named=True)
+    assert row["status"] == "partly_quarantined" and "10.0%" in row["message"] and "increment" in row["message"]
+    assert "always used" in row["message"]
+    assert not any(r.startswith("file held back") for r in used.quarantine["reasons"])
+    _conserved(used)
 
 
 def test_blocked_snapshot_keeps_the_previous_snapshot_current(inbox, tmp_path):
