@@ -55,5 +55,6 @@ def test_blocked_snapshot_keeps_the_last_good_data_and_flags(lowincome_env, tmp_
             "AND NOT success", {"d": D2}).fetchone()[0]
     assert failed >= 1
     assert (warehouse / "reports" / "validation" / "index.html").exists()
-    assert status == "blocked" and "last good data" in message
+    assert status == "blocked" and message.startswith("snapshot held back: ")
+    assert f"the previous snapshot of county {C} (civil_roster_{C}_{D1:%Y%m%d}.csv) stays in use" in message
     assert used == [(f"civil_roster_{C}_{D1:%Y%m%d}.csv",)]
