@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,7 +46,8 @@ def load_acceptances(work_dir: Path) -> tuple[dict[tuple[str, str, str], dict], 
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
             key = (rec["feed"], rec["file_name"], rec["sha256"])
-            rec["by"], rec["accepted_at"]  # noqa: B018 (required fields)
+            if not rec["by"] or not rec["accepted_at"]:
+                raise ValueError("incomplete record")
         except (OSError, ValueError, KeyError, TypeError):
             warnings.append(f"acceptance record {path} is unreadable and is ignored")
             continue
@@ -78,9 +80,8 @@ def accept_snapshot(inbox: Path, work_dir: Path, file_name: str, by: str, note: 
         st = os.lstat(path)
     except FileNotFoundError:
         raise LowincomeError(f"no such delivery: {path}") from None
-    if not os.path.isfile(path) or os.path.islink(path):
+    if not stat.S_ISREG(st.st_mode):
         raise LowincomeError(f"{path} is not a regular file (symbolic links are never followed)")
-    del st
     sha = sha256_of(path)
     existing, _ = load_acceptances(work_dir)
     key = (spec.name, file_name, sha)

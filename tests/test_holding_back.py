@@ -180,3 +180,16 @@ def test_accept_snapshot_never_follows_a_link(tmp_path, monkeypatch):
     link.symlink_to(outside)
     with pytest.raises(LowincomeError, match="symbolic links"):
         _accept(tmp_path, monkeypatch, inbox, link.name)
+
+
+def test_an_unreadable_acceptance_record_is_ignored_with_a_warning(tmp_path):
+    inbox = tmp_path / "inbox"
+    work = tmp_path / "work"
+    write_csv(delivery_path(inbox, "civil_roster", C, date(2026, 9, 30), "csv"), ROSTER_HEADER, _roster(10))
+    write_csv(delivery_path(inbox, "civil_roster", C, AS_OF, "csv"), ROSTER_HEADER, _roster(5))
+    acceptance_dir(work).mkdir(parents=True)
+    broken = acceptance_dir(work) / "20261101T000000_x.json"
+    broken.write_text('{"feed": "civil_roster"')
+    result = ingest_feed(FEEDS["civil_roster"], inbox, AS_OF, work, today=TODAY)
+    assert result.deliveries["status"].to_list() == ["accepted", "blocked"]
+    assert result.warnings == [f"acceptance record {broken} is unreadable and is ignored"]
