@@ -124,9 +124,11 @@ def build_ingest_asset(spec: FeedSpec):
             context.log.warning(f"{spec.name}: {warning}")
         for r in result.deliveries.filter(pl.col("status").is_in(["rejected", "blocked"])).iter_rows(named=True):
             context.log.warning(f"{spec.name}: file {r['file_name']} {r['status']}: {r['message']}")
-        for r in result.deliveries.filter(pl.col("status").is_in(["later", "ignored"])
-                                          | pl.col("message").str.contains("accepted by")).iter_rows(named=True):
+        for r in result.deliveries.filter((pl.col("status") == "ignored")
+                                          | pl.col("message").str.starts_with("accepted by")).iter_rows(named=True):
             context.log.info(f"{spec.name}: file {r['file_name']} {r['status']}: {r['message']}")
+        if totals["files_later"]:  # normal in a backfill: one line, not one per file
+            context.log.info(f"{spec.name}: {totals['files_later']} file(s) dated after {as_of} left for a later run")
         context.log.info(
             f"{spec.name} as of {as_of}: {totals['files']} file(s), {totals['rows_read']} rows read, "
             f"{totals['rows_accepted']} accepted, {totals['rows_quarantined']} quarantined"

@@ -193,3 +193,23 @@ def test_an_unreadable_acceptance_record_is_ignored_with_a_warning(tmp_path):
     result = ingest_feed(FEEDS["civil_roster"], inbox, AS_OF, work, today=TODAY)
     assert result.deliveries["status"].to_list() == ["accepted", "blocked"]
     assert result.warnings == [f"acceptance record {broken} is unreadable and is ignored"]
+
+
+def test_a_bad_policy_fails_the_ingest_step_at_once_in_one_line(tmp_path, monkeypatch):
+    from dagster import materialize
+
+    from assets.ingest import ingest_assets
+    from pipelines.resources import LowincomeResource
+
+    inbox = tmp_path / "inbox"
+    write_csv(delivery_path(inbox, "death_records", C, AS_OF, "csv"), DEATH_HEADER, [])
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("default: [{effective_from: 2024-01-01, urban_dibao_standard_monthly: .nan}]\n", encoding="utf-8")
+    asset = next(a for a in ingest_assets if a.key.path[-1] == "death_records")
+    result = materialize([asset], partition_key=AS_OF.isoformat(), raise_on_error=False, resources={
+        "lowincome": LowincomeResource(inbox=str(inbox), warehouse=str(tmp_path / "wh"), policy=str(policy))})
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    description = failure.step_failure_data.user_failure_data.description
+    assert description.startswith(f"policy file {policy}") and "\n" not in description
+    assert not (tmp_path / "wh" / "work" / "parsed").exists()  # failed before reading any file
