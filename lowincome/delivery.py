@@ -158,8 +158,8 @@ def discover(inbox: Path, feed: str, as_of: date, today: date | None = None) -> 
         return []  # a plain file named like a feed at the inbox root: `inventory_strays` reports it
     found: list[Delivery] = []
     for e, label in _walk(folder):
-        if e is None:
-            found.append(Delivery(feed, folder, None, None, label, REJECTED, feed + "/"))
+        if e is None:  # `label` is the message; it starts with the folder that cannot be listed
+            found.append(Delivery(feed, folder, None, None, label, REJECTED, label.split(":", 1)[0]))
             continue
         path = Path(e.path)
         problem = _entry_problem(e)
