@@ -322,8 +322,8 @@ def _use_message(spec: FeedSpec, row: dict, verdict_message: str | None, blockin
     if quarantined:
         share = quarantined / read
         if spec.kind == "snapshot":
-            parts.append(f"snapshot: {quarantined} of {read} rows quarantined ({share:.1%}); its {accepted} valid rows "
-                         "are in use")
+            parts.append(f"snapshot: {quarantined} of {read} rows quarantined ({share:.1%}, threshold "
+                         f"{blocking_share:.0%}); its {accepted} valid rows are accepted")
         else:
             above = (f", above the {blocking_share:.0%} that would hold back a snapshot" if share > blocking_share else "")
             parts.append(f"increment: {quarantined} of {read} rows quarantined ({share:.1%}{above}); its {accepted} valid "
