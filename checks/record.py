@@ -126,7 +126,7 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
     plan = []
     for f in sorted(files, key=lambda f: (f.extracted_on, f.file_name)):
         prev = previous.get(f.county)
-        cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{prev}_{volume_share}_{fingerprint}.parquet"
+        cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{f.county}_{prev}_{volume_share}_{fingerprint}.parquet"
         plan.append((f, prev, cache))
         if f.rows and not f.missing_columns:
             previous[f.county] = f.rows
