@@ -388,7 +388,7 @@ def ingest_feed(
         if verdict.status is not None:
             row["status"] = verdict.status
             if verdict.status == "blocked":
-                frame = _hold_back(frame, "file held back: " + verdict.message)
+                frame = _hold_back(frame, verdict.message)
         elif spec.kind == "snapshot":
             in_use[d.county] = (d.file_name, frame.height)
         frame = frame.with_columns(

@@ -251,7 +251,7 @@ def test_an_increment_failing_often_still_contributes_its_valid_rows(inbox, tmp_
     row = used.deliveries.row(0, named=True)
     assert row["status"] == "partly_quarantined" and "10.0%" in row["message"] and "increment" in row["message"]
     assert "always used" in row["message"]
-    assert not any(r.startswith("file held back") for r in used.quarantine["reasons"])
+    assert not any("held back" in r for r in used.quarantine["reasons"])
     _conserved(used)
 
 
