@@ -233,10 +233,12 @@ def inventory_strays(inbox: Path, as_of: date, today: date | None = None) -> pl.
             continue
         if e.is_dir(follow_symlinks=False):
             continue  # its files are listed one by one
+        m = _NAME.match(e.name)
+        hint = f"; named for feed {m['feed']}: move it to <inbox>/{m['feed']}/" if m and m["feed"] in FEEDS else ""
         if not in_folder:
-            add(None, name, _size(e), "file at the inbox root: deliveries go to <inbox>/<feed>/ (not read)")
+            add(None, name, _size(e), f"file at the inbox root: deliveries go to <inbox>/<feed>/ (not read){hint}")
         else:
-            add(feed, name, _size(e), f"unknown feed folder '{top}' (known: {', '.join(FEEDS)}): not read")
+            add(feed, name, _size(e), f"unknown feed folder '{top}' (known: {', '.join(FEEDS)}): not read{hint}")
     return pl.DataFrame(rows, schema=_DELIVERY_SCHEMA)
 
 

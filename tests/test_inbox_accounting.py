@@ -41,6 +41,7 @@ def test_strays_outside_the_feed_folders_each_get_a_row(tmp_path):
     write_csv(inbox / "deaths_october.csv", DEATH_HEADER, _death_rows(1))  # at the root
     write_csv(inbox / "death_record" / f"death_record_{C}_20261031.csv", DEATH_HEADER, _death_rows(1))  # unknown feed folder
     write_csv(inbox / "old" / "2025" / "x.csv", DEATH_HEADER, _death_rows(1))  # deeper folder
+    write_csv(inbox / f"death_records_{C}_20261031.csv", DEATH_HEADER, _death_rows(1))  # forgot the folder
     (inbox / ".DS_Store").write_bytes(b"\0\0")
     (inbox / ".snapshot").mkdir()
     (inbox / ".snapshot" / "copy.csv").write_text("never listed")
@@ -55,10 +56,11 @@ def test_strays_outside_the_feed_folders_each_get_a_row(tmp_path):
     got = {(r["feed"], r["file_name"]): (r["status"], r["message"]) for r in strays.iter_rows(named=True)}
     assert set(got) == {
         (None, "deaths_october.csv"), ("death_record", f"death_record_{C}_20261031.csv"), ("old", "2025/x.csv"),
-        (None, ".DS_Store"), (None, ".snapshot/"), (None, "passwd.csv"), (None, "elsewhere"), (None, "pipe"),
+        (None, ".DS_Store"), (None, ".snapshot/"), (None, f"death_records_{C}_20261031.csv"), (None, "passwd.csv"), (None, "elsewhere"), (None, "pipe"),
     }
     assert got[(None, "deaths_october.csv")][0] == "rejected" and "inbox root" in got[(None, "deaths_october.csv")][1]
     assert "unknown feed folder 'death_record'" in got[("death_record", f"death_record_{C}_20261031.csv")][1]
+    assert got[(None, f"death_records_{C}_20261031.csv")][1].endswith("move it to <inbox>/death_records/")
     assert got[(None, ".DS_Store")][0] == "ignored" and "hidden" in got[(None, ".DS_Store")][1]
     assert "symbolic link, not followed" in got[(None, "passwd.csv")][1]
     assert "symbolic link, not followed" in got[(None, "elsewhere")][1]
