@@ -265,7 +265,6 @@ class _Verdict:
 
     status: str | None = None  # blocked | rejected; None: its valid rows are used
     message: str | None = None  # for blocked / rejected files, and acceptances
-    invalid: int = 0
 
 
 def _still_in_use(spec: FeedSpec, county: str, in_use: dict[str, tuple[str, int]]) -> str:
@@ -289,30 +288,30 @@ def _judge(spec: FeedSpec, d: Delivery, sha: str, frame: pl.DataFrame, message: 
     rows = frame.height
     invalid = int((frame[REASONS].list.len() > 0).sum())
     if message is not None:
-        return _Verdict("rejected", f"structural fault: {message}; the file is held back whole", invalid)
+        return _Verdict("rejected", f"structural fault: {message}; the file is held back whole")
     if rows == 0:
-        return _Verdict("rejected", "the file has a header but no data rows", invalid)
+        return _Verdict("rejected", "the file has a header but no data rows")
     if spec.kind != "snapshot":
-        return _Verdict(None, None, invalid)
+        return _Verdict(None, None)
     share = invalid / rows
     if share > blocking_share:
         return _Verdict("blocked", f"snapshot held back: {share:.1%} of rows rejected ({invalid} of {rows}; threshold "
-                                   f"{blocking_share:.0%}); " + _still_in_use(spec, d.county, in_use), invalid)
+                                   f"{blocking_share:.0%}); " + _still_in_use(spec, d.county, in_use))
     prev = in_use.get(d.county)
     if prev is not None and prev[1] > 0:
         drop = 1 - rows / prev[1]
         if drop > shrink_share:
             accepted = acceptances.get((spec.name, d.file_name, sha))
             if accepted is not None:
-                return _Verdict(None, f"accepted by {accepted['by']} on {str(accepted['accepted_at'])[:10]} despite a drop "
+                return _Verdict(None, f"accepted by {redact(accepted['by'])} on {str(accepted['accepted_at'])[:10]} despite a drop "
                                       f"of {drop:.1%} from {prev[0]} ({prev[1]} to {rows} rows; limit "
-                                      f"{shrink_share:.0%})", invalid)
+                                      f"{shrink_share:.0%})")
             return _Verdict("blocked", f"snapshot held back: {rows} rows, {drop:.1%} fewer than the {prev[1]} of the "
                                        f"previous snapshot (limit {shrink_share:.0%}; a half-copied file or an "
                                        f"interrupted export?); " + _still_in_use(spec, d.county, in_use)
                                        + f" until the data team accepts this file (lowincome accept-snapshot "
-                                       f"{d.file_name} --by <name>)", invalid)
-    return _Verdict(None, None, invalid)
+                                       f"{d.file_name} --by <name>)")
+    return _Verdict(None, None)
 
 
 def _use_message(spec: FeedSpec, row: dict, verdict_message: str | None, blocking_share: float) -> str | None:
