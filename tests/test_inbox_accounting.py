@@ -18,7 +18,7 @@ from lowincome.delivery import inventory_strays
 from lowincome.feeds import FEEDS
 from lowincome.ingest import _DELIVERY_SCHEMA, cached_file_path, ingest_feed
 
-from .handmade import delivery_path, person_id, write_csv, write_parquet, write_xlsx
+from .handmade import delivery_path, person_id, write_csv, write_xlsx
 
 C = "371302"
 AS_OF = date(2026, 10, 31)
