@@ -27,7 +27,7 @@ from checks.suites import suite_name
 
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import ingest_feed
-from lowincome.publish import describe_os_error
+from lowincome.errors import describe_os_error
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
 
@@ -109,7 +109,7 @@ def build_ingest_asset(spec: FeedSpec):
             results = validate_files(spec, result.files, store.root)
             store.write(as_of, "validation", spec.name, results)
         except OSError as exc:
-            raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root)}") from None
+            raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root, 'ingestion')}") from None
         totals = result.totals
         for r in result.deliveries.filter(pl.col("status").is_in(["rejected", "blocked"])).iter_rows(named=True):
             context.log.warning(f"{spec.name}: file {r['file_name']} {r['status']}: {r['message']}")
