@@ -2,13 +2,18 @@
 
 Dagster's default `console` logger appends the whole error (with stack traces
 and their causes) to the message of every failure event: a failing night
-used to fill the terminal with hundreds of lines. This logger, given to
-`Definitions(loggers={"console": ...})`, becomes the default logger of every
-job of the code location (the nightly job and the implicit asset job that the
-UI's "Materialize" uses; Dagster 1.13 applies a Definitions' loggers to every
-job that names none of its own), whether started by `lowincome run`, the
-daemon or the UI. It keeps the name `console` so that run config
-`loggers.console.config.log_level` still works.
+used to fill the terminal with hundreds of lines. This logger is given to
+`Definitions(loggers={"console": ...})`, which makes it the `console` logger of
+every job of the code location. Dagster 1.13 instantiates a job's loggers only
+when the run config names them (otherwise it falls back to its own colored
+console logger; see `create_log_manager` and `config_map_loggers` in
+dagster/_core): so the nightly job names `loggers.console` in its default run
+config (pipelines/jobs.py), which covers runs started by the schedule, the
+inbox sensor, backfills, the launchpad and `lowincome run` alike. It keeps the
+name `console` so that run config `loggers.console.config.log_level` still
+works. The implicit asset job behind the UI's "Materialize" button has no
+default run config: it uses this logger when its run config names
+`loggers.console`, and Dagster's own console logger otherwise.
 
 The UI's event log is not affected: Dagster stores events through the
 instance's own handlers, not through the run's loggers.
@@ -61,8 +66,8 @@ def short_error(event) -> str | None:
         return None
     lines = (err.message or "").strip().splitlines()
     first = lines[0] if lines else (err.cls_name or "error")
-    if err.cls_name and not first.startswith(err.cls_name):
-        first = f"{err.cls_name}: {first.removeprefix(err.cls_name + ': ')}"
+    if err.cls_name and err.cls_name not in first.split(":", 1)[0]:
+        first = f"{err.cls_name}: {first}"
     return first
 
 
@@ -76,6 +81,8 @@ class ConciseFormatter(logging.Formatter):
             text = (meta.get("orig_message") or "").strip().splitlines()
             text = text[0] if text else ""
             cause = short_error(event)
+            if "Steps failed:" in text:
+                cause = None  # the run's failure repeats its steps' failures, already shown once each
             if cause and cause not in text:
                 text = f"{text} {cause}" if text else cause
             where = meta.get("step_key") or meta.get("job_name") or "dagster"
@@ -87,12 +94,17 @@ class ConciseFormatter(logging.Formatter):
 
 
 class _NoFailureEvents(logging.Filter):
-    """Drops step and run failure events: the caller prints its own one-line summary of them."""
+    """Drops step and run failures and their echoes (steps not executed because a dependency failed):
+    the caller prints its own one-line summary of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         meta = getattr(record, "dagster_meta", None)
-        event = meta.get("dagster_event") if isinstance(meta, dict) else None
-        return getattr(event, "event_type_value", None) not in FAILURE_EVENTS
+        if not isinstance(meta, dict):
+            return True
+        if getattr(meta.get("dagster_event"), "event_type_value", None) in FAILURE_EVENTS:
+            return False
+        text = meta.get("orig_message") or ""
+        return not (text.startswith("Dependencies for step ") and text.rstrip().endswith("Not executing."))
 
 
 def _level(text: str) -> int:
