@@ -12,6 +12,8 @@ import argparse
 import logging
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -33,24 +35,37 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"--as-of must be a date YYYY-MM-DD, got '{text}'") from None
 
 
-def _log_to_file(warehouse: Path | None) -> Path | None:
-    """Send this process's Python logs and warnings to the log file only; returns the file, if any."""
+@contextmanager
+def _log_to_file(warehouse: Path | None):
+    """For the command's duration, send Python logs and warnings to the log file only; yields the file, if any.
+
+    The loggers' previous state is restored afterwards, so that calling `main()` in a test leaves the
+    test process's logging as it was.
+    """
     from .logfile import file_handler
 
-    logging.raiseExceptions = False  # a log write failing (full disk) must not print a traceback
-    logging.captureWarnings(True)  # library warnings: to the file, never on the terminal
     try:
         handler, path = file_handler(warehouse)
     except OSError:
         handler, path = logging.NullHandler(), None
-    for name in ("lowincome", "py.warnings", "dagster"):
-        target = logging.getLogger(name)
-        if handler not in target.handlers:
-            target.addHandler(handler)
+    names = ("lowincome", "py.warnings", "dagster")
+    saved = [(logging.getLogger(n), logging.getLogger(n).propagate, logging.getLogger(n).level) for n in names]
+    raise_exceptions = logging.raiseExceptions
+    logging.raiseExceptions = False  # a log write failing (full disk) must not print a traceback
+    logging.captureWarnings(True)  # library warnings: to the file, never on the terminal
+    for target, _, level in saved:
+        target.addHandler(handler)
         target.propagate = False
-        if target.level == logging.NOTSET or target.level > logging.INFO:
+        if level == logging.NOTSET or level > logging.INFO:
             target.setLevel(logging.INFO)
-    return path
+    try:
+        yield path
+    finally:
+        for target, propagate, level in saved:
+            target.removeHandler(handler)
+            target.propagate = propagate
+            target.setLevel(level)
+        logging.raiseExceptions = raise_exceptions
 
 
 def _failure_reason(result) -> tuple[str, str]:
@@ -122,11 +137,22 @@ def _run_config(quiet: bool, allow_empty: bool) -> dict:
 
 
 def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
-    from .config import load_settings
     from .logfile import default_warehouse
 
-    log_path = _log_to_file(default_warehouse())
-    details = f"; details in {log_path}" if log_path else ""
+    with _log_to_file(default_warehouse()) as log_path:
+        details = f"; details in {log_path}" if log_path else ""
+        try:
+            return _run(as_of, quiet, allow_empty, details)
+        except (LowincomeError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal: it goes to the log file
+            log.exception("run for %s failed", as_of)
+            raise LowincomeError(f"run for {as_of} failed: {_one_line(exc)}; {KEPT}{details}") from None
+
+
+def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
+    from .config import load_settings
+
     try:
         settings = load_settings()  # refuses unknown values, and a production start without a real key
     except LowincomeError as exc:
@@ -193,18 +219,14 @@ def main(argv: list[str] | None = None) -> int:
 
     add_generate_arguments(p_gen)
     args = parser.parse_args(argv)
-    # Libraries' deprecation and preview warnings are not for this terminal: `run` sends them to the log file.
-    logging.captureWarnings(True)
-    quiet_warnings = logging.getLogger("py.warnings")
-    quiet_warnings.propagate = False
-    if not quiet_warnings.handlers:
-        quiet_warnings.addHandler(logging.NullHandler())
     try:
         if args.command == "run":
             return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty)
         from .generate.cli import run as generate_run
 
-        return generate_run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # libraries' deprecation notes are not for this terminal
+            return generate_run(args)
     except LowincomeError as exc:
         print(f"lowincome {args.command}: {exc}", file=sys.stderr)
         return 1
@@ -212,14 +234,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lowincome {args.command}: interrupted; {KEPT}", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal
-        log.exception("lowincome %s failed", args.command)
-        from .logfile import default_warehouse, file_handler
+        from .logfile import default_warehouse
 
-        try:
-            _, path = file_handler(default_warehouse())
-            where = f"; details in {path}"
-        except OSError:
-            where = ""
+        with _log_to_file(default_warehouse()) as path:
+            log.exception("lowincome %s failed", args.command)
+        where = f"; details in {path}" if path else ""
         print(f"lowincome {args.command}: failed: {_one_line(exc)}; {KEPT}{where}", file=sys.stderr)
         return 1
 
