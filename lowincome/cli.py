@@ -228,7 +228,9 @@ def main(argv: list[str] | None = None) -> int:
             warnings.simplefilter("ignore")  # libraries' deprecation notes are not for this terminal
             return generate_run(args)
     except LowincomeError as exc:
-        print(f"lowincome {args.command}: {exc}", file=sys.stderr)
+        from .privacy import redact
+
+        print(redact(f"lowincome {args.command}: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"lowincome {args.command}: interrupted; {KEPT}", file=sys.stderr)
