@@ -136,7 +136,7 @@ def test_disk_full_during_ingestion_and_when_recording_the_failure(tmp_path):
     assert f"details in {log}" in line
     text = log.read_text(encoding="utf-8")
     assert "Stack Trace" in text and "No space left on device" in text  # the full record is kept
-    assert PATIENT not in text
+    assert PATIENT not in text and "庚" not in text
 
 
 RULES_FAIL = """
