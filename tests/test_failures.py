@@ -198,3 +198,21 @@ def test_the_console_shows_one_line_per_failure_and_the_log_file_keeps_the_trace
     assert all(line.count("\n") == 0 for line in err.splitlines())
     log = (tmp_path / "warehouse" / "logs" / "lowincome.log").read_text(encoding="utf-8")
     assert "Stack Trace" in log and "could not write to temporary file" in log
+
+
+def test_recording_a_failure_never_raises_but_a_success_does(tmp_path, monkeypatch):
+    import errno
+
+    from lowincome.audit import record_run
+    from lowincome.workstore import WorkStore
+
+    store = WorkStore(tmp_path / "wh")
+    assert record_run(store, "r1", date(2026, 10, 31), None, "failure", "ingest: boom") is True
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(WorkStore, "write_history", full)
+    assert record_run(store, "r2", date(2026, 10, 31), None, "failure", "ingest: boom") is False
+    with pytest.raises(OSError):
+        record_run(store, "r3", date(2026, 10, 31), None, "success")
