@@ -28,8 +28,8 @@ from checks.suites import suite_name
 from lowincome.errors import LowincomeError
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import ingest_feed
+from lowincome.errors import describe_os_error
 from lowincome.rules.policy import load_policy
-from lowincome.publish import describe_os_error
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
 
@@ -118,7 +118,7 @@ def build_ingest_asset(spec: FeedSpec):
             results = validate_files(spec, result.files, store.root)
             store.write(as_of, "validation", spec.name, results)
         except OSError as exc:
-            raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root)}") from None
+            raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root, 'ingestion')}") from None
         totals = result.totals
         for warning in result.warnings:
             context.log.warning(f"{spec.name}: {warning}")

@@ -1,16 +1,31 @@
 """The `lowincome` command line: drive the nightly job without the web UI (cron, CI, tests).
 
 Exit status 0 on success; otherwise non-zero with a one-line reason on stderr.
+Every failure, expected or not, ends in one line that says what failed,
+where, and that the last publication stays in place; the traceback, when
+there is one, goes to the log file the line names (lowincome/logfile.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 
-from .errors import LowincomeError
+from . import __version__
+from .errors import KEPT, LowincomeError, os_reason
+
+log = logging.getLogger("lowincome.cli")
+NOT_RUN = "nothing was run; the last publication stays in place"
+
+
+class PreflightError(LowincomeError):
+    """Something that stops the run before any work: the message already says that nothing was run."""
 
 
 def _as_of(text: str) -> date:
@@ -20,60 +35,185 @@ def _as_of(text: str) -> date:
         raise argparse.ArgumentTypeError(f"--as-of must be a date YYYY-MM-DD, got '{text}'") from None
 
 
-def _failure_reason(result) -> str:
-    """The first step failure, as its one-line user message (no stack trace)."""
-    for event in result.all_events:
-        if event.event_type_value != "STEP_FAILURE":
-            continue
-        data = event.step_failure_data
-        if data.user_failure_data is not None and data.user_failure_data.description:
-            return f"{event.step_key}: {data.user_failure_data.description}"
-        err = data.error
-        while err is not None and err.cause is not None and "dagster" in (err.cls_name or "").lower():
-            err = err.cause
-        message = (err.message if err else "unknown error").strip().splitlines()[0]
-        return f"{event.step_key}: {message}"
-    return "the run did not succeed (see the Dagster logs)"
+@contextmanager
+def _log_to_file(warehouse: Path | None):
+    """For the command's duration, send Python logs and warnings to the log file only; yields the file, if any.
+
+    The loggers' previous state is restored afterwards, so that calling `main()` in a test leaves the
+    test process's logging as it was.
+    """
+    from .logfile import file_handler
+
+    try:
+        handler, path = file_handler(warehouse)
+    except OSError:
+        handler, path = logging.NullHandler(), None
+    names = ("lowincome", "py.warnings", "dagster")
+    saved = [(logging.getLogger(n), logging.getLogger(n).propagate, logging.getLogger(n).level) for n in names]
+    raise_exceptions = logging.raiseExceptions
+    logging.raiseExceptions = False  # a log write failing (full disk) must not print a traceback
+    logging.captureWarnings(True)  # library warnings: to the file, never on the terminal
+    for target, _, level in saved:
+        target.addHandler(handler)
+        target.propagate = False
+        if level == logging.NOTSET or level > logging.INFO:
+            target.setLevel(logging.INFO)
+    try:
+        yield path
+    finally:
+        for target, propagate, level in saved:
+            target.removeHandler(handler)
+            target.propagate = propagate
+            target.setLevel(level)
+        logging.raiseExceptions = raise_exceptions
 
 
-def run(as_of: date, quiet: bool = False) -> int:
+def _failure_reason(result) -> tuple[str, str]:
+    """(stage, one-line reason) of a failed run: the failing step(s), named as the user knows them."""
+    from pipelines.run_logging import feed_of, short_error, stage_of
+
+    failed = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    if not failed:
+        run_failure = [e for e in result.all_events if e.event_type_value in ("RUN_FAILURE", "PIPELINE_FAILURE")]
+        reason = (short_error(run_failure[-1]) if run_failure else None) or "the run did not succeed"
+        return "run", reason
+    stages = list(dict.fromkeys(stage_of(e.step_key) for e in failed))
+    feeds = [f for f in (feed_of(e.step_key) for e in failed) if f]
+    where = stages[0] if len(stages) == 1 else " and ".join(stages)
+    if feeds:
+        where += f" of {', '.join(feeds)}" if len(feeds) <= 3 else f" of {len(feeds)} feeds ({', '.join(feeds[:3])}, ...)"
+    first = failed[0]
+    reason = short_error(first) or f'step "{first.step_key}" failed'
+    return where, reason
+
+
+def preflight(as_of: date, settings) -> None:
+    """Everything that can be checked before any work starts, each failing in one line (issue 8).
+
+    Settings are loaded by the caller. Here: the as-of day is a partition of the nightly job, the policy
+    file loads (every parameter checked, every county period resolved), the inbox is a folder, the
+    warehouse can be written.
+    """
+    from pipelines.partitions import TIMEZONE, daily_partitions
+
+    first = date.fromisoformat(daily_partitions.get_first_partition_key())
+    last = date.fromisoformat(daily_partitions.get_last_partition_key())
+    if not first <= as_of <= last:
+        raise PreflightError(
+            f"--as-of {as_of} is outside the nightly partitions ({first} to {last}, today in {TIMEZONE}); {NOT_RUN}"
+        )
+    from .rules.policy import load_policy
+
+    try:
+        load_policy(settings.policy)
+    except LowincomeError as exc:
+        raise PreflightError(f"{exc}; {NOT_RUN}") from None
+    except OSError as exc:
+        raise PreflightError(f"policy file {settings.policy} cannot be read: {os_reason(exc)}; {NOT_RUN}") from None
+    if not settings.inbox.is_dir():
+        raise PreflightError(f"inbox folder not found: {settings.inbox} (set LOWINCOME_INBOX); {NOT_RUN}")
+    probe = settings.warehouse / f".write-probe-{os.getpid()}"
+    try:
+        settings.warehouse.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"probe\n")
+        probe.unlink()
+    except OSError as exc:
+        raise PreflightError(
+            f"warehouse folder {settings.warehouse} cannot be written: {os_reason(exc)} (set LOWINCOME_WAREHOUSE); "
+            f"{NOT_RUN}"
+        ) from None
+
+
+def _run_config(quiet: bool, allow_empty: bool) -> dict:
+    # failures=False: the console logger leaves failures to the single summary line printed below.
+    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO", "failures": False}}}}
+    if allow_empty:
+        from pipelines.resources import LowincomeResource
+
+        if "allow_empty" not in LowincomeResource.model_fields:
+            raise PreflightError(f"--allow-empty is not supported by this version of the pipeline; {NOT_RUN}")
+        config["resources"] = {"lowincome": {"config": {"allow_empty": True}}}
+    return config
+
+
+def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
+    from .logfile import default_warehouse
+
+    with _log_to_file(default_warehouse()) as log_path:
+        details = f"; details in {log_path}" if log_path else ""
+        try:
+            return _run(as_of, quiet, allow_empty, details)
+        except (LowincomeError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal: it goes to the log file
+            log.exception("run for %s failed", as_of)
+            raise LowincomeError(f"run for {as_of} failed: {_one_line(exc)}; {KEPT}{details}") from None
+
+
+def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
     from .config import load_settings
 
-    settings = load_settings()  # refuses a production start without a real key
-    if not settings.inbox.is_dir():
-        raise LowincomeError(f"inbox folder not found: {settings.inbox} (set LOWINCOME_INBOX)")
+    try:
+        settings = load_settings()  # refuses unknown values, and a production start without a real key
+    except LowincomeError as exc:
+        raise PreflightError(f"{str(exc).rstrip('.')}; {NOT_RUN}") from None
+    preflight(as_of, settings)
+    config = _run_config(quiet, allow_empty)
+
     from dagster import DagsterInstance
 
     from pipelines.definitions import defs
     from pipelines.jobs import NIGHTLY_JOB_NAME
 
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
-    result = job.execute_in_process(
-        partition_key=as_of.isoformat(),
-        instance=instance,
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}},
-    )
+    log.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
+    try:
+        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+        job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
+        result = job.execute_in_process(
+            partition_key=as_of.isoformat(), instance=instance, raise_on_error=False, run_config=config,
+        )
+    except Exception as exc:  # noqa: BLE001 - Dagster, DuckDB or OS errors outside any step: one line, traceback to the log
+        log.exception("run for %s could not be started or finished", as_of)
+        raise LowincomeError(f"run for {as_of} failed: {_one_line(exc)}; {KEPT}{details}") from None
     if not result.success:
-        reason = _failure_reason(result)
+        where, reason = _failure_reason(result)
         from .audit import record_run
         from .workstore import WorkStore
 
-        record_run(WorkStore(settings.warehouse), result.run_id, as_of, None, "failure", reason)
-        raise LowincomeError(f"run for {as_of} failed: {reason}")
+        recorded = record_run(WorkStore(settings.warehouse), result.run_id, as_of, None, "failure", f"{where}: {reason}")
+        kept = "" if KEPT in reason else f"; {KEPT}"
+        unrecorded = "" if recorded else "; this failure could not be recorded in the run history"
+        message = f"run for {as_of} failed at {where}: {reason}{kept}{unrecorded}{details}"
+        log.error(message)
+        raise LowincomeError(message)
     from .report import summary_line
 
-    print(summary_line(settings.warehouse, as_of))
+    line = summary_line(settings.warehouse, as_of)
+    log.info(line)
+    print(line)
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    from .privacy import redact
+
+    if isinstance(exc, OSError):
+        place = f" at {exc.filename}" if getattr(exc, "filename", None) else ""
+        return f"{os_reason(exc)}{place}"
+    lines = str(exc).strip().splitlines()
+    return redact(f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowincome", description="Low-income population monitoring pipeline.")
+    parser.add_argument("--version", action="version", version=f"lowincome {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="run the nightly job for one as-of day (in-process, through Dagster)")
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
     p_run.add_argument("--quiet", action="store_true", help="show only warnings from the Dagster log")
+    p_run.add_argument("--allow-empty", action="store_true",
+                       help="accept a day without any usable delivery (a deliberately empty day); without it such "
+                            "a run fails and the last publication stays in place")
     p_gen = sub.add_parser("generate", help="write synthetic deliveries (DIR/inbox/<feed>/...)")
     from .generate.cli import add_arguments as add_generate_arguments
 
@@ -81,16 +221,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run(args.as_of, quiet=args.quiet)
+            return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty)
         from .generate.cli import run as generate_run
 
-        return generate_run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # libraries' deprecation notes are not for this terminal
+            return generate_run(args)
     except LowincomeError as exc:
-        print(f"lowincome {args.command}: {exc}", file=sys.stderr)
+        from .privacy import redact
+
+        print(redact(f"lowincome {args.command}: {exc}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"lowincome {args.command}: interrupted", file=sys.stderr)
+        print(f"lowincome {args.command}: interrupted; {KEPT}", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal
+        from .logfile import default_warehouse
+
+        with _log_to_file(default_warehouse()) as path:
+            log.exception("lowincome %s failed", args.command)
+        where = f"; details in {path}" if path else ""
+        print(f"lowincome {args.command}: failed: {_one_line(exc)}; {KEPT}{where}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

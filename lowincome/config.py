@@ -2,11 +2,18 @@
 
 outputs.md fixes the variable names; this is the one place that reads them so
 the CLI, the Dagster resources and the tests agree on defaults.
+
+Every value is checked here and a value that is unknown or malformed is
+refused with one line naming the variable, the value and what is accepted:
+a typo must never run the pipeline in another mode or with another budget
+than the one the operator meant (issue 8, "settings that are silently ignored").
 """
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +26,16 @@ DEFAULT_POLICY = Path(__file__).resolve().parent / "policy" / "default.yaml"
 # Clearly marked: usable for samples and tests only. Production mode refuses it.
 DEV_PSEUDONYM_KEY = "DEVELOPMENT-ONLY-pseudonym-key-do-not-use-in-production"
 
+ENVIRONMENTS = ("development", "production")
+# The whole run's memory budget (outputs.md): a 4 GiB machine share leaves room for Python and Polars.
+DEFAULT_MEMORY_LIMIT = "3GB"
+# DuckDB's size units: decimal (KB = 1000) and binary (KiB = 1024).
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+MIN_MEMORY_BYTES = 128 * 10**6  # below this not even the rules of a small county fit
+DEFAULT_SETTLE_SECONDS = 120
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -29,16 +46,28 @@ class Settings:
     production: bool
     # Share of invalid rows above which a whole delivery is held back (issue: blocking deliveries).
     blocking_share: float = 0.05
+    # The whole run's memory budget, as written (DuckDB syntax), and in bytes.
+    memory_limit: str = DEFAULT_MEMORY_LIMIT
+    memory_limit_bytes: int = 3 * 10**9
+    # Group given read access to restricted files (None: owner only). Checked to exist at load.
+    restricted_group: str | None = None
+    # The inbox sensor waits until a file has not changed for this long before asking for a run.
+    settle_seconds: int = DEFAULT_SETTLE_SECONDS
 
     @property
     def key_is_development_default(self) -> bool:
         return self.pseudonym_key == DEV_PSEUDONYM_KEY
 
+    @property
+    def temp_directory(self) -> Path:
+        """Where DuckDB spills when a query exceeds its memory: working storage, inside the warehouse."""
+        return self.warehouse / "work" / "tmp"
+
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
-    """Read LOWINCOME_* variables; refuse a production start without a real key."""
+    """Read LOWINCOME_* variables; refuse unknown or malformed values, and a production start without a real key."""
     env = os.environ if env is None else env
-    production = env.get("LOWINCOME_ENV", "development").strip().lower() == "production"
+    production = _environment(env) == "production"
     key = env.get("LOWINCOME_PSEUDONYM_KEY", "").strip()
     if production and (not key or key == DEV_PSEUDONYM_KEY):
         raise ConfigError(
@@ -47,23 +76,110 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     if production and len(key) < 32:
         raise ConfigError("LOWINCOME_PSEUDONYM_KEY is shorter than 32 characters: refusing to start in production.")
-    raw_share = env.get("LOWINCOME_BLOCKING_SHARE", "").strip() or "0.05"
-    try:
-        blocking_share = float(raw_share)
-    except ValueError:
-        blocking_share = -1.0
-    if not 0.0 <= blocking_share <= 1.0:
-        raise ConfigError(f"LOWINCOME_BLOCKING_SHARE must be a share between 0 and 1 (e.g. 0.05), got '{raw_share}'")
+    if production:
+        for name in ("LOWINCOME_INBOX", "LOWINCOME_WAREHOUSE"):
+            if not env.get(name, "").strip():
+                raise ConfigError(
+                    f"LOWINCOME_ENV=production but {name} is not set: refusing to start "
+                    "(production never falls back to the bundled samples or a folder relative to the current directory)."
+                )
+    memory_text, memory_bytes = _memory_limit(env)
     return Settings(
-        blocking_share=blocking_share,
+        blocking_share=_blocking_share(env),
         inbox=_env_path_from(env, "LOWINCOME_INBOX", DEFAULT_INBOX),
         warehouse=_env_path_from(env, "LOWINCOME_WAREHOUSE", DEFAULT_WAREHOUSE),
         policy=_env_path_from(env, "LOWINCOME_POLICY", DEFAULT_POLICY),
         pseudonym_key=key or DEV_PSEUDONYM_KEY,
         production=production,
+        memory_limit=memory_text,
+        memory_limit_bytes=memory_bytes,
+        restricted_group=_restricted_group(env),
+        settle_seconds=_settle_seconds(env),
     )
+
+
+def _environment(env) -> str:
+    raw = env.get("LOWINCOME_ENV", "")
+    value = raw.strip().lower() or "development"
+    if value not in ENVIRONMENTS:
+        raise ConfigError(f"LOWINCOME_ENV must be one of {', '.join(ENVIRONMENTS)}, got '{raw.strip()}': refusing to start.")
+    return value
+
+
+def _blocking_share(env) -> float:
+    raw = env.get("LOWINCOME_BLOCKING_SHARE", "").strip() or "0.05"
+    try:
+        share = float(raw)
+    except ValueError:
+        share = math.nan
+    if not (math.isfinite(share) and 0.0 <= share <= 1.0):
+        raise ConfigError(f"LOWINCOME_BLOCKING_SHARE must be a share between 0 and 1 (e.g. 0.05), got '{raw}'")
+    return share
+
+
+def parse_size(text: str) -> int:
+    """Bytes of a size in DuckDB's syntax (`4GB`, `1.5GB`, `512MB`, `2GiB`); ValueError otherwise."""
+    match = _SIZE.match(text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(text)
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return int(value)
+
+
+def _memory_limit(env) -> tuple[str, int]:
+    raw = env.get("LOWINCOME_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    try:
+        size = parse_size(raw)
+    except ValueError:
+        raise ConfigError(
+            f"LOWINCOME_MEMORY_LIMIT must be a size such as 4GB, 1.5GB or 512MB "
+            f"(units {', '.join(u.upper().replace('I', 'i') for u in _SIZE_UNITS)}), got '{raw}'"
+        ) from None
+    if size < MIN_MEMORY_BYTES:
+        raise ConfigError(f"LOWINCOME_MEMORY_LIMIT must be at least 128MB, got '{raw}'")
+    return raw.replace(" ", ""), size
+
+
+def _restricted_group(env) -> str | None:
+    raw = env.get("LOWINCOME_RESTRICTED_GROUP", "").strip()
+    if not raw:
+        return None
+    import grp
+
+    try:
+        grp.getgrnam(raw)
+    except KeyError:
+        raise ConfigError(f"LOWINCOME_RESTRICTED_GROUP names a group that does not exist on this machine: '{raw}'") from None
+    return raw
+
+
+def _settle_seconds(env) -> int:
+    raw = env.get("LOWINCOME_SETTLE_SECONDS", "").strip()
+    if not raw:
+        return DEFAULT_SETTLE_SECONDS
+    if not re.fullmatch(r"\d{1,7}", raw):
+        raise ConfigError(f"LOWINCOME_SETTLE_SECONDS must be a whole number of seconds, 0 or more (e.g. 120), got '{raw}'")
+    return int(raw)
 
 
 def _env_path_from(env, name: str, default: Path) -> Path:
     value = env.get(name, "").strip()
     return Path(value).expanduser() if value else default
+
+
+def configure_duckdb(con, settings: Settings, share: float = 0.6):
+    """Bound a DuckDB connection to the run's memory budget and let it spill into working storage.
+
+    DuckDB gets `share` of LOWINCOME_MEMORY_LIMIT: some of its operators allocate outside the
+    buffer manager, and Polars and Python live in the same process (DuckDB's "Out-of-Memory
+    Issues" guide: set the limit below the real budget). Spill files go to `<warehouse>/work/tmp`,
+    owner-only, on the warehouse's disk rather than a small /tmp. Returns the connection.
+    """
+    tmp = settings.temp_directory
+    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+    limit_mb = max(64, int(settings.memory_limit_bytes * share) // 10**6)
+    con.execute(f"SET memory_limit = '{limit_mb}MB'")
+    con.execute("SET temp_directory = ?", [str(tmp)])
+    return con

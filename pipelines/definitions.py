@@ -7,6 +7,7 @@ from assets.rules import flags
 from assets.publish import published_warehouse
 from pipelines.jobs import nightly_job
 from pipelines.resources import LowincomeResource
+from pipelines.run_logging import concise_console_logger
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import inbox_sensor, record_failed_runs
 
@@ -16,4 +17,6 @@ defs = Definitions(
     schedules=[nightly_schedule],
     sensors=[inbox_sensor, record_failed_runs],
     resources={"lowincome": LowincomeResource()},
+    # Every job's default logger: one line per message on the terminal, the full record in the log file.
+    loggers={"console": concise_console_logger},
 )

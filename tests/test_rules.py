@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -206,3 +206,135 @@ def test_bad_policy_is_a_clear_error(tmp_path, text, message):
 
 def test_outcomes_feed_is_registered():
     assert "verification_outcomes" in FEEDS and "verification_outcomes" not in DEPARTMENT_FEEDS
+
+
+# ---- every parameter per county (issue 8: a county's override is honoured, never silently ignored) ------
+
+ROSTER_HEADER = ["行政区划代码", "家庭编号", "户主身份证号", "身份证号", "姓名", "与户主关系", "救助类型", "城乡类别", "保障状态",
+                 "纳入日期", "停保日期", "家庭人口数", "家庭月人均收入", "月救助金额"]
+HRSS_HEADER = ["身份证号", "姓名", "项目", "月份", "金额"]
+
+
+def policy_with(tmp_path: Path, default: dict | None = None, county: dict | None = None, name: str = "p.yaml") -> Path:
+    """The bundled policy, with values changed in the default block and/or in county C's block."""
+    import yaml
+
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text(encoding="utf-8"))
+    doc["default"][0].update(default or {})
+    doc["counties"][C][0].update(county or {})
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def flags_under(paths, policy: Path, as_of: date = AS_OF):
+    ev = evaluate(paths, load_policy(policy), as_of, KEY)
+    return ev.flags.join(ev.subjects.select("flag_id", "id_number", "household_id"), on="flag_id")
+
+
+def roster_row(pid: str, household: str, size: int = 1, income: str = "5000", kind: str = "低保") -> list[str]:
+    return [C + "001001", household, pid, pid, "甲", "本人", kind, "城市", "在保", "2020-01-01", "", str(size), income, "400"]
+
+
+def claim(n: int, pid: str, day: str, amount: str) -> list[str]:
+    return [f"S{n}", pid, "庚", C, day, "住院", amount, "0.00", "0.00", "0.00", amount, ""]
+
+
+def test_w01_reads_the_county_window_and_thresholds(tmp_path):
+    inbox = tmp_path / "inbox"
+    on_roster = person_id(C, "19800606", 23)  # household income 60,000 a year: only the amounts matter
+    old_claim = person_id(C, "19800607", 25)  # 12,000 settled 200 days ago
+    write_csv(delivery_path(inbox, "civil_roster", C, date(2026, 10, 31), "csv"), ROSTER_HEADER,
+              [roster_row(on_roster, "H1"), roster_row(old_claim, "H2")])
+    write_csv(delivery_path(inbox, "medical_claims", C, date(2026, 10, 31), "csv"), CLAIM_HEADER, [
+        claim(1, on_roster, "2026-09-01", "12000.00"),
+        claim(2, old_claim, (AS_OF - timedelta(days=200)).isoformat(), "12000.00"),
+    ])
+    paths = stage(inbox, tmp_path / "wh")
+    default = flags_under(paths, policy_with(tmp_path))
+    w01 = dict(default.filter(default["rule_id"] == "W01").select("household_id", "level").iter_rows())
+    assert w01 == {"H1": "黄", "H2": "黄"}
+    custom = flags_under(paths, policy_with(tmp_path, county={"medical_lookback_days": 180, "medical_yellow_amount": 11000,
+                                                              "medical_orange_amount": 12000}, name="c.yaml"))
+    w01 = {h: (lvl, json.loads(e)) for h, lvl, e in
+           custom.filter(custom["rule_id"] == "W01").select("household_id", "level", "evidence").iter_rows()}
+    assert set(w01) == {"H1"} and w01["H1"][0] == "橙"  # the old claim is outside the county's 180 days
+    assert w01["H1"][1]["window_days"] == 180 and w01["H1"][1]["thresholds"]["orange"]["amount"] == 12000
+
+
+def test_w01_people_on_no_roster_follow_the_proactive_discovery_line(tmp_path):
+    inbox = tmp_path / "inbox"
+    big, middle, small = (person_id(C, "19700101", 41), person_id(C, "19700102", 43), person_id(C, "19700103", 45))
+    write_csv(delivery_path(inbox, "medical_claims", C, date(2026, 10, 31), "csv"), CLAIM_HEADER, [
+        claim(1, big, "2026-09-01", "36000.00"),     # >= 35,000: 橙
+        claim(2, middle, "2026-09-01", "30000.00"),  # above the roster's orange amount, below the line: nothing
+        claim(3, small, "2026-09-01", "12000.00"),   # above the roster's yellow amount: nothing
+    ])
+    paths = stage(inbox, tmp_path / "wh")
+    found = flags_under(paths, policy_with(tmp_path))
+    w01 = dict(found.filter(found["rule_id"] == "W01").select("id_number", "level").iter_rows())
+    assert w01 == {big: "橙"}
+    found = flags_under(paths, policy_with(tmp_path, county={"proactive_discovery_amount": 25000}, name="c.yaml"))
+    w01 = dict(found.filter(found["rule_id"] == "W01").select("id_number", "level").iter_rows())
+    assert w01 == {big: "橙", middle: "橙"}
+    found = flags_under(paths, policy_with(tmp_path, county={"medical_red_amount": 36000}, name="r.yaml"))
+    assert dict(found.filter(found["rule_id"] == "W01").select("id_number", "level").iter_rows()) == {big: "红"}
+
+
+def test_w02_and_w04_read_the_county_window_and_ages(tmp_path):
+    inbox = tmp_path / "inbox"
+    holder = person_id(C, "19800808", 27)  # severe certificate issued 60 days ago, no care subsidy
+    died = person_id(C, "19860909", 29)    # aged 40, died 60 days ago
+    write_csv(delivery_path(inbox, "civil_roster", C, date(2026, 10, 31), "csv"), ROSTER_HEADER,
+              [roster_row(holder, "H1"), roster_row(died, "H2", size=2)])
+    sixty_days_ago = (AS_OF - timedelta(days=60)).isoformat()
+    write_csv(delivery_path(inbox, "disability_cert", C, date(2026, 10, 31), "csv"), CERT_HEADER, [
+        [holder + "41", holder, "戊", C + "001001", "肢体", "一级", sixty_days_ago, "正常", ""],
+    ])
+    write_csv(delivery_path(inbox, "death_records", C, date(2026, 10, 31), "csv"), DEATH_HEADER,
+              [[died, "乙", sixty_days_ago, "公安户籍注销"]])
+    paths = stage(inbox, tmp_path / "wh")
+
+    def rules(found) -> set[str]:
+        return set(found.filter(found["rule_id"].is_in(["W02", "W04"]))["rule_id"])
+
+    assert rules(flags_under(paths, policy_with(tmp_path))) == {"W02", "W04"}
+    assert rules(flags_under(paths, policy_with(tmp_path, county={"recent_window_days": 30}, name="w.yaml"))) == set()
+    assert rules(flags_under(paths, policy_with(tmp_path, county={"death_shock_age_max": 35}, name="a.yaml"))) == {"W02"}
+    # and the other way round: a county wider than a narrow default
+    assert rules(flags_under(paths, policy_with(tmp_path, default={"recent_window_days": 30},
+                                                county={"recent_window_days": 90}, name="d.yaml"))) == {"W02", "W04"}
+
+
+def _r05_inbox(tmp_path: Path) -> dict[str, Path]:
+    """A one-person urban 低保 household earning 2,000 a month from 2025-09 to 2026-10: its 3-month mean is
+    above the 700 standard from 2025-10 on, a run of 13 months ending with the latest hrss month."""
+    inbox = tmp_path / "inbox"
+    earner = person_id(C, "19900101", 51)
+    write_csv(delivery_path(inbox, "civil_roster", C, date(2026, 10, 31), "csv"), ROSTER_HEADER,
+              [roster_row(earner, "H5", income="300")])
+    months = [f"{y}-{m:02d}" for y, m in [(2025, 9), (2025, 10), (2025, 11), (2025, 12)] + [(2026, k) for k in range(1, 11)]]
+    write_csv(delivery_path(inbox, "hrss_benefits", C, date(2026, 10, 31), "csv"), HRSS_HEADER,
+              [[earner, "丁", "就业登记工资", m, "2000.00"] for m in months])
+    return stage(inbox, tmp_path / "wh")
+
+
+@pytest.mark.parametrize("grace, fires", [(6, True), (12, True), (13, False)])
+def test_r05_fires_after_any_grace_period(tmp_path, grace, fires):
+    found = flags_under(_r05_inbox(tmp_path), policy_with(tmp_path, default={"employment_grace_months": grace}))
+    r05 = found.filter(found["rule_id"] == "R05")
+    assert r05.height == (1 if fires else 0)
+    if fires:
+        evidence = json.loads(r05["evidence"][0])
+        assert r05["period"][0] == "2025-10" and evidence["months_above_standard"] == 13
+        assert evidence["grace_months"] == grace and len(evidence["monthly"]) == 13
+
+
+def test_r05_reads_the_county_grace(tmp_path):
+    paths = _r05_inbox(tmp_path)
+    longer = flags_under(paths, policy_with(tmp_path, default={"employment_grace_months": 12},
+                                            county={"employment_grace_months": 13}))
+    assert longer.filter(longer["rule_id"] == "R05").height == 0
+    shorter = flags_under(paths, policy_with(tmp_path, default={"employment_grace_months": 13},
+                                             county={"employment_grace_months": 12}, name="s.yaml"))
+    assert shorter.filter(shorter["rule_id"] == "R05").height == 1

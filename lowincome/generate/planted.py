@@ -256,7 +256,7 @@ def plant_all(end: date, rng: np.random.Generator, county: str = "371302", other
     P.case("W01", "positive", "on no roster, 55,000 元 out of pocket (proactive discovery)", person=q, level="红")
     q2 = P.person(county, 36, male=False)
     P.claim(q2, E - timedelta(days=40), 1_200_000)
-    P.case("W01", "positive", "on no roster, 12,000 元 out of pocket", person=q2, level="黄")
+    P.case("W01", "near_miss", "on no roster, 12,000 元 out of pocket: below the proactive discovery line (35,000 元)", person=q2)
     r = P.person(county, 78)
     P.civil_household(county, "特困", [(r, "本人")], income=0)
     P.claim(r, E - timedelta(days=30), 6_000_000)

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from ..config import Settings, configure_duckdb, load_settings
 from ..errors import LowincomeError
 from ..feeds import DEPARTMENT_FEEDS
 from ..privacy import install_key_macro
@@ -43,8 +44,10 @@ def read_sql(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def connect(staging: dict[str, Path], policy_table: pl.DataFrame, pseudonym_key: str) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
+def connect(staging: dict[str, Path], policy_table: pl.DataFrame, pseudonym_key: str,
+            settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
+    """A private in-memory database bounded by LOWINCOME_MEMORY_LIMIT, spilling into working storage."""
+    con = configure_duckdb(duckdb.connect(), settings or load_settings())
     install_key_macro(con, pseudonym_key)
     for feed, path in staging.items():
         con.read_parquet(str(path)).create_view(f"stg_{feed}")
@@ -54,13 +57,17 @@ def connect(staging: dict[str, Path], policy_table: pl.DataFrame, pseudonym_key:
     return con
 
 
-def evaluate(staging: dict[str, Path], policy: Policy, as_of: date, pseudonym_key: str) -> Evaluation:
-    """All rules as of `as_of`. `staging` maps each feed to its staging Parquet file."""
+def evaluate(staging: dict[str, Path], policy: Policy, as_of: date, pseudonym_key: str,
+             settings: Settings | None = None) -> Evaluation:
+    """All rules as of `as_of`. `staging` maps each feed to its staging Parquet file.
+
+    `settings` bound the memory and the spill folder; without them they are read from the environment.
+    """
     missing = [f for f in DEPARTMENT_FEEDS if f not in staging]
     if missing:
         raise ValueError(f"staging missing for {missing}")
     counties = pl.concat([pl.read_parquet(p, columns=["file_county"]) for p in staging.values()]).unique()["file_county"].drop_nulls().to_list()
-    con = connect(staging, policy.table(counties, as_of), pseudonym_key)
+    con = connect(staging, policy.table(counties, as_of), pseudonym_key, settings)
     timings: dict[str, float] = {}
     params = {"as_of": as_of}
     try:

@@ -6,6 +6,9 @@
 --   record counting as 0, divided by the roster's household size) exceeds the 低保 standard (urban:
 --   monthly standard; rural: yearly standard / 12) in every month of a run of consecutive months that
 --   ends with the latest month reported by hrss and is longer than the grace period.
+--   The series covers every month from the first hrss month on (months before it count as 0), so a
+--   run of any length is seen whole, whatever grace period is in force (policy maximum: 36 months).
+--   Standards and grace are the county's where the policy file sets them, else the default block's.
 -- Period: the first month of that run (stable while the run lasts). Evidence: the monthly per-capita
 --   income and standard of the run, household size, and the hrss rows of the last 3 months.
 WITH households AS (
@@ -19,8 +22,14 @@ members AS (
 last_month AS (
     SELECT max(month) AS m FROM stg_hrss_benefits WHERE month <= date_trunc('month', $as_of::DATE)
 ),
+first_month AS (
+    -- two months before the first reported month, so that the first 3-month mean has its zeros;
+    -- at most ten years back (a mistyped year must not make the series explode)
+    SELECT greatest(min(month) - INTERVAL 2 MONTH, (SELECT m FROM last_month) - INTERVAL 122 MONTH) AS m
+    FROM stg_hrss_benefits WHERE month <= date_trunc('month', $as_of::DATE)
+),
 months AS (
-    SELECT unnest(generate_series((SELECT m FROM last_month) - INTERVAL 14 MONTH, (SELECT m FROM last_month), INTERVAL 1 MONTH))::DATE AS month
+    SELECT unnest(generate_series((SELECT m FROM first_month), (SELECT m FROM last_month), INTERVAL 1 MONTH))::DATE AS month
 ),
 income AS (
     SELECT mb.county_code, mb.household_id, h.month, sum(h.amount) AS amount
@@ -49,7 +58,7 @@ judged AS (
     FROM rolling AS r
     LEFT JOIN policy AS p ON p.county_code = r.county_code
     CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
-    WHERE r.month >= (SELECT m FROM last_month) - INTERVAL 11 MONTH
+    WHERE r.month >= (SELECT m FROM first_month) + INTERVAL 2 MONTH
 ),
 runs AS (
     -- months since the last month at or below the standard, counted back from the latest month

@@ -7,8 +7,12 @@
 --   红: >= medical_red_share of the household's annual income, or >= medical_red_amount;
 --   橙: >= medical_orange_share, or >= medical_orange_amount; 黄: >= medical_yellow_share, or >= medical_yellow_amount.
 --   Annual income = the roster's monthly per-capita income x household size x 12 (civil) or the annual
---   per-capita net income x members (rural); people on no roster are judged on the amounts only.
+--   per-capita net income x members (rural).
+--   A person on no roster (proactive discovery: income unknown, so only large sums are worth a visit):
+--   红: >= medical_red_amount; 橙: >= proactive_discovery_amount; nothing below.
 --   Not raised for 特困 households (their medical costs are covered by 特困供养).
+--   Every parameter (window and thresholds) is the county's own where the policy file sets one (the
+--   household's county, else the claim's insured county), else the default block's.
 -- Period: the as-of year (one burden review per household per year; its level follows the costs).
 -- Evidence: total out of pocket, income, share, thresholds and the largest claims (up to 20) with file and row.
 WITH window_claims AS (
@@ -19,9 +23,10 @@ WITH window_claims AS (
            coalesce(h.county_code, c.county_code) AS subject_county_code
     FROM stg_medical_claims AS c
     JOIN household_of_person AS h USING (id_number)
+    LEFT JOIN policy AS p ON p.county_code = coalesce(h.county_code, c.county_code)
     CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
     WHERE c.settled_on <= $as_of::DATE
-      AND c.settled_on > $as_of::DATE - to_days(d.medical_lookback_days::INTEGER)
+      AND c.settled_on > $as_of::DATE - to_days(coalesce(p.medical_lookback_days, d.medical_lookback_days)::INTEGER)
       AND coalesce(h.assistance_type, '') <> '特困'
 ),
 burden AS (
@@ -39,7 +44,9 @@ judged AS (
            CASE WHEN b.annual_income > 0 THEN b.out_of_pocket / b.annual_income END AS share,
            coalesce(p.medical_red_share, d.medical_red_share) AS red_share, coalesce(p.medical_red_amount, d.medical_red_amount) AS red_amount,
            coalesce(p.medical_orange_share, d.medical_orange_share) AS orange_share, coalesce(p.medical_orange_amount, d.medical_orange_amount) AS orange_amount,
-           coalesce(p.medical_yellow_share, d.medical_yellow_share) AS yellow_share, coalesce(p.medical_yellow_amount, d.medical_yellow_amount) AS yellow_amount
+           coalesce(p.medical_yellow_share, d.medical_yellow_share) AS yellow_share, coalesce(p.medical_yellow_amount, d.medical_yellow_amount) AS yellow_amount,
+           coalesce(p.proactive_discovery_amount, d.proactive_discovery_amount) AS proactive_amount,
+           coalesce(p.medical_lookback_days, d.medical_lookback_days) AS window_days
     FROM burden AS b
     LEFT JOIN policy AS p ON p.county_code = b.county_code
     CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
@@ -47,6 +54,8 @@ judged AS (
 levelled AS (
     SELECT *,
         CASE
+            WHEN subject_type = 'person' THEN
+                CASE WHEN out_of_pocket >= red_amount THEN '红' WHEN out_of_pocket >= proactive_amount THEN '橙' END
             WHEN share >= red_share OR out_of_pocket >= red_amount THEN '红'
             WHEN share >= orange_share OR out_of_pocket >= orange_amount THEN '橙'
             WHEN share >= yellow_share OR out_of_pocket >= yellow_amount THEN '黄'
@@ -81,10 +90,13 @@ SELECT
         household_annual_income := f.annual_income,
         share_of_income := round(f.share, 4),
         claims_in_window := f.claims,
-        window_days := (SELECT medical_lookback_days FROM policy WHERE county_code = '*'),
-        thresholds := struct_pack(red := struct_pack(share := f.red_share, amount := f.red_amount),
-                                  orange := struct_pack(share := f.orange_share, amount := f.orange_amount),
-                                  yellow := struct_pack(share := f.yellow_share, amount := f.yellow_amount)),
+        window_days := f.window_days,
+        thresholds := CASE WHEN f.subject_type = 'person'
+            THEN to_json(struct_pack(red := struct_pack(amount := f.red_amount),
+                                     orange := struct_pack(proactive_discovery_amount := f.proactive_amount)))
+            ELSE to_json(struct_pack(red := struct_pack(share := f.red_share, amount := f.red_amount),
+                                     orange := struct_pack(share := f.orange_share, amount := f.orange_amount),
+                                     yellow := struct_pack(share := f.yellow_share, amount := f.yellow_amount))) END,
         largest_claims := l.largest_claims
     )) AS evidence
 FROM firing AS f

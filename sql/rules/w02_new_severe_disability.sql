@@ -5,21 +5,26 @@
 --   (as-of minus recent_window_days, exclusive, to as-of), whose holder is 在保 on the latest civil roster
 --   (any assistance type) or a member of a monitored rural household (监测户, risk not eliminated), and
 --   no 重度残疾人护理补贴 has been paid for the month of issue or later.
+--   The recent window is the county's (the household's county, else the certificate's) where the policy
+--   file sets one, else the default block's.
 -- Period: the month of issue. Evidence: the certificate (category, level, issue date, file, row) and the household.
-WITH recent AS (
-    SELECT c.*
-    FROM certificates_latest AS c
-    CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
-    WHERE c.certificate_status = '正常' AND c.severe
-      AND c.issued_on <= $as_of::DATE
-      AND c.issued_on > $as_of::DATE - to_days(d.recent_window_days::INTEGER)
-),
-low_income AS (
+WITH low_income AS (
     SELECT id_number, any_value(roster_county) AS county_code, 'civil roster: ' || any_value(assistance_type) AS household
     FROM roster_latest WHERE active GROUP BY id_number
     UNION ALL
     SELECT id_number, any_value(rural_county), 'rural monitoring: 监测户'
     FROM rural_latest WHERE monitored GROUP BY id_number
+),
+recent AS (
+    -- one row per (certificate, household kind), each judged with its county's window
+    SELECT c.*, l.county_code AS household_county, l.household
+    FROM certificates_latest AS c
+    JOIN low_income AS l USING (id_number)
+    LEFT JOIN policy AS p ON p.county_code = coalesce(l.county_code, c.county_code)
+    CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
+    WHERE c.certificate_status = '正常' AND c.severe
+      AND c.issued_on <= $as_of::DATE
+      AND c.issued_on > $as_of::DATE - to_days(coalesce(p.recent_window_days, d.recent_window_days)::INTEGER)
 ),
 paid AS (
     SELECT DISTINCT r.certificate_id
@@ -28,16 +33,15 @@ paid AS (
 )
 SELECT
     'W02' AS rule_id, 'person' AS subject_type, r.id_number AS subject_id, NULL AS subject_county,
-    coalesce(any_value(l.county_code), any_value(r.county_code)) AS county_code,
+    coalesce(any_value(r.household_county), any_value(r.county_code)) AS county_code,
     strftime(r.issued_on, '%Y-%m') AS period, '橙' AS level,
     to_json(struct_pack(
         certificate := struct_pack(feed := 'disability_cert', file := any_value(r.source_file), "row" := any_value(r.source_row),
                                    category := any_value(r.disability_category), level := any_value(r.disability_level),
                                    issued_on := r.issued_on),
-        households := list(DISTINCT l.household ORDER BY l.household),
+        households := list(DISTINCT r.household ORDER BY r.household),
         care_subsidy_paid_since_issue := false
     )) AS evidence
 FROM recent AS r
-JOIN low_income AS l USING (id_number)
 WHERE r.certificate_id NOT IN (SELECT certificate_id FROM paid)
 GROUP BY r.id_number, r.issued_on

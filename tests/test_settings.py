@@ -1,0 +1,84 @@
+"""Settings: every LOWINCOME_* value is checked, and a value that is unknown or malformed is refused in one line."""
+
+from __future__ import annotations
+
+import grp
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lowincome.config import DEFAULT_INBOX, load_settings, parse_size, configure_duckdb
+from lowincome.errors import ConfigError
+
+KEY = "k" * 40
+
+
+def test_defaults_work_from_a_fresh_clone():
+    s = load_settings({})
+    assert not s.production and s.inbox == DEFAULT_INBOX and s.blocking_share == 0.05
+    assert s.memory_limit == "3GB" and s.memory_limit_bytes == 3_000_000_000
+    assert s.restricted_group is None and s.settle_seconds == 120
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("LOWINCOME_ENV", "prod", "LOWINCOME_ENV must be one of development, production, got 'prod'"),
+    ("LOWINCOME_ENV", "staging", "got 'staging'"),
+    ("LOWINCOME_BLOCKING_SHARE", "nan", "LOWINCOME_BLOCKING_SHARE must be a share between 0 and 1"),
+    ("LOWINCOME_BLOCKING_SHARE", "inf", "got 'inf'"),
+    ("LOWINCOME_BLOCKING_SHARE", "1.5", "got '1.5'"),
+    ("LOWINCOME_BLOCKING_SHARE", "5%", "got '5%'"),
+    ("LOWINCOME_MEMORY_LIMIT", "4 gigs", "LOWINCOME_MEMORY_LIMIT must be a size such as 4GB"),
+    ("LOWINCOME_MEMORY_LIMIT", "4", "got '4'"),
+    ("LOWINCOME_MEMORY_LIMIT", "-1GB", "got '-1GB'"),
+    ("LOWINCOME_MEMORY_LIMIT", "1MB", "at least 128MB"),
+    ("LOWINCOME_SETTLE_SECONDS", "-5", "LOWINCOME_SETTLE_SECONDS must be a whole number of seconds"),
+    ("LOWINCOME_SETTLE_SECONDS", "2m", "got '2m'"),
+    ("LOWINCOME_RESTRICTED_GROUP", "no-such-group-lowincome", "names a group that does not exist"),
+])
+def test_unknown_or_malformed_values_are_refused(name, value, expected):
+    with pytest.raises(ConfigError) as exc:
+        load_settings({name: value})
+    message = str(exc.value)
+    assert expected in message and "\n" not in message
+
+
+@pytest.mark.parametrize("value, size", [("4GB", 4 * 10**9), ("1.5GB", 1_500_000_000), ("512MB", 512 * 10**6),
+                                         ("2GiB", 2 * 2**30), ("768 mb", 768 * 10**6)])
+def test_memory_limit_in_duckdb_syntax(value, size):
+    assert parse_size(value) == size
+    assert load_settings({"LOWINCOME_MEMORY_LIMIT": value}).memory_limit_bytes == size
+
+
+def test_valid_values_are_taken():
+    group = grp.getgrgid(0).gr_name
+    s = load_settings({"LOWINCOME_ENV": " Production ", "LOWINCOME_PSEUDONYM_KEY": KEY, "LOWINCOME_INBOX": "/srv/inbox",
+                       "LOWINCOME_WAREHOUSE": "/srv/wh", "LOWINCOME_SETTLE_SECONDS": "0",
+                       "LOWINCOME_RESTRICTED_GROUP": group, "LOWINCOME_BLOCKING_SHARE": "0"})
+    assert s.production and s.inbox == Path("/srv/inbox") and s.settle_seconds == 0 and s.restricted_group == group
+
+
+@pytest.mark.parametrize("missing", ["LOWINCOME_INBOX", "LOWINCOME_WAREHOUSE"])
+def test_production_needs_explicit_paths(missing):
+    env = {"LOWINCOME_ENV": "production", "LOWINCOME_PSEUDONYM_KEY": KEY, "LOWINCOME_INBOX": "/srv/inbox",
+           "LOWINCOME_WAREHOUSE": "/srv/wh"}
+    env[missing] = " "
+    with pytest.raises(ConfigError, match=f"{missing} is not set"):
+        load_settings(env)
+
+
+def test_production_still_needs_a_real_key():
+    with pytest.raises(ConfigError, match="LOWINCOME_PSEUDONYM_KEY"):
+        load_settings({"LOWINCOME_ENV": "production", "LOWINCOME_INBOX": "/srv/inbox", "LOWINCOME_WAREHOUSE": "/srv/wh"})
+
+
+def test_duckdb_is_bounded_and_spills_into_working_storage(tmp_path):
+    s = load_settings({"LOWINCOME_WAREHOUSE": str(tmp_path / "wh"), "LOWINCOME_MEMORY_LIMIT": "2GB"})
+    con = configure_duckdb(duckdb.connect(), s)
+    limit = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    temp = con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    con.close()
+    # 60% of the 2 GB budget, in DuckDB's binary display (1.2e9 bytes = 1.1 GiB)
+    assert limit == "1.1 GiB"
+    assert Path(temp) == tmp_path / "wh" / "work" / "tmp" and Path(temp).is_dir()
+    assert (Path(temp).stat().st_mode & 0o777) == 0o700
