@@ -24,7 +24,7 @@ test: install
 
 # Regenerate the bundled samples (they are committed; the generator is deterministic).
 samples: install
-	rm -rf data_samples/inbox data_samples/expected.json
+	rm -rf data_samples/inbox data_samples/redelivery data_samples/broken_inbox data_samples/expected.json
 	$(BIN)/lowincome generate --out data_samples --seed 7 --scale 1
 
 ui: install

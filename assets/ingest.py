@@ -25,10 +25,9 @@ from dagster import (
 from checks.record import summarize, validate_files
 from checks.suites import suite_name
 
-from lowincome.errors import LowincomeError
+from lowincome.errors import LowincomeError, describe_os_error
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.ingest import ingest_feed
-from lowincome.errors import describe_os_error
 from lowincome.rules.policy import load_policy
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource

@@ -12,7 +12,6 @@ step renders the Data Docs site (`render_data_docs`) covering every delivery.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -26,21 +25,22 @@ import great_expectations as gx
 import polars as pl
 
 from lowincome.feeds import FEEDS, FeedSpec
+from lowincome.fingerprint import fingerprint
 from lowincome.ingest import DeliveredFile
+from lowincome.privacy import redact
 from lowincome.workstore import write_atomic
 
 from .data_docs import SITE_NAME, _site_config, make_offline
 from .run import RESULT_SCHEMA, run_suite
 from .suites import DEFAULT_VOLUME_SHARE, suite_name
 
-_CODE = ("expectations.py", "suites.py", "run.py")
+LOG = logging.getLogger(__name__)
 
 
 def _fingerprint() -> str:
-    h = hashlib.sha256()
-    for name in _CODE:
-        h.update((Path(__file__).parent / name).read_bytes())
-    return h.hexdigest()[:12]
+    """Everything that shapes a file's suite results: its parsed rows (feed registry, reading, parsing,
+    identity, validation, ...) and the suites themselves (`fingerprint("validation")`)."""
+    return fingerprint("validation")
 
 
 @contextmanager
@@ -130,22 +130,46 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
         plan.append((f, prev, cache))
         if f.rows and not f.missing_columns:
             previous[f.county] = f.rows
-    todo = [(f, prev, cache) for f, prev, cache in plan if not cache.exists()]
+    cached = {cache: _read_cached(cache) for _, _, cache in plan}
+    todo = [(f, prev, cache) for f, prev, cache in plan if cached[cache] is None]
     jobs = [(spec.name, f.cache, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
             for f, prev, _ in todo]
     _docs_context(gx_dir)  # create the store once, before any worker touches it
     results = list(_pool().map(_validate_one, jobs)) if len(jobs) >= PARALLEL_FROM else [_validate_one(j) for j in jobs]
     for (_, _, cache), frame in zip(todo, results):
         write_atomic(cache, frame)
+        cached[cache] = frame
     frames: list[pl.DataFrame] = []
     for f, prev, cache in plan:
-        frames.append(pl.read_parquet(cache).with_columns(
+        frames.append(cached[cache].with_columns(
             pl.lit(f.county).alias("county"), pl.lit(f.extracted_on).alias("extracted_on"),
             pl.lit(prev, dtype=pl.Int64).alias("previous_rows"), pl.lit(f.sha256).alias("sha256")))
     if not frames:
         return pl.DataFrame(schema={**RESULT_SCHEMA, "county": pl.String, "extracted_on": pl.Date,
                                     "previous_rows": pl.Int64, "sha256": pl.String})
     return pl.concat(frames, how="diagonal_relaxed")
+
+
+def _read_cached(cache: Path) -> pl.DataFrame | None:
+    """A cached suite result, or None when there is none or it cannot be trusted (then it is recomputed).
+
+    Working storage is disposable: a truncated or otherwise unreadable entry (a full disk, a killed
+    copy, a stray edit), or one that lacks result columns, is removed with a warning naming it, and
+    the file is validated again from its parsed rows instead of failing every later run.
+    """
+    if not cache.exists():
+        return None
+    try:
+        frame = pl.read_parquet(cache)
+        missing = [c for c in RESULT_SCHEMA if c not in frame.columns]
+        if missing:
+            raise ValueError(f"missing column(s) {', '.join(missing)}")
+    except Exception as exc:  # noqa: BLE001 - any unreadable entry is rebuilt; the reason goes into the warning
+        LOG.warning("validation cache %s is corrupt or partial (%s: %s); validating the file again",
+                    cache, type(exc).__name__, redact(str(exc).splitlines()[0] if str(exc) else "")[:200])
+        cache.unlink(missing_ok=True)
+        return None
+    return frame
 
 
 def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:

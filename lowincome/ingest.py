@@ -10,7 +10,6 @@ on or before D: re-running a day or backfilling gives the same answer.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from .acceptance import load_acceptances
 from .delivery import Delivery, county_problem, discover, sha256_of
 from .errors import DeliveryError
 from .feeds import FeedSpec
+from .fingerprint import fingerprint
 from .rules.policy import Policy, load_policy
 from .privacy import mask_id_expr, mask_name_expr, redact
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
@@ -31,17 +31,11 @@ from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
 
 LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
 FILE_INDEX = "_file_index"  # position of a file in delivery order; names and hashes are added back at the end
-_CODE_FILES = ("feeds.py", "identity.py", "parsing.py", "reading.py", "validation.py")
 
 
-@lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """Hash of the code that decides row validity: a change invalidates the per-file cache."""
-    h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
-    for name in _CODE_FILES:
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:12]
+    """Hash of every file that shapes a file's validated rows (`fingerprint("ingest")`): a change rebuilds the cache."""
+    return fingerprint("ingest")
 
 
 @dataclass

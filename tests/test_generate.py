@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from lowincome.delivery import parse_delivery_name
 from lowincome.feeds import DEPARTMENT_FEEDS as FEEDS
-from lowincome.generate import generate
+from lowincome.generate import ForeignFiles, generate
 from lowincome.identity import normalize_id
 from lowincome.reading import read_delivery
 
@@ -111,3 +115,114 @@ def test_broken_inbox_and_redelivery(generated):
         assert (out / "broken_inbox" / b["feed"] / b["file"]).exists()
     r = manifest["redeliveries"][0]
     assert (out / "redelivery" / r["feed"] / r["file"]).read_bytes() == (out / "inbox" / r["feed"] / r["copy_of"]).read_bytes()
+
+
+# --- `generate --out DIR` deletes only what it wrote (issue 8, item 6) ------------------------------------
+
+SMALL = {"seed": 3, "scale": 0.05, "end_date": SAMPLE_END, "feeds": ["death_records", "medical_claims"]}
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() or p.is_symlink()}
+
+
+def test_regenerating_in_place_replaces_only_its_own_files(tmp_path):
+    out = tmp_path / "out"
+    generate(out, **SMALL)
+    assert (out / "redelivery").is_dir() and (out / "broken_inbox").is_dir()
+    first = _tree(out)
+    generate(out, **SMALL)  # the previous manifest names every file: replaced, same bytes
+    assert _tree(out) == first
+    generate(out, **{**SMALL, "feeds": ["death_records"]})  # fewer feeds: the claims files it wrote are gone
+    assert not (out / "inbox" / "medical_claims").exists()
+    fresh = tmp_path / "fresh"
+    generate(fresh, **{**SMALL, "feeds": ["death_records"]})
+    assert _tree(out) == _tree(fresh)
+
+
+@pytest.mark.parametrize("where", ["inbox/death_records/death_records_371302_20261031.csv.part",
+                                   "inbox/notes.txt", "broken_inbox/medical_claims/mine.csv",
+                                   "redelivery/x/y/z.csv", "inbox/.hidden"])
+def test_a_file_it_did_not_write_makes_it_refuse_and_delete_nothing(tmp_path, where):
+    out = tmp_path / "out"
+    generate(out, **SMALL)
+    foreign = out / where
+    foreign.parent.mkdir(parents=True, exist_ok=True)
+    foreign.write_text("not the generator's", encoding="utf-8")
+    before = _tree(out)
+    with pytest.raises(ForeignFiles) as err:
+        generate(out, **SMALL)
+    message = str(err.value)
+    folder = out / where.split("/")[0]
+    assert f"{folder} holds 1 file(s) the generator did not write" in message
+    assert where.split("/", 1)[1] in message and "\n" not in message
+    assert _tree(out) == before  # nothing deleted, the old manifest included
+
+
+def test_a_real_inbox_given_by_mistake_is_left_alone(tmp_path):
+    """No manifest: every file in DIR/inbox is someone else's (say a department's deliveries)."""
+    out = tmp_path / "srv"
+    generate(out, **SMALL)
+    (out / "expected.json").unlink()
+    (out / "redelivery").rename(tmp_path / "elsewhere")
+    import shutil
+
+    shutil.rmtree(out / "broken_inbox")
+    before = _tree(out)
+    count = sum(1 for _ in (out / "inbox").rglob("*.*"))
+    with pytest.raises(ForeignFiles, match=rf"{out / 'inbox'} holds {count} file\(s\)"):
+        generate(out, **SMALL)
+    assert _tree(out) == before
+
+
+def test_a_manifest_cannot_point_outside_its_folders(tmp_path):
+    """expected.json is data: an entry such as ../../x never lets the generator delete a file elsewhere."""
+    out = tmp_path / "out"
+    generate(out, **SMALL)
+    victim = out / "inbox" / "keep.csv"
+    victim.write_text("keep me", encoding="utf-8")
+    manifest = json.loads((out / "expected.json").read_text(encoding="utf-8"))
+    manifest["files"].append({"feed": "death_records", "file": "../keep.csv", "rows": 1})
+    (out / "expected.json").write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(ForeignFiles):
+        generate(out, **SMALL)
+    assert victim.read_text(encoding="utf-8") == "keep me"
+
+
+def test_a_linked_inbox_is_not_written_through(tmp_path):
+    real = tmp_path / "real_inbox"
+    real.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inbox").symlink_to(real, target_is_directory=True)
+    with pytest.raises(ForeignFiles):
+        generate(out, **SMALL)
+    assert list(real.iterdir()) == []
+
+
+def test_the_command_refuses_with_one_line_and_a_non_zero_exit(tmp_path):
+    out = tmp_path / "out"
+    (out / "inbox" / "civil_roster").mkdir(parents=True)
+    for i in range(3):
+        (out / "inbox" / "civil_roster" / f"civil_roster_371302_2026100{i + 1}.csv").write_text("身份证号\n", encoding="utf-8")
+    before = _tree(out)
+    done = subprocess.run([sys.executable, "-m", "lowincome.cli", "generate", "--out", str(out), "--scale", "0.05"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"lowincome generate: {out / 'inbox'} holds 3 file(s) the generator did not write (e.g. civil_roster/")
+    assert "choose an empty folder or remove them" in lines[0]
+    assert _tree(out) == before
+
+
+def test_make_samples_clears_every_folder_the_generator_guards():
+    """`make samples` regenerates data_samples/ in place: its rm must cover each folder the generator refuses on."""
+    from lowincome.generate import GENERATED_DIRS, MANIFEST
+
+    makefile = (Path(__file__).resolve().parent.parent / "Makefile").read_text(encoding="utf-8")
+    recipe = makefile.split("\nsamples:", 1)[1].split("\n\n", 1)[0]
+    rm = next(line for line in recipe.splitlines() if "rm -rf" in line)
+    for name in (*GENERATED_DIRS, MANIFEST):
+        assert f"data_samples/{name}" in rm.split(), name

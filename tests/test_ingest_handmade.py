@@ -10,6 +10,7 @@ import pytest
 from lowincome.feeds import FEEDS
 from lowincome.ingest import ingest_feed
 
+from .delivered import assert_every_row_accounted_for, count_rows
 from .handmade import bad_check, delivery_path, person_id, write_csv, write_parquet, write_xlsx
 
 AS_OF = date(2026, 10, 31)
@@ -43,11 +44,29 @@ def _reasons(result, file_name: str, row: int) -> str:
     return q["reasons"][0]
 
 
-def _conserved(result) -> None:
-    d = result.deliveries
-    assert (d["rows_read"] == d["rows_accepted"] + d["rows_quarantined"]).all()
-    assert int(d["rows_accepted"].sum()) == result.staging.height
-    assert int(d["rows_quarantined"].sum()) == result.quarantine.height
+def _conserved(result, inbox, unread: tuple[str, ...] = ()) -> None:
+    """Every row of every delivered file is accepted or quarantined exactly once; the delivery record agrees.
+
+    The delivered side is counted from the files with other readers than the pipeline's (tests/delivered.py),
+    not taken from `rows_read`. `unread` names files rejected whole before their rows are read (bad name,
+    undetectable encoding): they must leave no row anywhere and say so in their delivery record.
+    Checked that it can fail (then restored): dropping a row right after reading (`read_delivery(...)
+    .frame.head(-1)`) makes every test calling it fail; the accounting itself is tested in test_delivered.py.
+    """
+    files = sorted(p for p in (inbox / result.feed).iterdir() if p.is_file())
+    delivered = {p.name: count_rows(p) for p in files if p.name not in unread}
+    staged = list(zip(result.staging["source_file"], result.staging["source_row"]))
+    quarantined = list(zip(result.quarantine["source_file"], result.quarantine["source_row"]))
+    assert_every_row_accounted_for(delivered, staged, quarantined)
+    record = {r["file_name"]: r for r in result.deliveries.iter_rows(named=True)}
+    assert set(record) == {p.name for p in files}, "one delivery record per file"
+    for name, rows in delivered.items():
+        accepted = sum(1 for f, _ in staged if f == name)
+        got = (record[name]["rows_read"], record[name]["rows_accepted"], record[name]["rows_quarantined"])
+        assert got == (rows, accepted, rows - accepted), name
+    for name in unread:
+        assert record[name]["status"] == "rejected" and record[name]["message"], name
+        assert (record[name]["rows_read"], record[name]["rows_accepted"], record[name]["rows_quarantined"]) == (0, 0, 0)
 
 
 @pytest.fixture()
@@ -100,7 +119,7 @@ def test_claims_bad_rows_each_get_their_reason(inbox, tmp_path):
     dates = set(accepted.filter(pl.col("source_row") >= 16)["settled_on"].to_list())
     assert dates == {date(2026, 9, 3)}
     assert result.deliveries["format"][0] == "gb18030"
-    _conserved(result)
+    _conserved(result, inbox)
     # No reason ever quotes an ID number.
     for reason in result.quarantine["reasons"]:
         assert A not in reason and B[:17] not in reason
@@ -115,7 +134,7 @@ def test_redelivery_under_another_name_is_not_double_counted(inbox, tmp_path):
     assert set(result.staging["source_file"]) == {first.name}
     assert result.quarantine.height == 5
     assert all(first.name in r for r in result.quarantine["reasons"])
-    _conserved(result)
+    _conserved(result, inbox)
     # Running again (cache warm) gives the same answer.
     again = ingest_feed(FEEDS["medical_claims"], inbox, AS_OF, tmp_path / "work", blocking_share=1.0)
     assert again.staging.equals(result.staging) and again.quarantine.equals(result.quarantine)
@@ -167,7 +186,7 @@ def test_roster_xlsx_with_numeric_id_cell_and_status_rules(inbox, tmp_path):
     assert "duplicate" in _reasons(result, f.name, 7)
     assert "家庭人口数: must be at least 1" in _reasons(result, f.name, 8)
     assert result.deliveries["format"][0] == "xlsx"
-    _conserved(result)
+    _conserved(result, inbox)
 
 
 CERT_HEADER = ["残疾人证号", "身份证号", "姓名", "行政区划代码", "残疾类别", "残疾等级", "发证日期", "证件状态", "注销日期"]
@@ -190,7 +209,7 @@ def test_certificate_number_must_be_id_category_level(inbox, tmp_path):
     assert ok["source_row"].to_list() == [1, 4]
     assert ok["disability_category_code"].to_list() == [5, 6]
     assert ok["disability_level_code"].to_list() == [2, 3]
-    _conserved(result)
+    _conserved(result, inbox)
 
 
 PAY_HEADER = ["发放流水号", "身份证号", "姓名", "行政区划代码", "补贴类型", "发放月份", "金额"]
@@ -210,7 +229,7 @@ def test_payments_duplicate_across_files_and_nonpositive_amount(inbox, tmp_path)
     assert "金额: must be greater than 0" in _reasons(result, f2.name, 2)
     assert "发放月份: month lies after" in _reasons(result, f2.name, 4)
     assert sorted(result.staging["payment_id"].to_list()) == ["P1", "P3"]
-    _conserved(result)
+    _conserved(result, inbox)
 
 
 def test_file_level_problems_are_reported_per_file(inbox, tmp_path):
@@ -234,7 +253,7 @@ def test_file_level_problems_are_reported_per_file(inbox, tmp_path):
     assert missing["rows_read"] == 1 and missing["rows_quarantined"] == 1
     assert "file name" in d["deaths.csv"]["message"]
     assert d["death_records_371302_20261005.csv"]["rows_accepted"] == 2  # two sources: both kept
-    _conserved(result)
+    _conserved(result, inbox, unread=("death_records_371302_20261003.csv", "deaths.csv"))
 
 
 def test_an_increment_failing_often_still_contributes_its_valid_rows(inbox, tmp_path):
@@ -252,7 +271,7 @@ def test_an_increment_failing_often_still_contributes_its_valid_rows(inbox, tmp_
     assert row["status"] == "partly_quarantined" and "10.0%" in row["message"] and "increment" in row["message"]
     assert "always used" in row["message"]
     assert not any("held back" in r for r in used.quarantine["reasons"])
-    _conserved(used)
+    _conserved(used, inbox)
 
 
 def test_blocked_snapshot_keeps_the_previous_snapshot_current(inbox, tmp_path):

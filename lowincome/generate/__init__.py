@@ -10,7 +10,9 @@ code serves the bundled samples, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from datetime import date, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from ..errors import LowincomeError
 from ..feeds import DEPARTMENT_FEEDS as FEEDS
 from .background import (
     Sizes,
@@ -86,8 +89,7 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     """Write the deliveries and return the manifest (also saved as `out/expected.json`)."""
     out = Path(out)
     inbox = out / "inbox"
-    for sub in ("inbox", "redelivery", "broken_inbox"):
-        shutil.rmtree(out / sub, ignore_errors=True)
+    clear_previous_output(out)
     wanted = set(feeds or FEEDS)
     world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor)
     rng = np.random.default_rng(seed + 1)
@@ -125,6 +127,74 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
     (out / "expected.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return manifest
+
+
+GENERATED_DIRS = ("inbox", "redelivery", "broken_inbox")
+MANIFEST = "expected.json"
+
+
+class ForeignFiles(LowincomeError):
+    """The output folder holds files the generator did not write: it refuses rather than delete them."""
+
+
+def _previous_files(out: Path) -> set[str]:
+    """Paths (relative to `out`) the previous run wrote, from its manifest; none if there is no readable manifest."""
+    try:
+        manifest = json.loads((out / MANIFEST).read_text(encoding="utf-8"))
+        written = {f"inbox/{f['feed']}/{f['file']}" for f in manifest.get("files", [])}
+        written |= {f"redelivery/{f['feed']}/{f['file']}" for f in manifest.get("redeliveries", [])}
+        written |= {f"broken_inbox/{f['feed']}/{f['file']}" for f in manifest.get("broken_files", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    # A manifest is data: an entry that climbs out of its folder ("../x") is never taken as ours.
+    return {p for p in written if ".." not in Path(p).parts and not Path(p).is_absolute()}
+
+
+def clear_previous_output(out: Path) -> None:
+    """Remove what the previous generation wrote under `out`, and nothing else.
+
+    `generate --out DIR` used to `rmtree` DIR/inbox, deleting whatever else was there (a real inbox
+    given by mistake). Now only files listed in the previous manifest (DIR/expected.json) are removed;
+    any other file, link or folder entry under DIR/inbox, DIR/redelivery or DIR/broken_inbox makes it
+    refuse with one line before anything is deleted.
+    """
+    ours = _previous_files(out)
+    foreign: dict[Path, list[str]] = {}
+    remove: list[Path] = []
+    for sub in GENERATED_DIRS:
+        folder = out / sub
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            foreign[folder] = [sub]
+            continue
+        if not folder.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder):
+            here = Path(dirpath)
+            links = [d for d in dirnames if (here / d).is_symlink()]  # never descended into, never ours
+            dirnames[:] = [d for d in dirnames if d not in links]
+            for name in filenames + links:
+                path = here / name
+                rel = path.relative_to(out).as_posix()
+                if rel in ours and not path.is_symlink():  # the generator never writes links
+                    remove.append(path)
+                else:
+                    foreign.setdefault(folder, []).append(path.relative_to(folder).as_posix())
+    if foreign:
+        parts = [f"{folder} holds {len(names)} file(s)" for folder, names in foreign.items()]
+        example = sorted(next(iter(foreign.values())))[0]
+        raise ForeignFiles(
+            f"{' and '.join(parts)} the generator did not write (e.g. {example}); choose an empty folder or "
+            "remove them (输出目录中有非生成器写入的文件，未删除任何文件)"
+        )
+    for path in remove:
+        path.unlink()
+    for sub in GENERATED_DIRS:  # the folders left empty (feed folders, then the top ones)
+        folder = out / sub
+        if folder.is_dir():
+            for dirpath, _, _ in sorted(os.walk(folder), key=lambda t: len(t[0]), reverse=True):
+                with contextlib.suppress(OSError):
+                    Path(dirpath).rmdir()
+    (out / MANIFEST).unlink(missing_ok=True)
 
 
 def _write_redelivery(out: Path, manifest: dict, end: date) -> None:

@@ -26,12 +26,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from . import generate
+    from . import ForeignFiles, generate
 
     if args.scale <= 0:
         raise SystemExit("lowincome generate: --scale must be greater than 0")
     started = time.perf_counter()
-    manifest = generate(Path(args.out), seed=args.seed, scale=args.scale, end_date=args.end_date, feeds=args.feeds)
+    try:
+        manifest = generate(Path(args.out), seed=args.seed, scale=args.scale, end_date=args.end_date, feeds=args.feeds)
+    except ForeignFiles as exc:
+        raise SystemExit(f"lowincome generate: {exc}") from None
     rows = sum(f["rows"] for f in manifest["files"])
     print(f"wrote {len(manifest['files'])} file(s), {rows:,} rows, to {Path(args.out) / 'inbox'} "
           f"in {time.perf_counter() - started:.1f}s ({len(manifest['bad_rows'])} planted bad rows, "
