@@ -218,10 +218,18 @@ def main(argv: list[str] | None = None) -> int:
     from .generate.cli import add_arguments as add_generate_arguments
 
     add_generate_arguments(p_gen)
+    p_accept = sub.add_parser("accept-snapshot", help="accept a snapshot held back because it shrank sharply")
+    from .acceptance import add_arguments as add_accept_arguments
+
+    add_accept_arguments(p_accept)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty)
+        if args.command == "accept-snapshot":
+            from .acceptance import run as accept_run
+
+            return accept_run(args)
         from .generate.cli import run as generate_run
 
         with warnings.catch_warnings():
