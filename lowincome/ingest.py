@@ -22,7 +22,7 @@ import polars as pl
 from .delivery import Delivery, discover, sha256_of
 from .errors import DeliveryError
 from .feeds import FeedSpec
-from .privacy import mask_id_expr, mask_name_expr, redact
+from .privacy import WITHHELD, known_names, mask_content_expr, mask_id_expr, mask_name_expr, redact
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
 
@@ -183,14 +183,67 @@ def _with_raw_text(rows: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFra
     return pl.concat(parts, how="diagonal_relaxed")
 
 
-def _record_json(spec: FeedSpec, masked: bool) -> pl.Expr:
+def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...] = ()) -> pl.Expr:
+    """The delivered row as JSON: as delivered (restricted), or masked for analysts.
+
+    Masked: personal columns by column (ID numbers keep the county, names the surname), free text
+    withheld, code columns whose value is not a code withheld, and then every field by content
+    (ID shapes, the names known from the file): a shifted row puts an ID or a name anywhere.
+    """
     fields = []
     for c in spec.columns:
         raw = pl.col(RAW_PREFIX + c.name)
-        if masked and c.personal:
-            raw = mask_name_expr(raw) if c.name == "name" else mask_id_expr(raw)
+        if masked:
+            blank = raw.is_null() | (raw.str.strip_chars() == "")
+            if c.personal:
+                raw = mask_id_expr(raw) if c.kind in ("id", "cert_id") else mask_name_expr(raw)
+            elif c.free_text:
+                raw = pl.when(blank).then(raw).otherwise(pl.lit(WITHHELD))
+            elif c.publish_pattern:
+                ok = raw.str.strip_chars().str.contains(f"(?i)^(?:{c.publish_pattern})$")
+                raw = pl.when(blank | ok).then(raw).otherwise(pl.lit(WITHHELD))
+            raw = mask_content_expr(raw, names)
         fields.append(raw.alias(c.header))
     return pl.struct(fields).struct.json_encode()
+
+
+def _format_words(spec: FeedSpec) -> set[str]:
+    """Headers and allowed values: words a shifted or repeated header row can put in 姓名, never names."""
+    words = {c.header for c in spec.columns} | {c.name for c in spec.columns}
+    for c in spec.columns:
+        words.update(c.values)
+        words.update(label for label, _ in c.codes)
+    return words
+
+
+def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
+    """Names known from one delivered file: its 姓名 (and caseworker) values, read from the parsed cache."""
+    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text"]
+    if delivered is None or not columns:
+        return []
+    values = pl.read_parquet(delivered.cache, columns=columns).unpivot()["value"].drop_nulls().unique()
+    return known_names(values.to_list(), exclude=_format_words(spec))
+
+
+def _quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
+    """One row per rejected row; reasons and the analysts' record masked by content, per delivered file."""
+    by_name = {f.file_name: f for f in files}
+    parts = []
+    for (file_name,), rows in bad.partition_by("source_file", as_dict=True, maintain_order=True).items():
+        names = _file_names(spec, by_name.get(file_name))
+        parts.append(rows.select(
+            pl.lit(spec.name).alias("feed"),
+            "source_file",
+            "source_row",
+            "file_sha256",
+            "delivered_on",
+            mask_content_expr(pl.col(REASONS).list.join("; "), names).alias("reasons"),
+            pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
+            _record_json(spec, masked=True, names=names).alias("record_masked"),
+            _record_json(spec, masked=False).alias("record"),
+            pl.col(EXTRA_COLUMN).alias("extra_columns"),
+        ))
+    return pl.concat(parts, how="vertical_relaxed").sort("delivered_on", "source_file", "source_row")
 
 
 DEFAULT_BLOCKING_SHARE = 0.05
@@ -273,18 +326,7 @@ def ingest_feed(
 
     staging = (_with_file_lineage(good, names, shas).select(LINEAGE + typed).with_columns(_latest_snapshot(spec))
                if good is not None and good.height else _empty_staging(spec))
-    quarantine = (bad.sort("delivered_on", "source_file", "source_row").select(
-        pl.lit(spec.name).alias("feed"),
-        "source_file",
-        "source_row",
-        "file_sha256",
-        "delivered_on",
-        pl.col(REASONS).list.join("; ").alias("reasons"),
-        pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
-        _record_json(spec, masked=True).alias("record_masked"),
-        _record_json(spec, masked=False).alias("record"),
-        pl.col(EXTRA_COLUMN).alias("extra_columns"),
-    ) if bad is not None and bad.height else _empty_quarantine())
+    quarantine = _quarantine_rows(spec, bad, files) if bad is not None and bad.height else _empty_quarantine()
     accepted = dict(staging.group_by("source_file").len().iter_rows()) if staging.height else {}
     read = set(names)
     for row in deliveries:
