@@ -31,7 +31,7 @@ import pandas as pd
 import polars as pl
 
 from lowincome.feeds import FeedSpec
-from lowincome.privacy import MAX_NAME_CHARS, MIN_NAME_CHARS, known_names, mask_id_expr, neutralize_html, redact
+from lowincome.privacy import MAX_NAME_CHARS, MIN_NAME_CHARS, format_words, known_names, mask_id_expr, neutralize_html, redact
 from lowincome.reading import ROW_COLUMN
 from lowincome.validation import RAW_PREFIX, REASONS
 
@@ -98,12 +98,20 @@ def _mask_ids(values: list) -> list:
     return pl.DataFrame([s]).select(mask_id_expr(pl.col("v"))).to_series().to_list()
 
 
-def _mask_text(s: str, personal: bool, names: frozenset[str]) -> str:
-    masked = _mask_ids([s])[0] if personal else redact(s, names)
+@dataclass(frozen=True)
+class _Known:
+    """What to mask in one file's GX result: its names, and the feed's words that are never names."""
+
+    names: frozenset[str] = frozenset()
+    keep: frozenset[str] = frozenset()
+
+
+def _mask_text(s: str, personal: bool, names: "_Known") -> str:
+    masked = _mask_ids([s])[0] if personal else redact(s, names.names, names.keep)
     return neutralize_html(masked)
 
 
-def _mask_value(v, personal: bool, names: frozenset[str] = frozenset()):
+def _mask_value(v, personal: bool, names: "_Known" = _Known()):
     """Mask every text inside a GX result value; numbers, booleans and unchanged objects stay as they are."""
     if isinstance(v, dict):
         new = {(neutralize_html(k) if isinstance(k, str) else k): _mask_value(x, personal, names) for k, x in v.items()}
@@ -135,32 +143,25 @@ def _strings(v, out: list[str]) -> list[str]:
     return out
 
 
-def _delivered_names(spec: FeedSpec, validated: pl.DataFrame, texts: list[str]) -> frozenset[str]:
+def _delivered_names(spec: FeedSpec, validated: pl.DataFrame, texts: list[str]) -> "_Known":
     """The names of this file (its 姓名 / caseworker values) that occur in `texts`.
 
     Vectorised on the file: every 2..12-character window of the (few, short) texts GX quotes is
     looked up among the file's names, so a million-row roster costs one `is_in`, not a Python set.
     """
     columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in validated.columns]
+    keep = frozenset(format_words(spec))
     if not columns or not texts:
-        return frozenset()
+        return _Known(keep=keep)
     windows = {t[i:i + n] for t in texts for n in range(MIN_NAME_CHARS, MAX_NAME_CHARS + 1) for i in range(len(t) - n + 1)}
     if not windows:
-        return frozenset()
+        return _Known(keep=keep)
     found = (validated.select(pl.concat_list([pl.col(c).str.strip_chars(" \t\r\n\u3000\u00a0") for c in columns]).alias("v"))
              .explode("v").filter(pl.col("v").is_in(list(windows)))["v"].unique().to_list())
-    return frozenset(known_names(found, exclude=_format_words(spec)))
+    return _Known(frozenset(known_names(found, exclude=keep)), keep)
 
 
-def _format_words(spec: FeedSpec) -> set[str]:
-    words = {c.header for c in spec.columns} | {c.name for c in spec.columns}
-    for c in spec.columns:
-        words.update(c.values)
-        words.update(label for label, _ in c.codes)
-    return words
-
-
-def _mask_result(evr, personal: bool, names: frozenset[str] = frozenset()) -> None:
+def _mask_result(evr, personal: bool, names: "_Known" = _Known()) -> None:
     """Mask and neutralise the result in place: neither the audit table nor Data Docs may show an ID,
     a name, or delivered markup (Data Docs render some values unescaped)."""
     res = evr.result or {}
@@ -173,7 +174,7 @@ def _mask_result(evr, personal: bool, names: frozenset[str] = frozenset()) -> No
         for d in [info] + [v for v in info.values() if isinstance(v, dict)]:
             for k in ("exception_message", "exception_traceback"):
                 if d.get(k):
-                    d[k] = neutralize_html(redact(d[k], names))
+                    d[k] = neutralize_html(redact(d[k], names.names, names.keep))
 
 
 def _exception_message(evr) -> str | None:

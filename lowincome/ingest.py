@@ -22,7 +22,7 @@ import polars as pl
 from .delivery import Delivery, discover, sha256_of
 from .errors import DeliveryError
 from .feeds import FeedSpec
-from .privacy import WITHHELD, known_names, mask_content_expr, mask_id_expr, mask_name_expr, redact
+from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr, redact
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
 
@@ -191,6 +191,7 @@ def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...
     (ID shapes, the names known from the file): a shifted row puts an ID or a name anywhere.
     """
     fields = []
+    keep = format_words(spec)
     for c in spec.columns:
         raw = pl.col(RAW_PREFIX + c.name)
         if masked:
@@ -202,18 +203,9 @@ def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...
             elif c.publish_pattern:
                 ok = raw.str.strip_chars().str.contains(f"(?i)^(?:{c.publish_pattern})$")
                 raw = pl.when(blank | ok).then(raw).otherwise(pl.lit(WITHHELD))
-            raw = mask_content_expr(raw, names)
+            raw = mask_content_expr(raw, names, keep)
         fields.append(raw.alias(c.header))
     return pl.struct(fields).struct.json_encode()
-
-
-def _format_words(spec: FeedSpec) -> set[str]:
-    """Headers and allowed values: words a shifted or repeated header row can put in 姓名, never names."""
-    words = {c.header for c in spec.columns} | {c.name for c in spec.columns}
-    for c in spec.columns:
-        words.update(c.values)
-        words.update(label for label, _ in c.codes)
-    return words
 
 
 def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
@@ -222,7 +214,7 @@ def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
     if delivered is None or not columns:
         return []
     values = pl.read_parquet(delivered.cache, columns=columns).unpivot()["value"].drop_nulls().unique()
-    return known_names(values.to_list(), exclude=_format_words(spec))
+    return known_names(values.to_list(), exclude=format_words(spec))
 
 
 def _quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
@@ -237,7 +229,7 @@ def _quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, files: list[DeliveredFil
             "source_row",
             "file_sha256",
             "delivered_on",
-            mask_content_expr(pl.col(REASONS).list.join("; "), names).alias("reasons"),
+            mask_content_expr(pl.col(REASONS).list.join("; "), names, format_words(spec)).alias("reasons"),
             pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
             _record_json(spec, masked=True, names=names).alias("record_masked"),
             _record_json(spec, masked=False).alias("record"),

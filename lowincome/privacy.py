@@ -131,37 +131,43 @@ def known_names(values, exclude=()) -> list[str]:
     return sorted(out, key=lambda n: (-len(n), n))
 
 
-def mask_content_expr(col: pl.Expr, names: list[str] | tuple[str, ...] = ()) -> pl.Expr:
+def mask_content_expr(col: pl.Expr, names: list[str] | tuple[str, ...] = (), keep=()) -> pl.Expr:
     """Vectorised content masking of a text column: ID shapes by regex, known names with Aho-Corasick.
 
     `names` must come from `known_names` (longest first: with leftmost-first matching a longer
-    name wins over a shorter one it contains).
+    name wins over a shorter one it contains). Words in `keep` (headers, enum values of the
+    feed) are matched first and left as they are, so a resident called 孙子 does not turn the
+    relation 孙子女 into 孙*女.
     """
     out = (col.cast(pl.String)
            .str.replace_all(ID_RUN_PATTERN, "${1}**********${2}")
            .str.replace_all(ID_FLOAT_PATTERN, "${1}*****${2}"))
     if names:
-        out = out.str.replace_many(list(names), [mask_name(n) for n in names], leftmost=True)
+        kept = sorted({k for k in keep if k and any(n in k for n in names)}, key=lambda k: (-len(k), k))
+        out = out.str.replace_many(kept + list(names), kept + [mask_name(n) for n in names], leftmost=True)
     return out
 
 
-def redact(text: str, names=()) -> str:
+def redact(text: str, names=(), keep=()) -> str:
     """Mask anything in a message that looks like an ID number, and every known name in `names`.
 
     For Python strings (messages, log lines, GX examples): library errors can quote data. `names`
     may be any iterable of names (a set is fastest); only those of at least two characters count.
+    Words in `keep` (the feed's headers and enum values) are never masked.
     """
     out = _ID_RE.sub(_id_sub, str(text))
     if names:
         wanted = names if isinstance(names, (set, frozenset)) else set(names)
         wanted = {n for n in wanted if n and len(n) >= MIN_NAME_CHARS}
         if wanted:
-            lengths = sorted({len(n) for n in wanted}, reverse=True)
+            kept = {k for k in keep if k and any(n in k for n in wanted)}
+            lengths = sorted({len(n) for n in wanted | kept}, reverse=True)
             parts, i = [], 0
             while i < len(out):
                 for n in lengths:
-                    if out[i:i + n] in wanted:
-                        parts.append(mask_name(out[i:i + n]))
+                    piece = out[i:i + n]
+                    if piece in kept or piece in wanted:
+                        parts.append(piece if piece in kept else mask_name(piece))
                         i += n
                         break
                 else:
@@ -169,6 +175,19 @@ def redact(text: str, names=()) -> str:
                     i += 1
             out = "".join(parts)
     return out
+
+
+def format_words(spec) -> set[str]:
+    """A feed's headers, column names and allowed values: words of the format, never names.
+
+    A shifted or repeated header row can put them into 姓名; they are neither taken for names nor
+    masked inside reasons (see `mask_content_expr`'s `keep`).
+    """
+    words = {c.header for c in spec.columns} | {c.name for c in spec.columns}
+    for c in spec.columns:
+        words.update(c.values)
+        words.update(label for label, _ in c.codes)
+    return words
 
 
 # ---- HTML: delivered values never become markup ------------------------------------------
