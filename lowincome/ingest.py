@@ -183,15 +183,15 @@ def _with_raw_text(rows: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFra
     return pl.concat(parts, how="diagonal_relaxed")
 
 
-def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...] = ()) -> pl.Expr:
+def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...] = (), *, by_content: bool = True) -> pl.Expr:
     """The delivered row as JSON: as delivered (restricted), or masked for analysts.
 
     Masked: personal columns by column (ID numbers keep the county, names the surname), free text
-    withheld, code columns whose value is not a code withheld, and then every field by content
-    (ID shapes, the names known from the file): a shifted row puts an ID or a name anywhere.
+    withheld, code columns whose value is not a code withheld, and then the record as a whole by
+    content (unless the caller does that, `by_content=False`), for ID shapes and the names known from the file (one pass over the JSON text, with one
+    automaton: per field it costs several times more): a shifted row puts an ID or a name anywhere.
     """
     fields = []
-    keep = format_words(spec)
     for c in spec.columns:
         raw = pl.col(RAW_PREFIX + c.name)
         if masked:
@@ -203,9 +203,9 @@ def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...
             elif c.publish_pattern:
                 ok = raw.str.strip_chars().str.contains(f"(?i)^(?:{c.publish_pattern})$")
                 raw = pl.when(blank | ok).then(raw).otherwise(pl.lit(WITHHELD))
-            raw = mask_content_expr(raw, names, keep)
         fields.append(raw.alias(c.header))
-    return pl.struct(fields).struct.json_encode()
+    record = pl.struct(fields).struct.json_encode()
+    return mask_content_expr(record, names, format_words(spec)) if masked and by_content else record
 
 
 def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
@@ -213,25 +213,40 @@ def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
     columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text"]
     if delivered is None or not columns:
         return []
-    values = pl.read_parquet(delivered.cache, columns=columns).unpivot()["value"].drop_nulls().unique()
+    values = (pl.read_parquet(delivered.cache, columns=columns).unpivot()
+              .select(pl.col("value").str.strip_chars(" \t\r\n\u3000\u00a0")).drop_nulls().unique()["value"])
     return known_names(values.to_list(), exclude=format_words(spec))
 
 
+_SEP = "\x1f"  # joins reasons and record for one masking pass; never part of a name
+
+
 def _quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
-    """One row per rejected row; reasons and the analysts' record masked by content, per delivered file."""
+    """One row per rejected row; reasons and the analysts' record masked by content, per delivered file.
+
+    Reasons quote values of enum, date and money columns; after a shifted row those can be an ID
+    number or a name. Both texts of a row are masked in one pass (one automaton per file).
+    """
     by_name = {f.file_name: f for f in files}
+    keep = format_words(spec)
     parts = []
     for (file_name,), rows in bad.partition_by("source_file", as_dict=True, maintain_order=True).items():
         names = _file_names(spec, by_name.get(file_name))
+        both = mask_content_expr(
+            pl.concat_str([pl.col(REASONS).list.join("; "), _record_json(spec, masked=True, by_content=False)], separator=_SEP),
+            names, keep,
+        ).str.splitn(_SEP, 2)
+        # computed once as a column (eager Polars does not share sub-expressions), then taken apart
+        rows = rows.with_columns(both.alias("_masked"))
         parts.append(rows.select(
             pl.lit(spec.name).alias("feed"),
             "source_file",
             "source_row",
             "file_sha256",
             "delivered_on",
-            mask_content_expr(pl.col(REASONS).list.join("; "), names, format_words(spec)).alias("reasons"),
+            pl.col("_masked").struct.field("field_0").alias("reasons"),
             pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
-            _record_json(spec, masked=True, names=names).alias("record_masked"),
+            pl.col("_masked").struct.field("field_1").alias("record_masked"),
             _record_json(spec, masked=False).alias("record"),
             pl.col(EXTRA_COLUMN).alias("extra_columns"),
         ))

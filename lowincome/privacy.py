@@ -56,6 +56,9 @@ def install_key_macro(con, secret: str) -> None:
 
 # ---- masking for quarantine records and reports ---------------------------------
 
+_STARS = "*" * 64
+
+
 def mask_id_expr(col: pl.Expr) -> pl.Expr:
     """`371302199001011234` → `371302**********34`: the county stays, the person does not."""
     s = col.cast(pl.String).str.strip_chars()
@@ -64,8 +67,8 @@ def mask_id_expr(col: pl.Expr) -> pl.Expr:
         pl.when(s.is_null() | (n == 0))
         .then(s)
         .when(n <= 8)
-        .then(pl.lit("*").repeat_by(n).list.join(""))
-        .otherwise(s.str.slice(0, 6) + pl.lit("*").repeat_by(n - 8).list.join("") + s.str.slice(-2, 2))
+        .then(pl.lit(_STARS).str.slice(0, n))
+        .otherwise(s.str.slice(0, 6) + pl.lit(_STARS).str.slice(0, n - 8) + s.str.slice(-2, 2))
     )
 
 
@@ -74,7 +77,7 @@ def mask_name_expr(col: pl.Expr) -> pl.Expr:
     s = col.cast(pl.String).str.strip_chars()
     n = s.str.len_chars()
     return pl.when(s.is_null() | (n == 0)).then(s).otherwise(
-        s.str.slice(0, 1) + pl.lit("*").repeat_by(pl.max_horizontal(n - 1, 1)).list.join("")
+        s.str.slice(0, 1) + pl.lit(_STARS).str.slice(0, pl.max_horizontal(n - 1, 1))
     )
 
 
@@ -126,7 +129,7 @@ def known_names(values, exclude=()) -> list[str]:
         if v is None:
             continue
         v = str(v).strip(" \t\r\n\u3000\u00a0")
-        if MIN_NAME_CHARS <= len(v) <= MAX_NAME_CHARS and v not in skip and not _ID_RE.fullmatch(v):
+        if MIN_NAME_CHARS <= len(v) <= MAX_NAME_CHARS and v not in skip and v.isprintable() and not _ID_RE.fullmatch(v):
             out.add(v)
     return sorted(out, key=lambda n: (-len(n), n))
 
