@@ -27,7 +27,7 @@ from typing import Iterable
 
 import great_expectations as gx
 
-from lowincome.privacy import ID_PATTERN, redact
+from lowincome.privacy import ID_PATTERN, neutralize_html, redact
 
 STATIC_DIR = Path(__file__).with_name("datadocs_static")
 SITE_NAME = "validation"
@@ -169,7 +169,7 @@ def build_data_docs(validations: Iterable, reports_dir: Path, *, work_dir: Path 
                 ctx.suites.add_or_update(stored)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=v.file_name, run_time=run_time),
+                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=run_time),
                 batch_identifier=f"{v.feed}__{i:04d}",
             )
             ctx.validation_results_store.set(key, v.result)
