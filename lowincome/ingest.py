@@ -188,8 +188,9 @@ def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...
 
     Masked: personal columns by column (ID numbers keep the county, names the surname), free text
     withheld, code columns whose value is not a code withheld, and then the record as a whole by
-    content (unless the caller does that, `by_content=False`), for ID shapes and the names known from the file (one pass over the JSON text, with one
-    automaton: per field it costs several times more): a shifted row puts an ID or a name anywhere.
+    content, for ID shapes and the names known from the file (one pass over the JSON text with one
+    automaton; per field it costs several times more), unless the caller does that itself
+    (`by_content=False`): a shifted row puts an ID or a name anywhere.
     """
     fields = []
     for c in spec.columns:

@@ -116,13 +116,13 @@ def _published_name(built: Path) -> Path:
     return built.with_name(built.name.split(".", 1)[0] + ".duckdb")
 
 
-def _protect(built: Path, *, final: bool) -> None:
-    """Give a built file the group and mode its published name requires.
+def _protect(built: Path, published: Path, *, final: bool) -> None:
+    """Give a built file the group and mode that `published` (its name once swapped in) requires.
 
     The restricted file gets them as soon as it exists (a missing group fails the run before
     anything is swapped); the analysts' file becomes read-only only when it is final.
     """
-    mode, group = published_mode(_published_name(built))
+    mode, group = published_mode(published)
     if mode is None or (not final and mode == ANALYSTS_MODE):
         return
     if group:
@@ -130,7 +130,7 @@ def _protect(built: Path, *, final: bool) -> None:
             shutil.chown(built, group=group)
         except (LookupError, PermissionError) as exc:
             raise ConfigError(
-                f"restricted_group '{group}': cannot give {_published_name(built).name} to this group ({exc}); "
+                f"restricted_group '{group}': cannot give {published.name} to this group ({exc}); "
                 "the last published databases are unchanged"
             ) from None
     os.chmod(built, mode)
@@ -144,7 +144,7 @@ def _build(path: Path) -> duckdb.DuckDBPyConnection:
         stale.unlink(missing_ok=True)
     con = duckdb.connect(str(path))
     try:
-        _protect(path, final=False)
+        _protect(path, _published_name(path), final=False)
     except BaseException:
         con.close()
         raise
@@ -160,7 +160,7 @@ def _swap(built: Path, target: Path) -> None:
     connection that wrote without a checkpoint) belongs to the old file: it is removed before the
     swap, or DuckDB would try to replay it into the new file and refuse to open it.
     """
-    _protect(built, final=True)
+    _protect(built, target, final=True)
     target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(built, target)
 
