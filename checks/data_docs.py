@@ -9,8 +9,10 @@ into the site and every CDN URL is rewritten to a relative local path. The
 remote logo and any other remote image or external link are removed.
 
 The results passed in were masked by `checks.run` before they got here (no
-ID number or name leaves `run_suite`); as a last line of defence every page
-is scanned and anything shaped like an ID number is masked again.
+ID number or name leaves `run_suite`, and every delivered text had its HTML
+characters replaced by inert full-width look-alikes, so a `<script>` in a
+cell cannot become markup); as a last line of defence every page is scanned
+and anything shaped like an ID number is masked again.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Iterable
 
 import great_expectations as gx
 
-from lowincome.privacy import redact
+from lowincome.privacy import ID_PATTERN, neutralize_html, redact
 
 STATIC_DIR = Path(__file__).with_name("datadocs_static")
 SITE_NAME = "validation"
@@ -51,7 +53,7 @@ CDN_MAP: dict[str, str] = {
 _URL_ATTR = re.compile(r"""(?P<attr>\b(?:src|href)\s*=\s*)(?P<q>["'])(?P<url>[^"']*)(?P=q)""", re.IGNORECASE)
 _REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']https?://[^>]*>""", re.IGNORECASE)
 _REMOTE_CSS_URL = re.compile(r"""url\(\s*['"]?(?:https?:)?//[^)]*\)""", re.IGNORECASE)
-_ID_LIKE = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9])")
+_ID_LIKE = re.compile(ID_PATTERN)
 
 
 def _local_for(url: str) -> str | None:
@@ -92,7 +94,8 @@ def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
     html = _URL_ATTR.sub(repl, html)
     html = _REMOTE_CSS_URL.sub("none", html)
     # Last line of defence: nothing shaped like an ID number may reach an auditor's page.
-    html = _ID_LIKE.sub(lambda m: m.group(0)[:6] + "*" * 10 + m.group(0)[-2:], redact(html) if _ID_LIKE.search(html) else html)
+    # (Every shape of privacy.ID_PATTERN: 18-character, 15-digit legacy, full-width, an Excel float.)
+    html = redact(html) if _ID_LIKE.search(html) else html
     return html, unmapped
 
 
@@ -166,7 +169,7 @@ def build_data_docs(validations: Iterable, reports_dir: Path, *, work_dir: Path 
                 ctx.suites.add_or_update(stored)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=v.file_name, run_time=run_time),
+                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=run_time),
                 batch_identifier=f"{v.feed}__{i:04d}",
             )
             ctx.validation_results_store.set(key, v.result)

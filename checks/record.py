@@ -27,7 +27,7 @@ import polars as pl
 from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.fingerprint import fingerprint
 from lowincome.ingest import DeliveredFile
-from lowincome.privacy import redact
+from lowincome.privacy import neutralize_html, redact
 from lowincome.workstore import write_atomic
 
 from .data_docs import SITE_NAME, _site_config, make_offline
@@ -110,7 +110,7 @@ def _store(gx_dir: Path, validations: list) -> None:
             run_time = datetime(v.extracted_on.year, v.extracted_on.month, v.extracted_on.day, tzinfo=timezone.utc)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=v.file_name, run_time=run_time),
+                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=run_time),
                 batch_identifier=v.feed,
             )
             ctx.validation_results_store.set(key, v.result)

@@ -31,7 +31,7 @@ import pandas as pd
 import polars as pl
 
 from lowincome.feeds import FeedSpec
-from lowincome.privacy import mask_id_expr, redact
+from lowincome.privacy import MAX_NAME_CHARS, MIN_NAME_CHARS, format_words, known_names, mask_id_expr, neutralize_html, redact
 from lowincome.reading import ROW_COLUMN
 from lowincome.validation import RAW_PREFIX, REASONS
 
@@ -98,35 +98,83 @@ def _mask_ids(values: list) -> list:
     return pl.DataFrame([s]).select(mask_id_expr(pl.col("v"))).to_series().to_list()
 
 
-def _mask_value(v, personal: bool):
+@dataclass(frozen=True)
+class _Known:
+    """What to mask in one file's GX result: its names, and the feed's words that are never names."""
+
+    names: frozenset[str] = frozenset()
+    keep: frozenset[str] = frozenset()
+
+
+def _mask_text(s: str, personal: bool, names: "_Known") -> str:
+    masked = _mask_ids([s])[0] if personal else redact(s, names.names, names.keep)
+    return neutralize_html(masked)
+
+
+def _mask_value(v, personal: bool, names: "_Known" = _Known()):
+    """Mask every text inside a GX result value; numbers, booleans and unchanged objects stay as they are."""
     if isinstance(v, dict):
-        return {k: _mask_value(x, personal) for k, x in v.items()}
+        new = {(neutralize_html(k) if isinstance(k, str) else k): _mask_value(x, personal, names) for k, x in v.items()}
+        try:
+            return type(v)(new)
+        except Exception:
+            return new
     if isinstance(v, (list, tuple)):
-        return [_mask_value(x, personal) for x in v]
+        return [_mask_value(x, personal, names) for x in v]
     if v is None or isinstance(v, (bool, int, float)):
         return v
-    s = str(v)
-    return _mask_ids([s])[0] if personal else redact(s)
+    if isinstance(v, str):
+        return _mask_text(v, personal, names)
+    text = str(v)  # a timestamp, a numpy value: replaced only if its text needs masking
+    masked = _mask_text(text, personal, names)
+    return v if masked == text else masked
 
 
-def _mask_result(evr, personal: bool) -> None:
-    """Mask examples in place, so neither the audit table nor Data Docs can show an ID or a name."""
+def _strings(v, out: list[str]) -> list[str]:
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out.append(str(k))
+            _strings(x, out)
+    elif isinstance(v, (list, tuple)):
+        for x in v:
+            _strings(x, out)
+    elif isinstance(v, str):
+        out.append(v)
+    return out
+
+
+def _delivered_names(spec: FeedSpec, validated: pl.DataFrame, texts: list[str]) -> "_Known":
+    """The names of this file (its 姓名 / caseworker values) that occur in `texts`.
+
+    Vectorised on the file: every 2..12-character window of the (few, short) texts GX quotes is
+    looked up among the file's names, so a million-row roster costs one `is_in`, not a Python set.
+    """
+    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in validated.columns]
+    keep = frozenset(format_words(spec))
+    if not columns or not texts:
+        return _Known(keep=keep)
+    windows = {t[i:i + n] for t in texts for n in range(MIN_NAME_CHARS, MAX_NAME_CHARS + 1) for i in range(len(t) - n + 1)}
+    if not windows:
+        return _Known(keep=keep)
+    found = (validated.select(pl.concat_list([pl.col(c).str.strip_chars(" \t\r\n\u3000\u00a0") for c in columns]).alias("v"))
+             .explode("v").filter(pl.col("v").is_in(list(windows)))["v"].unique().to_list())
+    return _Known(frozenset(known_names(found, exclude=keep)), keep)
+
+
+def _mask_result(evr, personal: bool, names: "_Known" = _Known()) -> None:
+    """Mask and neutralise the result in place: neither the audit table nor Data Docs may show an ID,
+    a name, or delivered markup (Data Docs render some values unescaped)."""
     res = evr.result or {}
-    for key in ("partial_unexpected_list", "unexpected_list"):
-        if key in res and res[key] is not None:
-            res[key] = [_mask_value(v, personal) for v in res[key]]
-    if res.get("partial_unexpected_counts"):
-        res["partial_unexpected_counts"] = [
-            {"value": _mask_value(d.get("value"), personal), "count": d.get("count")} for d in res["partial_unexpected_counts"]
-        ]
     for key in ("unexpected_rows", "unexpected_index_query"):
         res.pop(key, None)
+    for key in list(res):
+        res[key] = _mask_value(res[key], personal, names)
     if evr.exception_info:
         info = evr.exception_info
         for d in [info] + [v for v in info.values() if isinstance(v, dict)]:
             for k in ("exception_message", "exception_traceback"):
                 if d.get(k):
-                    d[k] = redact(d[k])
+                    d[k] = neutralize_html(redact(d[k], names.names, names.keep))
 
 
 def _exception_message(evr) -> str | None:
@@ -305,11 +353,17 @@ def run_suite(
     _resolve_table_params(suite, params)
     result = _validate_in_groups(spec, suite, frame, result_format, params, schema_frame(spec, missing_columns))
     rows = []
+    quoted: list[str] = []
     for evr in result.results:
-        _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")))
+        if not (evr.expectation_config.meta or {}).get("personal"):
+            _strings(evr.result or {}, quoted)
+            _strings(evr.exception_info or {}, quoted)
+    names = _delivered_names(spec, validated, quoted)
+    for evr in result.results:
+        _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")), names)
         rows.append(_row(spec, file_name, evr))
-    result.meta = {**(result.meta or {}), "file_name": file_name, "feed": spec.name, "extracted_on": extracted_on.isoformat(),
-                   "previous_rows": previous_rows, "volume_share": volume_share}
+    result.meta = {**_mask_value(dict(result.meta or {}), False), "file_name": neutralize_html(file_name), "feed": spec.name,
+                   "extracted_on": extracted_on.isoformat(), "previous_rows": previous_rows, "volume_share": volume_share}
     out = pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
     return DeliveryValidation(spec.name, file_name, extracted_on, out, result, suite)
 

@@ -43,6 +43,11 @@ class Column:
     required: bool = True
     # Mentioned in quarantine reasons and reports instead of the value itself.
     personal: bool = False
+    # Free text (anything a clerk typed): never published to analysts, withheld from masked records.
+    free_text: bool = False
+    # Published to analysts only when the whole value matches this regex (case-insensitive);
+    # otherwise NULL there and withheld from masked records: a code field may carry free text.
+    publish_pattern: str | None = None
 
     @property
     def label(self) -> str:
@@ -181,6 +186,9 @@ RURAL_MONITORING = FeedSpec(
     event_date="identified_on",
 )
 
+# An ICD-10 code: a letter, two digits, optionally a dot and up to four more (C34.9, K29, S72.001).
+ICD10_PATTERN = r"[A-Z][0-9]{2}(\.[0-9A-Z]{1,4})?"
+
 MEDICAL_CLAIMS = FeedSpec(
     name="medical_claims",
     title="医保: 医疗费用结算明细",
@@ -197,7 +205,7 @@ MEDICAL_CLAIMS = FeedSpec(
         _money("大病保险支付", "critical_illness_paid"),
         _money("医疗救助支付", "medical_assistance_paid"),
         _money("个人自付", "out_of_pocket"),
-        Column("主要诊断编码", "diagnosis_code", "text", nullable=True, required=False),
+        Column("主要诊断编码", "diagnosis_code", "text", nullable=True, required=False, publish_pattern=ICD10_PATTERN),
     ),
     unique_key=("settlement_id",),
     event_date="settled_on",
@@ -265,7 +273,7 @@ VERIFICATION_OUTCOMES = FeedSpec(
     columns=(
         Column("flag_id", "flag_id", "text"),
         Column("outcome", "outcome", "enum", values=("confirmed", "dismissed")),
-        Column("note", "note", "text", nullable=True),
+        Column("note", "note", "text", nullable=True, free_text=True),
         Column("decided_on", "decided_on", "date"),
         Column("caseworker", "caseworker", "text", nullable=True, personal=True),
     ),

@@ -24,8 +24,8 @@ from .delivery import Delivery, county_problem, discover, sha256_of
 from .errors import DeliveryError
 from .feeds import FeedSpec
 from .fingerprint import fingerprint
+from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr, redact
 from .rules.policy import Policy, load_policy
-from .privacy import mask_id_expr, mask_name_expr, redact
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .validation import RAW_PREFIX, REASONS, typed_columns, validate_rows
 
@@ -228,14 +228,75 @@ def _with_raw_text(rows: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFra
     return pl.concat(parts, how="diagonal_relaxed")
 
 
-def _record_json(spec: FeedSpec, masked: bool) -> pl.Expr:
+def _record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...] = (), *, by_content: bool = True) -> pl.Expr:
+    """The delivered row as JSON: as delivered (restricted), or masked for analysts.
+
+    Masked: personal columns by column (ID numbers keep the county, names the surname), free text
+    withheld, code columns whose value is not a code withheld, and then the record as a whole by
+    content, for ID shapes and the names known from the file (one pass over the JSON text with one
+    automaton; per field it costs several times more), unless the caller does that itself
+    (`by_content=False`): a shifted row puts an ID or a name anywhere.
+    """
     fields = []
     for c in spec.columns:
         raw = pl.col(RAW_PREFIX + c.name)
-        if masked and c.personal:
-            raw = mask_name_expr(raw) if c.name == "name" else mask_id_expr(raw)
+        if masked:
+            blank = raw.is_null() | (raw.str.strip_chars() == "")
+            if c.personal:
+                raw = mask_id_expr(raw) if c.kind in ("id", "cert_id") else mask_name_expr(raw)
+            elif c.free_text:
+                raw = pl.when(blank).then(raw).otherwise(pl.lit(WITHHELD))
+            elif c.publish_pattern:
+                ok = raw.str.strip_chars().str.contains(f"(?i)^(?:{c.publish_pattern})$")
+                raw = pl.when(blank | ok).then(raw).otherwise(pl.lit(WITHHELD))
         fields.append(raw.alias(c.header))
-    return pl.struct(fields).struct.json_encode()
+    record = pl.struct(fields).struct.json_encode()
+    return mask_content_expr(record, names, format_words(spec)) if masked and by_content else record
+
+
+def _file_names(spec: FeedSpec, delivered: DeliveredFile | None) -> list[str]:
+    """Names known from one delivered file: its 姓名 (and caseworker) values, read from the parsed cache."""
+    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text"]
+    if delivered is None or not columns:
+        return []
+    values = (pl.read_parquet(delivered.cache, columns=columns).unpivot()
+              .select(pl.col("value").str.strip_chars(" \t\r\n\u3000\u00a0")).drop_nulls().unique()["value"])
+    return known_names(values.to_list(), exclude=format_words(spec))
+
+
+_SEP = "\x1f"  # joins reasons and record for one masking pass; never part of a name
+
+
+def _quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, files: list[DeliveredFile]) -> pl.DataFrame:
+    """One row per rejected row; reasons and the analysts' record masked by content, per delivered file.
+
+    Reasons quote values of enum, date and money columns; after a shifted row those can be an ID
+    number or a name. Both texts of a row are masked in one pass (one automaton per file).
+    """
+    by_name = {f.file_name: f for f in files}
+    keep = format_words(spec)
+    parts = []
+    for (file_name,), rows in bad.partition_by("source_file", as_dict=True, maintain_order=True).items():
+        names = _file_names(spec, by_name.get(file_name))
+        both = mask_content_expr(
+            pl.concat_str([pl.col(REASONS).list.join("; "), _record_json(spec, masked=True, by_content=False)], separator=_SEP),
+            names, keep,
+        ).str.splitn(_SEP, 2)
+        # computed once as a column (eager Polars does not share sub-expressions), then taken apart
+        rows = rows.with_columns(both.alias("_masked"))
+        parts.append(rows.select(
+            pl.lit(spec.name).alias("feed"),
+            "source_file",
+            "source_row",
+            "file_sha256",
+            "delivered_on",
+            pl.col("_masked").struct.field("field_0").alias("reasons"),
+            pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
+            pl.col("_masked").struct.field("field_1").alias("record_masked"),
+            _record_json(spec, masked=False).alias("record"),
+            pl.col(EXTRA_COLUMN).alias("extra_columns"),
+        ))
+    return pl.concat(parts, how="vertical_relaxed").sort("delivered_on", "source_file", "source_row")
 
 
 DEFAULT_BLOCKING_SHARE = 0.05
@@ -409,18 +470,7 @@ def ingest_feed(
 
     staging = (_with_file_lineage(good, names, shas).select(LINEAGE + typed).with_columns(_latest_snapshot(spec))
                if good is not None and good.height else _empty_staging(spec))
-    quarantine = (bad.sort("delivered_on", "source_file", "source_row").select(
-        pl.lit(spec.name).alias("feed"),
-        "source_file",
-        "source_row",
-        "file_sha256",
-        "delivered_on",
-        pl.col(REASONS).list.join("; ").alias("reasons"),
-        pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
-        _record_json(spec, masked=True).alias("record_masked"),
-        _record_json(spec, masked=False).alias("record"),
-        pl.col(EXTRA_COLUMN).alias("extra_columns"),
-    ) if bad is not None and bad.height else _empty_quarantine())
+    quarantine = _quarantine_rows(spec, bad, files) if bad is not None and bad.height else _empty_quarantine()
     accepted = dict(staging.group_by("source_file").len().iter_rows()) if staging.height else {}
     for row in deliveries:
         verdict = verdicts.get(row["file_name"])

@@ -12,6 +12,7 @@ columns are replaced by pseudonymous keys computed inside DuckDB.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from datetime import date, datetime
 from pathlib import Path
@@ -19,8 +20,9 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
-from .privacy import install_key_macro
+from .privacy import PRIVATE_DIR_MODE, install_key_macro
 from .workstore import WorkStore
 
 ANALYSTS_DB = "lowincome.duckdb"
@@ -57,27 +59,109 @@ def household_key_sql(id_column: str, county_column: str = "file_county") -> str
 
 
 def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
+    """What analysts get of one staging table: keys for identifiers; no names, no free text.
+
+    Names (of residents and of caseworkers) stay in the restricted database; free-text columns
+    (`Column.free_text`, e.g. the note of a verification outcome) are not published at all; a
+    column with a `publish_pattern` (主要诊断编码) is published only where the value has that
+    shape (an ICD-10 code), else NULL, since a code field can carry a clerk's free text.
+    """
     parts = []
     for name in columns:
+        column = spec.by_name.get(name)
         if name in _KEYED:
             parts.append(f"pkey({name}) AS {_KEYED[name]}")
         elif name in _HOUSEHOLD_KEYED:
             parts.append(f"{household_key_sql(name)} AS {_HOUSEHOLD_KEYED[name]}")
-        elif name == "name" or (name in spec.by_name and spec.by_name[name].personal):
-            continue  # names (of residents and of caseworkers) stay in the restricted database
+        elif name == "name" or (column is not None and (column.personal or column.free_text)):
+            continue
+        elif column is not None and column.publish_pattern:
+            pattern = "'" + f"^(?:{column.publish_pattern})$".replace("'", "''") + "'"
+            parts.append(f"CASE WHEN regexp_matches(trim({name}), {pattern}, 'i') THEN upper(trim({name})) END AS {name}")
         else:
             parts.append(name)
     return ", ".join(parts)
 
 
+# Modes of the published files. Analysts' database: read-only for everyone, so no stray writer
+# can open it read-write and leave a WAL behind. Restricted: owner only, or owner + a group.
+ANALYSTS_MODE = 0o444
+RESTRICTED_MODE = 0o600
+RESTRICTED_GROUP_MODE = 0o640
+
+
+def restricted_mode(group: str | None) -> int:
+    return RESTRICTED_GROUP_MODE if group else RESTRICTED_MODE
+
+
+def _restricted_group() -> str | None:
+    """`Settings.restricted_group` (LOWINCOME_RESTRICTED_GROUP), where the settings have it."""
+    from .config import load_settings
+
+    return getattr(load_settings(), "restricted_group", None) or None
+
+
+def published_mode(target: Path) -> tuple[int | None, str | None]:
+    """(mode, group) a published file must have: analysts' read-only, restricted owner(+group)-only."""
+    if target.name == ANALYSTS_DB:
+        return ANALYSTS_MODE, None
+    if target.name == RESTRICTED_DB:
+        group = _restricted_group()
+        return restricted_mode(group), group
+    return None, None
+
+
+def _published_name(built: Path) -> Path:
+    """`.building/restricted.<token>.duckdb` → `restricted.duckdb` (what the built file becomes)."""
+    return built.with_name(built.name.split(".", 1)[0] + ".duckdb")
+
+
+def _protect(built: Path, published: Path, *, final: bool) -> None:
+    """Give a built file the group and mode that `published` (its name once swapped in) requires.
+
+    The restricted file gets them as soon as it exists (a missing group fails the run before
+    anything is swapped); the analysts' file becomes read-only only when it is final.
+    """
+    mode, group = published_mode(published)
+    if mode is None or (not final and mode == ANALYSTS_MODE):
+        return
+    if group:
+        try:
+            shutil.chown(built, group=group)
+        except (LookupError, PermissionError) as exc:
+            raise ConfigError(
+                f"restricted_group '{group}': cannot give {published.name} to this group ({exc}); "
+                "the last published databases are unchanged"
+            ) from None
+    os.chmod(built, mode)
+
+
 def _build(path: Path) -> duckdb.DuckDBPyConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """A fresh database file to build in; `.building/` is owner-only (it holds restricted data)."""
+    path.parent.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    os.chmod(path.parent, PRIVATE_DIR_MODE)
     for stale in (path, path.with_name(path.name + ".wal")):
         stale.unlink(missing_ok=True)
-    return duckdb.connect(str(path))
+    con = duckdb.connect(str(path))
+    try:
+        _protect(path, _published_name(path), final=False)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _swap(built: Path, target: Path) -> None:
+    """Move a built (checkpointed, closed) database over the published one.
+
+    `os.replace` gives the published file the built file's mode and owner, so mode and group are
+    set on the built file first, every run: an administrator's `chmod` cannot be undone and a
+    fresh file is never world-readable. A WAL left beside the published file (a stray read-write
+    connection that wrote without a checkpoint) belongs to the old file: it is removed before the
+    swap, or DuckDB would try to replay it into the new file and refuse to open it.
+    """
+    _protect(built, target, final=True)
+    target.with_name(target.name + ".wal").unlink(missing_ok=True)
     os.replace(built, target)
 
 

@@ -1,7 +1,9 @@
 """The run summary for auditors: one self-contained HTML page per run, opened from disk offline.
 
 Built from the published analysts' database only (so it can hold nothing the
-analysts may not see: counts and keys, no ID numbers or names). Charts are
+analysts may not see: counts and keys, no ID numbers or names). Every value
+that comes from the database (file names and messages are delivered content)
+goes through `html.escape`, so delivered markup shows as text. Charts are
 drawn with matplotlib and embedded as PNG data, so the page needs no network.
 """
 
@@ -172,8 +174,8 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     path = out_dir / f"run_{as_of.isoformat()}_{run_id[:8]}.html"
     path.write_text(page, encoding="utf-8")
     (out_dir / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url={path.name}'>"
-        f"<a href='{path.name}'>latest run report ({as_of})</a>",
+        f"<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url={html.escape(path.name)}'>"
+        f"<a href='{html.escape(path.name)}'>latest run report ({html.escape(str(as_of))})</a>",
         encoding="utf-8",
     )
     return path

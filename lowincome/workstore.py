@@ -15,11 +15,14 @@ from pathlib import Path
 
 import polars as pl
 
+from .privacy import ensure_private_dir
+
 
 class WorkStore:
     def __init__(self, warehouse: Path):
         self.warehouse = Path(warehouse)
         self.root = self.warehouse / "work"
+        ensure_private_dir(self.root)  # identified caches: 0700, re-applied by every run
 
     # ---- per as-of day ---------------------------------------------------------
     def day_dir(self, as_of: date) -> Path:

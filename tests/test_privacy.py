@@ -57,3 +57,89 @@ def test_nothing_identifying_in_outputs_logs_or_console(tmp_path, lowincome_env,
     # ...while the restricted database does hold them, for caseworkers.
     rcon = duckdb.connect(str(warehouse / "restricted.duckdb"), read_only=True)
     assert rcon.execute("SELECT count(*) FROM person_index WHERE id_number = $a", {"a": A}).fetchone()[0] == 1
+
+
+# ---- masking by content (unit level) ------------------------------------------------------
+
+import polars as pl  # noqa: E402
+
+from lowincome.feeds import FEEDS  # noqa: E402
+from lowincome.ingest import _record_json  # noqa: E402
+from lowincome.privacy import known_names, mask_content_expr, neutralize_html, redact  # noqa: E402
+from lowincome.publish import _analyst_select  # noqa: E402
+from lowincome.validation import RAW_PREFIX  # noqa: E402
+
+from .handmade import person_id  # noqa: E402
+
+ID18 = person_id("371302", "19900101", 123)
+ID_X = next(i for i in (person_id("371302", "19850505", s) for s in range(200)) if i.endswith("X"))
+ID15 = "371302900101123"
+FULLWIDTH = ID_X.translate(str.maketrans("0123456789X", "０１２３４５６７８９Ｘ"))
+EXCEL = "3.71302199001011E+17"
+SHAPES = (ID18, ID_X, ID15, FULLWIDTH, EXCEL, ID_X.lower())
+ANY_ID = re.compile(r"[0-9０-９]{15,}|[0-9]\.[0-9]{5,}[eE]")
+
+
+def test_redact_masks_every_id_shape_and_known_names_only():
+    text = "; ".join(f"value '{s}'" for s in SHAPES) + "; 张三丰 and 张三 and 孙子 and 孙子女 and 张"
+    out = redact(text, {"张三", "张三丰", "孙子"}, keep={"孙子女"})
+    assert not ANY_ID.search(out), out
+    for s in SHAPES:
+        assert s not in out
+    assert "371302**********" in out and "３７１３０２**********" in out
+    assert "张** and 张* and 孙* and 孙子女 and 张" in out
+
+
+def test_content_mask_expression_agrees_with_redact():
+    names = known_names(["张三", " 张三丰 ", "A", None, "", "孙子", "本人"], exclude={"本人"})
+    assert names == ["张三丰", "孙子", "张三"]
+    texts = [f"x{s}y 张三丰/张三 孙子女 本人" for s in SHAPES]
+    got = pl.DataFrame({"v": texts}).select(mask_content_expr(pl.col("v"), names, keep={"孙子女", "本人"}))["v"].to_list()
+    assert got == [redact(t, set(names), keep={"孙子女", "本人"}) for t in texts]
+    assert all(not ANY_ID.search(g) and "张三" not in g and "孙子女" in g for g in got)
+
+
+def _shifted_roster_row() -> pl.DataFrame:
+    """A roster row missing 家庭编号: every later value shifted one column to the left."""
+    spec = FEEDS["civil_roster"]
+    delivered = ["371302100200", ID_X, ID18, "钱二", "配偶", "低保", "农村", "在保", "2023/5/1", "", "2", "320", "760"]
+    row = {RAW_PREFIX + c.name: (delivered[i] if i < len(delivered) else None) for i, c in enumerate(spec.columns)}
+    return pl.DataFrame([row], schema={RAW_PREFIX + c.name: pl.String for c in spec.columns})
+
+
+def test_masked_record_of_a_shifted_row_holds_no_id_and_no_name():
+    frame = _shifted_roster_row()
+    spec = FEEDS["civil_roster"]
+    masked = frame.select(_record_json(spec, masked=True, names=["钱二"])).item()
+    raw = frame.select(_record_json(spec, masked=False)).item()
+    assert ID_X in raw and "钱二" in raw  # the shift put the head's ID into 家庭编号
+    assert ID_X not in masked and ID18 not in masked and "钱二" not in masked, masked
+    assert not ANY_ID.search(masked)
+    assert "371302**********" in masked
+
+
+def test_free_text_is_withheld_from_the_masked_record():
+    spec = FEEDS["verification_outcomes"]
+    frame = pl.DataFrame([{RAW_PREFIX + "flag_id": "F1", RAW_PREFIX + "outcome": "maybe",
+                           RAW_PREFIX + "note": f"visited 王芳, ID {ID18}", RAW_PREFIX + "decided_on": "2026-10-01",
+                           RAW_PREFIX + "caseworker": "李四"}])
+    masked = frame.select(_record_json(spec, masked=True, names=["王芳", "李四"])).item()
+    assert "visited" not in masked and "王芳" not in masked and "李四" not in masked and ID18[6:] not in masked
+    assert "已隐去" in masked
+
+
+def test_analysts_get_no_free_text_and_only_icd10_diagnoses():
+    outcomes = _analyst_select(FEEDS["verification_outcomes"], ["flag_id", "outcome", "note", "decided_on", "caseworker"])
+    assert "note" not in outcomes and "caseworker" not in outcomes
+    medical = FEEDS["medical_claims"]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (diagnosis_code VARCHAR)")
+    values = ["C34.9", "K29", "s72.001", " J18.0 ", f"患者王芳 {ID18}", "C34.9; 家属说明", "<script>x</script>", None]
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
+    got = [r[0] for r in con.execute(f"SELECT {_analyst_select(medical, ['diagnosis_code'])} FROM t").fetchall()]
+    assert got == ["C34.9", "K29", "S72.001", "J18.0", None, None, None, None]
+
+
+def test_html_is_neutralised_into_inert_lookalikes():
+    out = neutralize_html("<img src=x onerror=\"alert('1')\">&</script>`")
+    assert not set("<>&\"'`") & set(out) and "＜img" in out
