@@ -157,7 +157,7 @@ def test_the_parsed_cache_and_the_suite_cache_use_the_wide_fingerprints():
     assert ingest.code_fingerprint() == fp.fingerprint("ingest")
     assert record._fingerprint() == fp.fingerprint("validation")
     assert fp.fingerprint("validation") != fp.fingerprint("ingest")
-    path = ingest.cached_file_path(Path("/w"), "civil_roster", "abc", date(2026, 1, 2))
+    path = ingest.cached_file_path(Path("/w"), "civil_roster", "abc", date(2026, 1, 2), "371302")
     assert path.name.endswith(f"_{fp.fingerprint('ingest')}.parquet")
 
 
