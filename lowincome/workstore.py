@@ -2,9 +2,11 @@
 
 Assets hand data to each other as Parquet files, one per feed and as-of day,
 so feeds can ingest in parallel without contending for DuckDB's single
-writer. Each run writes into its own folder, `work/asof=<D>/run=<run>/`, and
+writer. Each run writes into its own folder, `work/days/<D>/run-<run>/`, and
 nothing reads that folder as "day D" until the run commits it: the commit
-replaces the pointer file `work/asof=<D>/CURRENT` in one `os.replace`. So a
+replaces the pointer file `work/days/<D>/CURRENT` in one `os.replace`. (No
+`key=value` folder names: DuckDB would read them as hive partitions and add
+columns to every table read from them.) So a
 run killed half-way leaves an uncommitted folder that no publication ever
 reads, and a publication is built from one complete run per day, never from a
 mix of two. History that auditors need across runs (runs, deliveries,
@@ -23,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 CURRENT = "CURRENT"
-RUN_PREFIX = "run="
+RUN_PREFIX = "run-"
 LIVE_LOCK = ".live"  # held (flock, shared) by every process working in a run folder
 
 
@@ -43,7 +45,7 @@ class WorkStore:
 
     # ---- per as-of day ---------------------------------------------------------
     def asof_dir(self, as_of: date) -> Path:
-        return self.root / f"asof={as_of.isoformat()}"
+        return self.root / "days" / as_of.isoformat()
 
     def run_dir(self, as_of: date, run_id: str | None = None) -> Path:
         run_id = run_id or self.run_id
@@ -106,9 +108,9 @@ class WorkStore:
     def completed_days(self) -> list[date]:
         """As-of days with a committed run (every feed's staging and the rules' outputs complete)."""
         days = []
-        for d in self.root.glob("asof=*"):
-            day = date.fromisoformat(d.name.split("=", 1)[1])
-            if self.committed_dir(day) is not None:
+        for d in (self.root / "days").glob("*"):
+            day = _day(d.name)
+            if day is not None and self.committed_dir(day) is not None:
                 days.append(day)
         return sorted(days)
 
@@ -152,8 +154,14 @@ class WorkStore:
         is `keep_run` (this run, or the run a retry re-executes). Call under the warehouse lock.
         """
         removed = []
-        for day_dir in self.root.glob("asof=*"):
-            day = date.fromisoformat(day_dir.name.split("=", 1)[1])
+        for legacy in self.root.glob("asof=*"):  # day folders of the earlier layout, shared by every run of a day
+            if legacy.is_dir():
+                shutil.rmtree(legacy, ignore_errors=True)
+                removed.append(legacy)
+        for day_dir in (self.root / "days").glob("*"):
+            day = _day(day_dir.name)
+            if day is None:
+                continue
             current = self.committed_dir(day)
             for folder in day_dir.glob(f"{RUN_PREFIX}*"):
                 if folder == current or folder.name == f"{RUN_PREFIX}{keep_run}" or _in_use(folder):
@@ -162,15 +170,14 @@ class WorkStore:
                 removed.append(folder)
             for tmp in day_dir.glob(f".{CURRENT}.*.tmp"):
                 tmp.unlink(missing_ok=True)
-            # a day folder of the earlier layout (files directly under asof=D) is superseded by run folders
-            for legacy in ("staging", "quarantine", "deliveries", "validation", "mart", "COMPLETE"):
-                path = day_dir / legacy
-                if path.is_dir():
-                    shutil.rmtree(path, ignore_errors=True)
-                    removed.append(path)
-                elif path.exists():
-                    path.unlink(missing_ok=True)
         return removed
+
+
+def _day(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
 
 
 def _in_use(folder: Path) -> bool:
