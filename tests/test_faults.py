@@ -207,3 +207,31 @@ def test_full_disk_fails_in_one_line_and_keeps_the_publication(samples, warehous
     runs = pl.read_parquet(str(warehouse / "work" / "history" / "runs" / "*.parquet"))
     assert runs.filter(pl.col("status") == "success").height == 1, "only the baseline run succeeded"
     assert runs.filter(pl.col("status") == "failure").height == 1
+
+
+def test_a_county_without_its_newest_roster_resolves_none_of_its_roster_flags(samples, warehouse, tmp_path):
+    """The issue's done-when: one county's roster snapshot missing for a night."""
+    county = "371324"
+    inbox = tmp_path / "inbox"
+    shutil.copytree(samples, inbox)
+    removed = list((inbox / "civil_roster").glob(f"civil_roster_{county}_{D:%Y%m%d}.*"))
+    assert len(removed) == 1
+    removed[0].unlink()
+    before = snapshot(warehouse)["flags"]
+    next_day = D + timedelta(days=1)
+    done = cli(warehouse, inbox, as_of=next_day)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"civil_roster/{county} since {next_day}" in done.stdout
+    with duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True) as con:
+        flags = pl.from_arrow(con.sql("SELECT * FROM mart.flags").to_arrow_table())
+    roster_rules = ["R01", "R03", "R05", "R06", "R07", "W01", "W02", "W03", "W04"]
+    mine = flags.filter((pl.col("county_code") == county) & pl.col("rule_id").is_in(roster_rules))
+    held = before.filter((pl.col("county_code") == county) & pl.col("rule_id").is_in(roster_rules)
+                         & (pl.col("status") == "open"))
+    assert held.height > 0
+    assert not mine["resolved_today"].any(), "no roster-dependent flag of the county is resolved"
+    still = mine.join(held.select("flag_id"), on="flag_id", how="semi")
+    assert still.height == held.height and (still["status"] != "resolved").all()
+    carried = mine.filter(pl.col("data_stale"))
+    assert carried["stale_feeds"].str.contains("civil_roster").all()
+    assert carried.height == still.filter(pl.col("last_held_on") < next_day).height
