@@ -235,3 +235,16 @@ def test_a_county_without_its_newest_roster_resolves_none_of_its_roster_flags(sa
     carried = mine.filter(pl.col("data_stale"))
     assert carried["stale_feeds"].str.contains("civil_roster").all()
     assert carried.height == still.filter(pl.col("last_held_on") < next_day).height
+
+
+def test_empty_inbox_through_the_command_line(warehouse, tmp_path):
+    before_sha, before = sha(warehouse / "lowincome.duckdb"), snapshot(warehouse)
+    empty = tmp_path / "empty_inbox"
+    empty.mkdir()
+    done = cli(warehouse, empty, as_of=D + timedelta(days=1))
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert f"has no deliveries dated on or before {D + timedelta(days=1)}; nothing published" in last, last
+    assert f"the last publication, as of {D}, stays in place" in last
+    assert sha(warehouse / "lowincome.duckdb") == before_sha
+    assert snapshot(warehouse)["flags"].equals(before["flags"])
