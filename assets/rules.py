@@ -1,8 +1,12 @@
 """Rules asset: evaluates R01–R07 and W01–W05 for the partition day and derives the flag lifecycle.
 
-Runs after every feed's staging for the day; writes the marts to the work
-store, where the publishing step picks them up, so the analysts' database
+Runs after every feed's staging for the day; writes the marts to the run's
+work folder, where the publishing step picks them up, so the analysts' database
 only ever changes in one atomic swap.
+
+First of all it runs the completeness guard (lowincome/freshness.py): a day
+with no usable delivery at all fails before anything is recorded, and feeds
+that are stale in a county carry their flags instead of resolving them.
 """
 
 
@@ -14,9 +18,11 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from assets.ingest import staging_key
 from lowincome.errors import LowincomeError
 from lowincome.feeds import DEPARTMENT_FEEDS, FEEDS
+from lowincome.freshness import FRESHNESS_FILE, check_not_empty, describe_stale, feed_freshness
 from lowincome.rules.catalog import RULES
 from lowincome.rules.engine import evaluate
 from lowincome.rules.lifecycle import build_marts
+from lowincome.workstore import write_atomic
 from lowincome.rules.policy import DEFAULT_COUNTY, load_policy
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
@@ -26,12 +32,13 @@ FLAGS_KEY = AssetKey(["mart", "flags"])
 
 
 def _by_rule_table(flags: pl.DataFrame) -> str:
-    lines = ["| rule | name | open | new | resolved today | overdue |", "|---|---|---|---|---|---|"]
+    lines = ["| rule | name | open | new | resolved today | carried (stale data) | overdue |",
+             "|---|---|---|---|---|---|---|"]
     for r in RULES:  # one line per rule
         f = flags.filter(pl.col("rule_id") == r.rule_id)
         lines.append(
             f"| {r.rule_id} | {r.name} | {int((f['status'] == 'open').sum())} | {int(f['is_new'].sum())} "
-            f"| {int(f['resolved_today'].sum())} | {int(f['overdue'].sum())} |"
+            f"| {int(f['resolved_today'].sum())} | {int(f['data_stale'].sum())} | {int(f['overdue'].sum())} |"
         )
     return "\n".join(lines)
 
@@ -55,24 +62,35 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
     settings = lowincome.settings()
     store = lowincome.store()
     try:
+        deliveries = pl.concat([store.read(as_of, "deliveries", f) for f in FEEDS], how="diagonal_relaxed")
+        if not lowincome.allow_empty:
+            done = store.committed().completed_days()
+            check_not_empty(deliveries, settings.inbox, as_of, max(done) if done else None)
         policy = load_policy(settings.policy)
+        freshness = feed_freshness(store, as_of, policy, deliveries)
+        write_atomic(store.day_dir(as_of) / FRESHNESS_FILE, freshness)
         staging = {f: store.path(as_of, "staging", f) for f in DEPARTMENT_FEEDS}
         evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key)
-        overdue = int(policy.in_force(DEFAULT_COUNTY, as_of)["outcome_overdue_days"])
-        marts = build_marts(store, as_of, evaluation, overdue, evaluation.households, evaluation.roster_sizes)
+        counties = set(evaluation.flags["county_code"].drop_nulls().to_list()) | set(policy.counties)
+        overdue = {c: int(policy.in_force(c, as_of)["outcome_overdue_days"]) for c in counties | {DEFAULT_COUNTY}}
+        marts = build_marts(store, as_of, evaluation, overdue, evaluation.households, evaluation.roster_sizes, freshness)
     except LowincomeError as exc:
         raise Failure(description=str(exc)) from None
+    for line in describe_stale(freshness):
+        context.log.warning(f"数据过期 stale data: {line}")
     published = pl.read_parquet(marts.paths["mart.flags"])
     total = sum(evaluation.timings.values())
     context.log.info(
         f"rules as of {as_of}: {marts.counts['open']} open flag(s), {marts.counts['new']} new, "
-        f"{marts.counts['resolved_today']} resolved, {marts.counts['overdue']} overdue ({total:.2f}s)"
+        f"{marts.counts['resolved_today']} resolved, {marts.counts['carried_stale']} carried on stale data, "
+        f"{marts.counts['overdue']} overdue ({total:.2f}s)"
     )
     return MaterializeResult(
         metadata={
             **{k: MetadataValue.int(v) for k, v in marts.counts.items()},
             "by_rule": MetadataValue.md(_by_rule_table(published)),
             "rules_seconds": MetadataValue.float(round(total, 3)),
+            "stale_feeds": MetadataValue.md("\n".join(f"- {line}" for line in describe_stale(freshness)) or "none"),
             "slowest": MetadataValue.text(", ".join(f"{k} {v:.2f}s" for k, v in sorted(evaluation.timings.items(), key=lambda kv: -kv[1])[:3])),
         }
     )

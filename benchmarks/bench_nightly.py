@@ -45,7 +45,7 @@ def main() -> None:
         rows = sum(f["rows"] for f in manifest["files"])
         print(f"generate: {rows:,} rows in {len(manifest['files'])} files, {time.perf_counter() - t:.1f}s")
         inbox = tmp / "gen" / "inbox"
-    store = WorkStore(tmp / "warehouse")
+    store = WorkStore(tmp / "warehouse", run_id="bench")
     total = 0.0
     for feed, spec in FEEDS.items():
         t = time.perf_counter()
@@ -74,7 +74,7 @@ def main() -> None:
     total += dt
     print(f"lifecycle and marts: {dt:.1f}s")
     t = time.perf_counter()
-    publish(store, args.as_of, DEV_PSEUDONYM_KEY, **mart_tables(store, args.as_of))
+    publish(store.committed(), args.as_of, DEV_PSEUDONYM_KEY, **mart_tables(store.committed(), args.as_of))
     dt = time.perf_counter() - t
     total += dt
     print(f"publish: {dt:.1f}s", flush=True)

@@ -180,7 +180,11 @@ def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
         from .audit import record_run
         from .workstore import WorkStore
 
-        recorded = record_run(WorkStore(settings.warehouse), result.run_id, as_of, None, "failure", f"{where}: {reason}")
+        try:
+            store = WorkStore(settings.warehouse)
+        except OSError:  # e.g. a full disk: the one line below still says what failed
+            store = None
+        recorded = store is not None and record_run(store, result.run_id, as_of, None, "failure", f"{where}: {reason}")
         kept = "" if KEPT in reason else f"; {KEPT}"
         unrecorded = "" if recorded else "; this failure could not be recorded in the run history"
         message = f"run for {as_of} failed at {where}: {reason}{kept}{unrecorded}{details}"

@@ -37,22 +37,6 @@ _KEYED = {
 _HOUSEHOLD_KEYED = {"household_id": "household_key", "rural_household_id": "rural_household_key"}
 
 
-def describe_os_error(exc: OSError, warehouse: Path) -> str:
-    """One sentence for the data team: what failed, where, and that the last publication is intact."""
-    import errno
-
-    where = getattr(exc, "filename", None) or warehouse
-    if exc.errno == errno.ENOSPC:
-        what = "the disk is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM):
-        what = "permission denied"
-    elif exc.errno == errno.EROFS:
-        what = "the file system is read-only"
-    else:
-        what = exc.strerror or type(exc).__name__
-    return f"publishing failed: {what} at {where}; the last published databases are unchanged"
-
-
 def household_key_sql(id_column: str, county_column: str = "file_county") -> str:
     """Household keys are scoped by county: feeds.md makes 家庭编号 unique only within one."""
     return f"pkey('household:' || {county_column} || ':' || {id_column})"
@@ -165,27 +149,35 @@ def _swap(built: Path, target: Path) -> None:
     os.replace(built, target)
 
 
-def _load_history(con, store: WorkStore, kind: str, table: str, empty_sql: str) -> None:
+def _load_history(con, store: WorkStore, kind: str, table: str, empty_sql: str, also: pl.DataFrame | None = None) -> None:
     glob = store.history_glob(kind)
     if glob:
         con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($g, union_by_name = true)", {"g": glob})
     else:
         con.execute(f"CREATE TABLE {table} AS {empty_sql}")
+    if also is not None and also.height:  # rows that become true with this very publication (the run's success)
+        con.register("_also", also.to_arrow())
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _also")
+        con.unregister("_also")
 
 
 def mart_tables(store: WorkStore, as_of: date) -> dict:
     """The rules' outputs for `as_of` (analysts' tables and the caseworkers' list), where the day has them."""
     mart = store.day_dir(as_of) / "mart"
     analysts = {"mart.flags": "flags", "mart.household_risk": "household_risk", "mart.county_summary": "county_summary",
-                "mart.rules": "rules", "audit.flag_trend": "flag_trend"}
+                "mart.rules": "rules", "audit.flag_trend": "flag_trend", "audit.feed_freshness": "feed_freshness"}
     extra = {t: mart / f"{n}.parquet" for t, n in analysts.items() if (mart / f"{n}.parquet").exists()}
     restricted = {"caseworker_flags": mart / "caseworker_flags.parquet"} if (mart / "caseworker_flags.parquet").exists() else {}
     return {"extra_tables": extra, "restricted_tables": restricted}
 
 
 def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None,
-            restricted_tables: dict[str, Path] | None = None) -> dict:
-    """Build both databases for `as_of` from the work store and swap them in."""
+            restricted_tables: dict[str, Path] | None = None, run_record: pl.DataFrame | None = None) -> dict:
+    """Build both databases for `as_of` from the work store's committed day and swap them in.
+
+    `run_record` is the publishing run's own audit.runs row (status success): it is part of the
+    new database only, so it becomes visible exactly when the publication is in place.
+    """
     warehouse = store.warehouse
     building = warehouse / ".building"
     token = uuid.uuid4().hex[:8]
@@ -219,7 +211,7 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             _load_history(con, store, "runs", "audit.runs",
                           "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::TIMESTAMP started_at, "
                           "NULL::TIMESTAMP finished_at, NULL::VARCHAR status, NULL::VARCHAR code_version, "
-                          "NULL::VARCHAR message WHERE false")
+                          "NULL::VARCHAR message WHERE false", also=run_record)
             _load_history(con, store, "deliveries", "audit.deliveries",
                           "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
                           "NULL::VARCHAR sha256, NULL::BIGINT rows_read, NULL::BIGINT rows_accepted, "

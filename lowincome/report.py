@@ -26,9 +26,20 @@ def summary_line(warehouse: Path, as_of: date) -> str:
                  AND run_id = (SELECT run_id FROM audit.runs WHERE as_of = $as_of ORDER BY finished_at DESC LIMIT 1)""",
             {"as_of": as_of},
         ).fetchone()[0]
+        stale = []
+        if con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'audit' AND table_name = 'feed_freshness'"
+                       ).fetchone()[0]:
+            stale = con.execute(
+                "SELECT feed, county, stale_since FROM audit.feed_freshness WHERE as_of = $as_of AND stale ORDER BY 1, 2",
+                {"as_of": as_of},
+            ).fetchall()
     finally:
         con.close()
-    return (
+    line = (
         f"as of {as_of}: {files} file(s) ({rejected} rejected whole), {read} rows read, {accepted} accepted, "
         f"{quarantined} quarantined; published {path}"
     )
+    if stale:
+        pairs = ", ".join(f"{feed}/{county} since {since}" for feed, county, since in stale)
+        line += f"\n数据过期 stale data, dependent flags carried (not resolved): {pairs}"
+    return line

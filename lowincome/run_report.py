@@ -126,6 +126,19 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
                    FROM audit.validation_results WHERE run_id = $run GROUP BY feed ORDER BY feed""",
                 {"run": run_id},
             ).fetchall()
+        stale = []
+        if _has_table(con, "audit", "feed_freshness"):
+            stale = con.execute(
+                """SELECT feed, county, latest_delivery, stale_since, reason FROM audit.feed_freshness
+                   WHERE as_of = $as_of AND stale ORDER BY feed, county""",
+                {"as_of": as_of},
+            ).fetchall()
+        carried = 0
+        if _has_table(con, "mart", "flags") and "data_stale" in [
+                r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_schema = 'mart' AND table_name = 'flags'").fetchall()]:
+            carried = con.execute("SELECT count(*) FROM mart.flags WHERE data_stale AND as_of = $as_of",
+                                  {"as_of": as_of}).fetchone()[0]
         by_rule, by_county, trend = [], [], []
         if _has_table(con, "mart", "flags"):
             by_rule = con.execute(
@@ -150,6 +163,14 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     if feed_rows:
         sections.append(f"<img alt='rows per feed' src='{_rows_chart(feed_rows)}'>")
     sections += ["<h3>Files</h3>", _table(["feed", "file", "status", "read", "accepted", "quarantined", "message"], files)]
+    sections.append("<h2>数据时效 Stale data</h2>")
+    if stale:
+        sections.append(
+            f"<p>{len(stale)} feed(s) of a county rest on stale data. Flags that depend on them are carried "
+            f"forward, not resolved ({carried} flag(s) carried in this publication).</p>")
+        sections.append(_table(["feed", "county", "newest delivery in use", "stale since", "why"], stale))
+    else:
+        sections.append("<p>Every feed of every county is fresh.</p>")
     sections.append("<h2>Validation</h2>")
     sections.append(
         _table(["feed", "expectations evaluated", "failed", "unexpected values"], validation)

@@ -2,14 +2,23 @@
 
 Assets hand data to each other as Parquet files, one per feed and as-of day,
 so feeds can ingest in parallel without contending for DuckDB's single
-writer, and re-running a day simply overwrites that day's files. History that
-auditors need across runs (runs, deliveries, validation results, flag days)
-is kept as one Parquet file per run or day, append-only.
+writer. Each run writes into its own folder, `work/days/<D>/run-<run>/`, and
+nothing reads that folder as "day D" until the run commits it: the commit
+replaces the pointer file `work/days/<D>/CURRENT` in one `os.replace`. (No
+`key=value` folder names: DuckDB would read them as hive partitions and add
+columns to every table read from them.) So a
+run killed half-way leaves an uncommitted folder that no publication ever
+reads, and a publication is built from one complete run per day, never from a
+mix of two. History that auditors need across runs (runs, deliveries,
+validation results) is kept as one Parquet file per run, append-only.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -17,16 +26,54 @@ import polars as pl
 
 from .privacy import ensure_private_dir
 
+CURRENT = "CURRENT"
+RUN_PREFIX = "run-"
+LIVE_LOCK = ".live"  # held (flock, shared) by every process working in a run folder
+
 
 class WorkStore:
-    def __init__(self, warehouse: Path):
+    """The work store of a warehouse; with `run_id` it writes that run's folder, without it it reads committed days."""
+
+    def __init__(self, warehouse: Path, run_id: str | None = None):
         self.warehouse = Path(warehouse)
         self.root = self.warehouse / "work"
         ensure_private_dir(self.root)  # identified caches: 0700, re-applied by every run
+        self.run_id = run_id
+
+    def for_run(self, run_id: str) -> "WorkStore":
+        return WorkStore(self.warehouse, run_id)
+
+    def committed(self) -> "WorkStore":
+        return WorkStore(self.warehouse)
 
     # ---- per as-of day ---------------------------------------------------------
+    def asof_dir(self, as_of: date) -> Path:
+        return self.root / "days" / as_of.isoformat()
+
+    def run_dir(self, as_of: date, run_id: str | None = None) -> Path:
+        run_id = run_id or self.run_id
+        if not run_id:
+            raise ValueError("this work store belongs to no run: use WorkStore(warehouse, run_id)")
+        return self.asof_dir(as_of) / f"{RUN_PREFIX}{run_id}"
+
+    def committed_dir(self, as_of: date) -> Path | None:
+        """The folder of the run committed for `as_of`, or None when no run of that day completed."""
+        pointer = self.asof_dir(as_of) / CURRENT
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        folder = self.asof_dir(as_of) / name
+        return folder if name.startswith(RUN_PREFIX) and folder.is_dir() else None
+
     def day_dir(self, as_of: date) -> Path:
-        return self.root / f"asof={as_of.isoformat()}"
+        """Where this store reads and writes day `as_of`: its own run folder, or the committed one."""
+        if self.run_id:
+            return self.run_dir(as_of)
+        folder = self.committed_dir(as_of)
+        if folder is None:
+            raise FileNotFoundError(errno.ENOENT, f"no completed run for as-of {as_of} in the work store", str(self.asof_dir(as_of)))
+        return folder
 
     def path(self, as_of: date, kind: str, feed: str) -> Path:
         return self.day_dir(as_of) / kind / f"{feed}.parquet"
@@ -38,7 +85,48 @@ class WorkStore:
         return pl.read_parquet(self.path(as_of, kind, feed))
 
     def exists(self, as_of: date, kind: str, feed: str) -> bool:
-        return self.path(as_of, kind, feed).exists()
+        try:
+            return self.path(as_of, kind, feed).exists()
+        except FileNotFoundError:
+            return False
+
+    # ---- committing a run ------------------------------------------------------------
+    def commit(self, as_of: date) -> None:
+        """Make this run's folder the one that stands for `as_of` (atomic: the pointer is replaced whole)."""
+        folder = self.run_dir(as_of)
+        if not folder.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "run folder missing", str(folder))
+        pointer = self.asof_dir(as_of) / CURRENT
+        tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(folder.name)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, pointer)
+
+    def mark_complete(self, as_of: date) -> None:
+        """Kept for callers of the earlier API: committing is what marks a day complete."""
+        self.commit(as_of)
+
+    def completed_days(self) -> list[date]:
+        """As-of days with a committed run (every feed's staging and the rules' outputs complete)."""
+        days = []
+        for d in (self.root / "days").glob("*"):
+            day = _day(d.name)
+            if day is not None and self.committed_dir(day) is not None:
+                days.append(day)
+        return sorted(days)
+
+    def committed_files(self, relative: str, before: date | None = None, through: date | None = None) -> list[Path]:
+        """The file `relative` (e.g. "mart/flag_day.parquet") of every committed day, optionally bounded."""
+        files = []
+        for day in self.completed_days():
+            if (before is not None and day >= before) or (through is not None and day > through):
+                continue
+            folder = self.committed_dir(day)
+            if folder is not None and (folder / relative).exists():
+                files.append(folder / relative)
+        return files
 
     # ---- history, across runs -----------------------------------------------------
     def history_dir(self, kind: str) -> Path:
@@ -53,25 +141,73 @@ class WorkStore:
             return None
         return str(folder / "*.parquet")
 
-    def completed_days(self) -> list[date]:
-        """As-of days whose ingestion finished (every feed wrote its staging file)."""
-        days = []
-        for d in self.root.glob("asof=*"):
-            marker = d / "COMPLETE"
-            if marker.exists():
-                days.append(date.fromisoformat(d.name.split("=", 1)[1]))
-        return sorted(days)
+    # ---- leftovers -------------------------------------------------------------------
+    def hold_live(self, as_of: date) -> int:
+        """Mark this run's folder as in use for as long as the returned descriptor stays open."""
+        folder = self.run_dir(as_of)
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LIVE_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return fd
 
-    def mark_complete(self, as_of: date) -> None:
-        marker = self.day_dir(as_of) / "COMPLETE"
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(as_of.isoformat())
+    def remove_leftovers(self, keep_run: str | None = None) -> list[Path]:
+        """Remove run folders nobody uses any more: uncommitted ones of dead runs, superseded committed ones.
+
+        A folder whose live lock some process still holds (a run in progress) is kept, and so
+        is `keep_run` (this run, or the run a retry re-executes). Call under the warehouse lock.
+        """
+        removed = []
+        for legacy in self.root.glob("asof=*"):  # day folders of the earlier layout, shared by every run of a day
+            if legacy.is_dir():
+                shutil.rmtree(legacy, ignore_errors=True)
+                removed.append(legacy)
+        for day_dir in (self.root / "days").glob("*"):
+            day = _day(day_dir.name)
+            if day is None:
+                continue
+            current = self.committed_dir(day)
+            for folder in day_dir.glob(f"{RUN_PREFIX}*"):
+                if folder == current or folder.name == f"{RUN_PREFIX}{keep_run}" or _in_use(folder):
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder)
+            for tmp in day_dir.glob(f".{CURRENT}.*.tmp"):
+                tmp.unlink(missing_ok=True)
+        return removed
+
+
+def _day(name: str) -> date | None:
+    try:
+        return date.fromisoformat(name)
+    except ValueError:
+        return None
+
+
+def _in_use(folder: Path) -> bool:
+    lock = folder / LIVE_LOCK
+    if not lock.exists():
+        return False
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases the probe's lock
+    return False
 
 
 def write_atomic(path: Path, frame: pl.DataFrame) -> Path:
     """Write a Parquet file so a reader never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

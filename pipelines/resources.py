@@ -3,16 +3,24 @@
 Fields left empty fall back to the LOWINCOME_* environment variables (and
 their defaults), read when an asset runs. The pseudonym secret is never a
 field: it comes from the environment only, so it never shows in run config.
+
+Inside a run the resource hands out a work store scoped to that run's own
+folder (the root run's, so a re-execution from failure finds what the steps
+before it wrote), and at the start of a run it clears what killed runs left
+behind: uncommitted run folders and half-built databases under `.building/`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import PrivateAttr
 
 from lowincome.config import Settings, load_settings
+from lowincome.locking import WarehouseLocked, warehouse_lock
 from lowincome.workstore import WorkStore
 
 
@@ -22,6 +30,38 @@ class LowincomeResource(ConfigurableResource):
     inbox: str = ""
     warehouse: str = ""
     policy: str = ""
+    # A deliberately empty day: run even when the inbox has no usable delivery dated on or before the day
+    # (`lowincome run --allow-empty`). Stale feeds then carry their flags instead of resolving them.
+    allow_empty: bool = False
+
+    _run_id: str | None = PrivateAttr(default=None)
+    _live_fds: list = PrivateAttr(default_factory=list)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run = context.dagster_run
+        if run is None:  # sensors, schedules: no run folder
+            return
+        self._run_id = run.root_run_id or run.run_id
+        partition = (run.tags or {}).get("dagster/partition")
+        try:
+            store = self.store()
+            remove_leftovers(store, keep_run=self._run_id)
+            if partition:
+                from datetime import date
+
+                self._live_fds.append(store.hold_live(date.fromisoformat(partition)))
+        except (OSError, ValueError):
+            # A warehouse that cannot be written fails in the first step with a one-line message;
+            # cleaning is best effort and must not mask that message.
+            pass
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for fd in self._live_fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._live_fds.clear()
 
     def settings(self) -> Settings:
         env = dict(os.environ)
@@ -32,4 +72,23 @@ class LowincomeResource(ConfigurableResource):
         return load_settings(env)
 
     def store(self) -> WorkStore:
-        return WorkStore(Path(self.settings().warehouse))
+        """The run's own work store inside a run; the committed days' store elsewhere (sensors)."""
+        return WorkStore(Path(self.settings().warehouse), self._run_id)
+
+
+def remove_leftovers(store: WorkStore, keep_run: str | None) -> None:
+    """Clear what killed runs left, under the warehouse lock (never while another run publishes).
+
+    `.building/` holds half-built databases, restricted ones included: only a publisher holding
+    the lock writes there, so whatever is there while we hold the lock belongs to a dead run.
+    """
+    if not store.warehouse.is_dir():
+        return
+    try:
+        with warehouse_lock(store.warehouse, "cleaning leftovers of earlier runs", wait_seconds=5.0):
+            building = store.warehouse / ".building"
+            if building.is_dir():
+                shutil.rmtree(building, ignore_errors=True)
+            store.remove_leftovers(keep_run=keep_run)
+    except WarehouseLocked:
+        pass  # someone is publishing; the next start cleans up

@@ -14,7 +14,7 @@ from pipelines.definitions import defs
 from .conftest import SAMPLE_END
 
 DAYS = [SAMPLE_END - timedelta(days=k) for k in range(6, -1, -1)]
-FLAG_FACTS = ["flag_id", "rule_id", "level", "subject_key", "period", "evidence"]
+FLAG_FACTS = ["flag_id", "rule_id", "level", "subject_key", "period", "evidence", "carried", "stale_feeds"]
 
 
 def run(day: date) -> None:
@@ -24,7 +24,7 @@ def run(day: date) -> None:
 def day_facts(warehouse, day: date) -> tuple[dict, pl.DataFrame]:
     store = WorkStore(warehouse)
     staged = {f: pl.read_parquet(store.path(day, "staging", f)).height for f in FEEDS}
-    flags = pl.read_parquet(store.history_dir("flag_days") / f"{day.isoformat()}.parquet").select(FLAG_FACTS).sort("flag_id")
+    flags = pl.read_parquet(store.committed_dir(day) / "mart" / "flag_day.parquet").select(FLAG_FACTS).sort("flag_id")
     return staged, flags
 
 

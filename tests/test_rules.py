@@ -117,7 +117,7 @@ CLAIM_HEADER = ["结算ID", "身份证号", "姓名", "参保地行政区划", "
 
 
 def stage(inbox: Path, work: Path, as_of: date = AS_OF) -> dict[str, Path]:
-    store = WorkStore(work)
+    store = WorkStore(work, run_id="test")  # a run's own folder (lowincome/workstore.py)
     paths = {}
     for feed, spec in DEPARTMENT_FEEDS.items():
         result = ingest_feed(spec, inbox, as_of, store.root, blocking_share=1.0)

@@ -18,6 +18,9 @@ class Rule:
     name: str
     kind: str  # review (应退尽退) | warning (应保尽保 / 防止返贫)
     summary: str  # one line for caseworkers (README, run report)
+    # Feeds whose data the rule reads: when one of them is stale in a flag's county, the flag cannot be
+    # resolved that day (rules.md "Stale data resolves nothing"); it is carried forward instead.
+    feeds: tuple[str, ...] = ()
 
     @property
     def sql_path(self) -> Path:
@@ -25,18 +28,30 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("R01", "deceased_still_paid", "review", "paid, or still 在保, after a recorded death"),
-    Rule("R02", "care_subsidy_ineligible", "review", "care subsidy without a valid certificate of an eligible level"),
-    Rule("R03", "living_subsidy_ineligible", "review", "living subsidy without a valid certificate or a 低保 household"),
-    Rule("R04", "duplicate_care_benefit", "review", "care subsidy and work-injury care allowance for the same month"),
-    Rule("R05", "income_above_standard", "review", "household income above the 低保 standard beyond the grace period"),
-    Rule("R06", "duplicate_enrollment", "review", "在保 in two households or two counties"),
-    Rule("R07", "paid_after_exit", "review", "低保金/特困供养金 paid after the household's 停保日期"),
-    Rule("W01", "medical_burden", "warning", "large out-of-pocket medical costs for the household's income"),
-    Rule("W02", "new_severe_disability", "warning", "new severe disability certificate, no care subsidy yet"),
-    Rule("W03", "monitoring_uncovered", "warning", "监测户 below the rural 低保 standard with nobody on 低保"),
-    Rule("W04", "household_death_shock", "warning", "a working-age member of a low-income household died"),
-    Rule("W05", "income_below_monitoring_line", "warning", "脱贫户 income below the monitoring line"),
+    Rule("R01", "deceased_still_paid", "review", "paid, or still 在保, after a recorded death",
+         ("death_records", "subsidy_payments", "civil_roster")),
+    Rule("R02", "care_subsidy_ineligible", "review", "care subsidy without a valid certificate of an eligible level",
+         ("subsidy_payments", "disability_cert")),
+    Rule("R03", "living_subsidy_ineligible", "review", "living subsidy without a valid certificate or a 低保 household",
+         ("subsidy_payments", "disability_cert", "civil_roster")),
+    Rule("R04", "duplicate_care_benefit", "review", "care subsidy and work-injury care allowance for the same month",
+         ("subsidy_payments", "hrss_benefits")),
+    Rule("R05", "income_above_standard", "review", "household income above the 低保 standard beyond the grace period",
+         ("civil_roster", "hrss_benefits")),
+    Rule("R06", "duplicate_enrollment", "review", "在保 in two households or two counties",
+         ("civil_roster",)),
+    Rule("R07", "paid_after_exit", "review", "低保金/特困供养金 paid after the household's 停保日期",
+         ("civil_roster", "subsidy_payments")),
+    Rule("W01", "medical_burden", "warning", "large out-of-pocket medical costs for the household's income",
+         ("medical_claims", "civil_roster", "rural_monitoring")),
+    Rule("W02", "new_severe_disability", "warning", "new severe disability certificate, no care subsidy yet",
+         ("disability_cert", "civil_roster", "rural_monitoring", "subsidy_payments")),
+    Rule("W03", "monitoring_uncovered", "warning", "监测户 below the rural 低保 standard with nobody on 低保",
+         ("rural_monitoring", "civil_roster")),
+    Rule("W04", "household_death_shock", "warning", "a working-age member of a low-income household died",
+         ("death_records", "civil_roster", "rural_monitoring")),
+    Rule("W05", "income_below_monitoring_line", "warning", "脱贫户 income below the monitoring line",
+         ("rural_monitoring",)),
 )
 BY_ID = {r.rule_id: r for r in RULES}
 

@@ -1,15 +1,21 @@
 """Flag lifecycle and the marts: what is new, open, resolved, confirmed, dismissed or overdue on day D.
 
-Every evaluated day is kept as one Parquet file of the flags that held that
-day (`work/history/flag_days/<D>.parquet`), so nothing is overwritten except a
-re-run of the same day, which replaces its own file with identical content.
-The state on day D is derived from the days up to D and the caseworkers'
-outcomes decided up to D, which answers "what did we know on day D" for any
-past day and makes backfills reproduce what each day knew.
+Every evaluated day keeps one Parquet file of the flags that held that day
+(`mart/flag_day.parquet` in the day's committed run folder), so nothing is
+overwritten except a re-run of the same day, which replaces its own day with
+identical content. The state on day D is derived from the days up to D and the
+caseworkers' outcomes decided up to D, which answers "what did we know on day
+D" for any past day and makes backfills reproduce what each day knew.
+
+Stale data resolves nothing (rules.md): a flag that held on the previous
+evaluated day and does not hold today, while a feed its rule reads is stale in
+the flag's county, is carried forward: recorded for the day as `carried`, with
+the stale feeds named, keeping its status and evidence until fresh data decides it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -22,6 +28,8 @@ from .catalog import LEVEL_RANK, RULES
 from .engine import Evaluation
 
 MART_TABLES = ("flags", "household_risk", "county_summary", "flag_trend")
+FLAG_DAY = "mart/flag_day.parquet"  # the flags that held (or were carried) on the day, in each run folder
+_DEFAULT = "*"
 
 
 @dataclass
@@ -33,10 +41,12 @@ class Marts:
 
 LIFECYCLE_SQL = """
 WITH days AS (
-    SELECT * FROM read_parquet($days, union_by_name = true) WHERE as_of <= $as_of
+    SELECT * REPLACE (coalesce(carried, false) AS carried)
+    FROM read_parquet($days, union_by_name = true) WHERE as_of <= $as_of
 ),
 seen AS (
-    SELECT flag_id, min(as_of) AS first_seen_on, max(as_of) AS last_seen_on, count(*) AS days_seen
+    SELECT flag_id, min(as_of) AS first_seen_on, max(as_of) AS last_seen_on, count(*) AS days_seen,
+           max(as_of) FILTER (WHERE NOT carried) AS last_held_on
     FROM days GROUP BY flag_id
 ),
 latest AS (
@@ -72,13 +82,17 @@ SELECT
         AND e.evidence_hash <> l.evidence_hash AS reopened,
     o.outcome, o.decided_on AS outcome_decided_on,
     s.last_seen_on = $as_of AND o.outcome IS NULL
-        AND date_diff('day', s.first_seen_on, $as_of::DATE) > $overdue_days AS overdue,
+        AND date_diff('day', s.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
     s.days_seen,
+    s.last_held_on,
+    l.as_of = $as_of AND l.carried AS data_stale,
+    CASE WHEN l.as_of = $as_of AND l.carried THEN l.stale_feeds END AS stale_feeds,
     l.evidence, l.evidence_hash
 FROM latest AS l
 JOIN seen AS s USING (flag_id)
 LEFT JOIN outcomes AS o USING (flag_id)
 LEFT JOIN evidence_at_decision AS e USING (flag_id)
+LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
 ORDER BY l.rule_id, l.county_code, l.subject_key, l.period
 """
 
@@ -116,22 +130,97 @@ def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
 
 
-def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_days: int,
-                households: pl.DataFrame, roster_sizes: pl.DataFrame) -> Marts:
+def _day_files(store: WorkStore, as_of: date) -> dict[date, Path]:
+    """The flag day of every committed day before `as_of` (and, for warehouses of the earlier layout, its history)."""
+    files: dict[date, Path] = {}
+    legacy = store.history_dir("flag_days")
+    if legacy.is_dir():
+        for path in legacy.glob("*.parquet"):
+            try:
+                day = date.fromisoformat(path.stem)
+            except ValueError:
+                continue
+            if day < as_of:
+                files[day] = path
+    for day in store.completed_days():
+        folder = store.committed_dir(day)
+        if day < as_of and folder is not None and (folder / FLAG_DAY).exists():
+            files[day] = folder / FLAG_DAY
+    return files
+
+
+def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None) -> pl.DataFrame:
+    """Flags of the previous evaluated day that do not hold today but rest on a feed stale in their county.
+
+    They are copied unchanged (status, evidence, evidence hash) into day `as_of`, marked carried,
+    with the stale feeds named: stale data resolves nothing.
+    """
+    empty = previous.head(0).with_columns(pl.lit(True).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
+    if previous.is_empty() or freshness is None or freshness.is_empty():
+        return empty
+    stale = freshness.filter(pl.col("stale")).select("feed", pl.col("county").alias("county_code"))
+    if stale.is_empty():
+        return empty
+    deps = pl.DataFrame([{"rule_id": r.rule_id, "feed": f} for r in RULES for f in r.feeds])
+    gone = previous.filter(~pl.col("flag_id").is_in(today_ids))
+    hits = (gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
+            .join(stale, on=["feed", "county_code"], how="semi")
+            .group_by("flag_id").agg(pl.col("feed").unique().sort().str.join(",").alias("stale_feeds")))
+    if hits.is_empty():
+        return empty
+    return (gone.drop("carried", "stale_feeds", strict=False).join(hits, on="flag_id")
+            .with_columns(pl.lit(as_of).alias("as_of"), pl.lit(True).alias("carried"))
+            .select(*empty.columns))
+
+
+def _overdue_table(overdue_days: int | Mapping[str, int]) -> tuple[pl.DataFrame, int]:
+    """Days to an outcome before a flag is overdue, per flag county (policy), and the default."""
+    if isinstance(overdue_days, Mapping):
+        default = int(overdue_days.get(_DEFAULT, 15))
+        rows = [{"county_code": c, "overdue_days": int(v)} for c, v in overdue_days.items() if c != _DEFAULT]
+    else:
+        default, rows = int(overdue_days), []
+    return pl.DataFrame(rows, schema={"county_code": pl.String, "overdue_days": pl.Int64}), default
+
+
+def _previous_subjects(store: WorkStore, previous_day: date | None, carried: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
+    if previous_day is None or carried.is_empty():
+        return None
+    folder = store.committed_dir(previous_day)
+    path = folder / "mart" / "caseworker_flags.parquet" if folder else None
+    if path is None or not path.exists():
+        return None
+    return pl.read_parquet(path).join(carried.select("flag_id"), on="flag_id", how="semi").select(columns)
+
+
+def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_days: int | Mapping[str, int],
+                households: pl.DataFrame, roster_sizes: pl.DataFrame, freshness: pl.DataFrame | None = None) -> Marts:
     """Record day `as_of` and derive mart.flags, mart.household_risk, mart.county_summary, audit.flag_trend.
 
     `households` maps person_key → household_key (and county) for rolling person flags up to households;
-    `roster_sizes` has county_code, roster_households, roster_persons, monitored_households.
+    `roster_sizes` has county_code, roster_households, roster_persons, monitored_households;
+    `overdue_days` is the policy's `outcome_overdue_days` per flag county (key "*" for the others);
+    `freshness` is the completeness guard's table for the day (lowincome/freshness.py).
     """
-    store.write_history("flag_days", as_of.isoformat(), evaluation.flags)
+    earlier = _day_files(store, as_of)
+    previous_day = max(earlier) if earlier else None
+    today = evaluation.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
+    previous = pl.read_parquet(earlier[previous_day]) if previous_day else today.head(0)
+    if "carried" not in previous.columns:
+        previous = previous.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
+    carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness)
+    day = pl.concat([today, carried], how="vertical_relaxed")
     out_dir = store.day_dir(as_of) / "mart"
-    days_glob = str(store.history_dir("flag_days") / "*.parquet")
+    day_path = write_atomic(store.day_dir(as_of) / FLAG_DAY, day)
+    day_files = [str(p) for _, p in sorted(earlier.items())] + [str(day_path)]
+    overdue_table, default_overdue = _overdue_table(overdue_days)
     con = duckdb.connect()
     try:
         con.register("outcomes_raw", _outcomes_frame(store, as_of).to_arrow())
-        params = {"days": days_glob, "as_of": as_of, "overdue_days": overdue_days}
+        con.register("overdue_by_county", overdue_table.to_arrow())
+        params = {"days": day_files, "as_of": as_of, "overdue_days": default_overdue}
         flags = pl.from_arrow(con.sql(LIFECYCLE_SQL, params=params).to_arrow_table())
-        trend = pl.from_arrow(con.sql(TREND_SQL, params={"days": days_glob, "as_of": as_of}).to_arrow_table())
+        trend = pl.from_arrow(con.sql(TREND_SQL, params={"days": day_files, "as_of": as_of}).to_arrow_table())
     finally:
         con.close()
 
@@ -169,6 +258,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
             (pl.col("status") == "dismissed").sum().alias("dismissed_flags"),
             pl.col("overdue").sum().alias("overdue_flags"),
             pl.col("reopened").sum().alias("reopened_flags"),
+            pl.col("data_stale").sum().alias("stale_flags"),
         )
         .join(roster_sizes, on="county_code", how="left")
         .with_columns(pl.lit(as_of).alias("as_of"))
@@ -184,14 +274,24 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
             [{"rule_id": r.rule_id, "rule_name": r.name, "kind": r.kind, "summary": r.summary,
               "sql_file": f"sql/rules/{r.sql_path.name}"} for r in RULES])),
     }
+    subjects = evaluation.subjects
+    kept = _previous_subjects(store, previous_day, carried, subjects.columns)
+    if kept is not None:
+        subjects = pl.concat([subjects, kept], how="vertical_relaxed").unique("flag_id", keep="first").sort("flag_id")
+    if freshness is not None:
+        from ..freshness import freshness_history
+
+        paths["audit.feed_freshness"] = write_atomic(out_dir / "feed_freshness.parquet",
+                                                     freshness_history(store, as_of, freshness))
     restricted = {
-        "caseworker_flags": write_atomic(out_dir / "caseworker_flags.parquet", evaluation.subjects),
+        "caseworker_flags": write_atomic(out_dir / "caseworker_flags.parquet", subjects),
     }
     counts = {
         "flags": flags.height,
         "open": int((flags["status"] == "open").sum()),
         "new": int(flags["is_new"].sum()),
         "resolved_today": int(flags["resolved_today"].sum()),
+        "carried_stale": int(flags["data_stale"].sum()),
         "overdue": int(flags["overdue"].sum()),
         "households_at_risk": household_risk.height,
     }
