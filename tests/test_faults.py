@@ -192,14 +192,14 @@ def test_killed_day_then_an_earlier_day_publishes_no_mix(samples, warehouse, tmp
     assert all(n == 0 for f, n in after["staged"].items() if f not in accepted)
 
 
-@pytest.mark.parametrize("fault, where", [("full-disk-publish", "publish__warehouse"), ("full-disk-ingest", "staging__")])
+@pytest.mark.parametrize("fault, where", [("full-disk-publish", "publish"), ("full-disk-ingest", "ingest")])
 def test_full_disk_fails_in_one_line_and_keeps_the_publication(samples, warehouse, fault, where):
     before_sha, before = sha(warehouse / "lowincome.duckdb"), snapshot(warehouse)
     committed = WorkStore(warehouse).committed_dir(D)
     done = cli(warehouse, samples, fault)
     assert done.returncode == 1
     last = done.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"lowincome run: run for {D} failed: {where}") and "the disk is full" in last, last
+    assert last.startswith(f"lowincome run: run for {D} failed at {where}") and "the disk is full" in last, last
     assert sha(warehouse / "lowincome.duckdb") == before_sha
     assert snapshot(warehouse)["flags"].equals(before["flags"])
     if fault == "full-disk-ingest":  # the failed run's partial work is never committed
