@@ -1,0 +1,373 @@
+"""Measure the real nightly path (`lowincome run`) against the physical floor of reading the same files.
+
+    .venv/bin/python benchmarks/bench_real_path.py --scale 1
+    .venv/bin/python benchmarks/bench_real_path.py --scale 250 --claims-factor 6.25 --out /data/bench --keep
+
+Why a separate script: `bench_nightly.py` calls the library functions stage by stage and so leaves out
+what a bureau actually pays for every night — Dagster, the validation suites and their worker
+processes, the run report and the Data Docs. Issue 9 asks for the cost of a night through the real
+command line, next to what the machine needs just to read the delivered bytes, and for the memory of
+the whole process tree. This script runs `lowincome run` as a subprocess, exactly as cron would.
+
+What it does, and the choices behind it:
+
+1. Generates ONE inbox with the repo's generator (`lowincome.generate.generate`, in a child process
+   so that the generator's memory is not held by this process during the runs), with its last
+   extraction day E = --end-date. The files extracted on E are held back; the first night runs as of
+   D = E - 1 day over the rest, the next night moves the E files into the inbox and runs as of E.
+   Both nights therefore see one consistent world. (Generating a second inbox with end date E and
+   copying its E files would not be honest: the generator draws a different population for another
+   end date — only one ID of 433 on a scale-1 roster is shared — so the next night's snapshots would
+   replace every person.) The generator puts a full month's volume of claims and 人社 rows into the
+   file of E, so the "next day" delivered here is larger than a real day: an upper bound.
+2. History: the generator always writes 12 months ending with E's month (`generate.background.months`);
+   it has no option for 24 months, so no 24-month history is measured (the output says so).
+3. The floor: every delivered file read once, all columns as text. UTF-8 CSV (with or without BOM)
+   and Parquet by DuckDB (`read_csv(..., all_varchar=true, quote='"', header=true)`;
+   `read_parquet` with every column cast to VARCHAR); GB18030 CSV and .xlsx cannot be read by DuckDB
+   offline (its `encodings`/`excel` extensions download at run time), so those are read eagerly by
+   Polars (`read_csv(encoding="gb18030")`, `read_excel` with calamine) and their time is counted in
+   the floor. Every column is touched (`max(length(COLUMNS(*)))`) so the reader cannot skip any.
+   The page cache is warm for both the floor and the runs (the files were just written); "cold"
+   below means a fresh warehouse, not a cold disk.
+4. Runs `lowincome run --as-of D` (first night, fresh warehouse), `--as-of E` (next night, on top),
+   and `--as-of E` again (re-run of the same night), with LOWINCOME_INBOX / LOWINCOME_WAREHOUSE set
+   and DAGSTER_HOME removed (the CLI then uses an ephemeral Dagster instance). LOWINCOME_MEMORY_LIMIT
+   is passed through if set.
+5. Peak memory: the sum of VmRSS over the CLI and all its descendants (the Great Expectations worker
+   processes included), sampled every 0.2 s from /proc. A sum of RSS counts shared pages once per
+   process, so it is an upper bound; a child living less than 0.2 s may be missed.
+6. Prints a Markdown table: absolute figures and ratios, the sizes of `lowincome.duckdb`,
+   `restricted.duckdb` and `work/`, the load average (the machine may be shared), and where each
+   night's time went, from the timestamps of the CLI's own log file (see `phases`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+DEFAULT_END = date(2026, 11, 1)  # E: the next night; the first night is the day before (the samples' 2026-10-31)
+SAMPLE_SECONDS = 0.2
+GENERATE = """
+import json, sys
+from datetime import date
+from lowincome.generate import generate
+out, seed, scale, end, factor = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), date.fromisoformat(sys.argv[4]), float(sys.argv[5])
+generate(out, seed=seed, scale=scale, end_date=end, claims_factor=factor)
+"""
+
+
+# -- memory of a process tree -------------------------------------------------------------------------
+
+HAVE_CHILDREN_FILES = Path(f"/proc/self/task/{os.getpid()}/children").exists()  # needs CONFIG_PROC_CHILDREN
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of `pid`: from /proc/<pid>/task/*/children when the kernel has it, else a /proc scan."""
+    found: list[int] = []
+    if HAVE_CHILDREN_FILES:
+        try:
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                found += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            pass  # the process or one of its threads is gone
+        return found
+    for entry in Path("/proc").iterdir():  # match parent ids
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0  # gone, or a zombie (no VmRSS line)
+
+
+def tree_rss(root: int) -> tuple[int, int]:
+    """(sum of VmRSS in bytes, number of processes) over `root` and all its descendants."""
+    seen: set[int] = set()
+    todo = [root]
+    total = 0
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen.add(pid)
+        total += _rss_bytes(pid)
+        todo += _children(pid)
+    return total, len(seen)
+
+
+class PeakSampler(threading.Thread):
+    """Polls a process tree every SAMPLE_SECONDS until stopped; keeps the peak RSS and process count."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.peak, self.most_processes = pid, 0, 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.is_set():
+            rss, n = tree_rss(self.pid)
+            self.peak, self.most_processes = max(self.peak, rss), max(self.most_processes, n)
+            self._halt.wait(SAMPLE_SECONDS)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join()
+
+
+# -- the floor: a plain read of every delivered file ----------------------------------------------------
+
+def plain_read(files: list[dict], inbox: Path) -> dict:
+    """Read every file once, all columns as text; seconds and rows in all and per reader."""
+    import duckdb
+    import polars as pl
+
+    con = duckdb.connect()
+    out = {"seconds": 0.0, "rows": 0, "files": len(files), "duckdb_s": 0.0, "polars_s": 0.0, "polars_files": 0}
+    for f in files:
+        path = str(inbox / f["feed"] / f["file"])
+        t = time.perf_counter()
+        if f["format"] in ("csv-utf8", "csv-bom"):
+            rows = con.execute(
+                "SELECT count(*), max(length(COLUMNS(*))) FROM read_csv(?, all_varchar=true, quote='\"', header=true, delim=',')",
+                [path],
+            ).fetchone()[0]
+            reader = "duckdb"
+        elif f["format"] == "parquet":
+            rows = con.execute("SELECT count(*), max(length(CAST(COLUMNS(*) AS VARCHAR))) FROM read_parquet(?)", [path]).fetchone()[0]
+            reader = "duckdb"
+        elif f["format"] == "csv-gb18030":
+            frame = pl.read_csv(path, encoding="gb18030", infer_schema=False)
+            frame.select(pl.all().str.len_bytes().max())
+            rows, reader = frame.height, "polars"
+        elif f["format"] == "xlsx":
+            frame = pl.read_excel(path, sheet_id=1, engine="calamine", infer_schema_length=0)
+            frame.select(pl.all().cast(pl.String).str.len_bytes().max())
+            rows, reader = frame.height, "polars"
+        else:
+            raise SystemExit(f"unknown format {f['format']!r} of {f['file']} in the generator's manifest")
+        dt = time.perf_counter() - t
+        out["seconds"] += dt
+        out[f"{reader}_s"] += dt
+        out["polars_files"] += reader == "polars"
+        out["rows"] += int(rows)
+        if int(rows) != f["rows"]:
+            print(f"note: {f['file']}: read {rows:,} rows, the manifest says {f['rows']:,}", file=sys.stderr)
+    con.close()
+    return out
+
+
+# -- one night through the command line ------------------------------------------------------------------
+
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) ([\w.]+): (.*)$")
+
+
+def phases(log_text: str, started: float, ended: float) -> list[tuple[str, float]]:
+    """Where a night's time went, from the timestamps of `<warehouse>/logs/lowincome.log`.
+
+    The CLI logs one INFO line per ingestion step and one for the rules, nothing per suite, per mart
+    or for publishing; the nightly job runs in process, one step at a time. So each gap between two
+    lines is charged to the step that logged the second one (suites and other silent steps that ran in
+    between included), the time before "starting" to start-up (imports, settings, preflight), and the
+    time after the last step line to what follows it (lifecycle, marts, publish, report, Data Docs).
+    """
+    marks: list[tuple[float, str]] = []
+    for line in log_text.splitlines():
+        m = LOG_LINE.match(line)
+        if not m:
+            continue
+        at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        logger, message = m.group(3), m.group(4)
+        if logger == "lowincome.cli" and message.startswith("lowincome run --as-of"):
+            marks.append((at, "start-up"))
+        elif logger == "dagster" and message.count(" - ") >= 3:
+            marks.append((at, "…" + message.split(" - ")[2]))
+        elif logger == "lowincome.cli":
+            marks.append((at, "after the last step line (lifecycle, marts, publish, report, Data Docs)"))
+    out, previous = [], started
+    for at, label in marks:
+        out.append((label, at - previous))
+        previous = at
+    out.append(("exit", ended - previous))
+    return out
+
+
+def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: Path) -> dict:
+    load_before = os.getloadavg()
+    offset = warehouse_log.stat().st_size if warehouse_log.exists() else 0
+    started, t = time.time(), time.perf_counter()
+    with out_path.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen([str(cli), "run", "--as-of", as_of.isoformat()], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        sampler = PeakSampler(proc.pid)
+        sampler.start()
+        code = proc.wait()
+        sampler.stop()
+    seconds = time.perf_counter() - t
+    text = out_path.read_text(encoding="utf-8", errors="replace")
+    log = ""
+    if warehouse_log.exists():
+        with warehouse_log.open("rb") as f:
+            f.seek(offset if warehouse_log.stat().st_size >= offset else 0)  # rotated at 10 MB meanwhile
+            log = f.read().decode("utf-8", errors="replace")
+    return {"as_of": as_of, "seconds": seconds, "code": code, "peak": sampler.peak, "processes": sampler.most_processes,
+            "phases": phases(log, started, started + seconds), "last_line": (text.strip().splitlines() or [""])[-1],
+            "load": (load_before, os.getloadavg())}
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum((Path(d) / n).stat().st_size for d, _, names in os.walk(path) for n in names
+               if not (Path(d) / n).is_symlink()) if path.is_dir() else 0
+
+
+def sizes(warehouse: Path) -> dict:
+    return {"lowincome.duckdb": _size(warehouse / "lowincome.duckdb"), "restricted.duckdb": _size(warehouse / "restricted.duckdb"),
+            "work/": _size(warehouse / "work"), "warehouse": _size(warehouse)}
+
+
+# -- report ----------------------------------------------------------------------------------------------
+
+def _mb(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def table(floor_first: dict, floor_next: dict, nights: list[tuple[str, dict, dict]]) -> str:
+    first = nights[0][1]["seconds"]
+    lines = ["| measurement | files | rows | time | ratio | peak RSS (tree) | lowincome.duckdb | restricted.duckdb | work/ |",
+             "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
+    for label, floor in (("plain read, first night's files", floor_first), ("plain read, next night's new files", floor_next)):
+        lines.append(f"| {label} | {floor['files']} | {floor['rows']:,} | {floor['seconds']:.1f} s | "
+                     f"DuckDB {floor['duckdb_s']:.1f} s + Polars {floor['polars_s']:.1f} s ({floor['polars_files']} GB18030/xlsx files) | – | – | – | – |")
+    for label, night, size in nights:
+        if label.startswith("first"):
+            ratio = f"{night['seconds'] / floor_first['seconds']:.1f}× the plain read"
+        else:
+            ratio = f"{night['seconds'] / first:.0%} of the first night"
+            if label.startswith("next"):
+                ratio += f"; {night['seconds'] / floor_next['seconds']:.0f}× the plain read of its new files"
+        failed = "" if night["code"] == 0 else f" (FAILED, exit {night['code']})"
+        lines.append(f"| {label} (`--as-of {night['as_of']}`){failed} | | | {night['seconds']:.1f} s | {ratio} | "
+                     f"{_mb(night['peak'])} ({night['processes']} process{'es' if night['processes'] > 1 else ''}) | {_mb(size['lowincome.duckdb'])} | "
+                     f"{_mb(size['restricted.duckdb'])} | {_mb(size['work/'])} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="generator size factor; 1 = the bundled samples")
+    ap.add_argument("--claims-factor", type=float, default=1.0, help="multiply claims per month on top of --scale")
+    ap.add_argument("--end-date", type=date.fromisoformat, default=DEFAULT_END,
+                    help=f"the next night's day E (default {DEFAULT_END}); the first night is E - 1 day")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--out", type=Path, help="work folder (default: a new temporary folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (inbox, warehouse, logs) afterwards")
+    args = ap.parse_args()
+    cli = Path(sys.executable).parent / "lowincome"
+    if not cli.exists():
+        cli = Path(shutil.which("lowincome") or "lowincome")
+    work = args.out or Path(tempfile.mkdtemp(prefix="lowincome-realpath-"))
+    work.mkdir(parents=True, exist_ok=True)
+    gen, warehouse, held = work / "gen", work / "warehouse", work / "held_back"
+    if warehouse.exists() or held.exists():
+        raise SystemExit(f"{work} already holds a warehouse or held-back files from an earlier run: choose an empty --out")
+    first_day, next_day = args.end_date - timedelta(days=1), args.end_date
+    try:
+        print(f"# bench_real_path: scale {args.scale}, claims factor {args.claims_factor}, seed {args.seed}; "
+              f"nights {first_day} and {next_day}; work folder {work}", flush=True)
+        cores, mem = os.cpu_count(), Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
+        print(f"machine: {cores} cores, {int(mem) / 2**20:.1f} GiB RAM; load average {os.getloadavg()[0]:.2f} "
+              f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", GENERATE, str(gen), str(args.seed), str(args.scale), args.end_date.isoformat(),
+                        str(args.claims_factor)], check=True)
+        manifest = json.loads((gen / "expected.json").read_text(encoding="utf-8"))
+        files = manifest["files"]
+        later = [f for f in files if f["extracted_on"] > next_day.isoformat()]
+        if later:
+            raise SystemExit(f"the generator wrote {len(later)} file(s) after {next_day}: cannot split the nights")
+        next_files = [f for f in files if f["extracted_on"] == next_day.isoformat()]
+        first_files = [f for f in files if f["extracted_on"] < next_day.isoformat()]
+        if not next_files:
+            raise SystemExit(f"the generator wrote no file extracted on {next_day}: no next night to measure")
+        months = len({f["extracted_on"][:7] for f in files})
+        print(f"generated {sum(f['rows'] for f in files):,} rows in {len(files)} files ({time.perf_counter() - t:.0f} s); "
+              f"first night: {len(first_files)} files, {sum(f['rows'] for f in first_files):,} rows; next night adds "
+              f"{len(next_files)} files extracted on {next_day}, {sum(f['rows'] for f in next_files):,} rows "
+              f"({', '.join(sorted({f['feed'] for f in next_files}))})", flush=True)
+        print(f"history: 12 months ending {next_day:%Y-%m} (extraction dates in {months} calendar months: older increments arrive as quarterly extracts); the generator has no "
+              "option for a 24-month history, so none is measured here", flush=True)
+        inbox = gen / "inbox"
+        floor_first = plain_read(first_files, inbox)
+        floor_next = plain_read(next_files, inbox)
+        for f in next_files:  # held back until the next night
+            (held / f["feed"]).mkdir(parents=True, exist_ok=True)
+            os.replace(inbox / f["feed"] / f["file"], held / f["feed"] / f["file"])
+
+        env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME" and not (k.startswith("LOWINCOME_") and k != "LOWINCOME_MEMORY_LIMIT")}
+        env.update(LOWINCOME_INBOX=str(inbox), LOWINCOME_WAREHOUSE=str(warehouse))
+        print(f"memory budget: LOWINCOME_MEMORY_LIMIT={env.get('LOWINCOME_MEMORY_LIMIT', '(default)')}", flush=True)
+        nights: list[tuple[str, dict, dict]] = []
+        for label, day in (("first night, cold", first_day), ("next night", next_day), ("re-run of the next night", next_day)):
+            if label == "next night":
+                for f in next_files:
+                    os.replace(held / f["feed"] / f["file"], inbox / f["feed"] / f["file"])
+            night = run_night(cli, day, env, work / f"run-{len(nights) + 1}-{day}.log", warehouse / "logs" / "lowincome.log")
+            nights.append((label, night, sizes(warehouse)))
+            (b1, _, _), (a1, _, _) = night["load"]
+            print(f"{label}: {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])}; load average "
+                  f"{b1:.2f} before, {a1:.2f} after; {night['last_line'][:200]}", flush=True)
+            if night["code"] != 0:
+                print(f"  the run failed; its output is in {work}/run-{len(nights)}-{day}.log", flush=True)
+                if len(nights) == 1:
+                    break
+        print()
+        if len(nights) == 3:
+            print(table(floor_first, floor_next, nights))
+        else:
+            print("the first night failed: no table")
+        print()
+        for label, night, _ in nights:
+            shown = ", ".join(f"{name} {sec:.1f} s" for name, sec in night["phases"])
+            print(f"- {label}: {shown}")
+        size = nights[-1][2]
+        print(f"- warehouse after the last run: {_mb(size['warehouse'])} in all; floor read with "
+              f"{floor_first['polars_files'] + floor_next['polars_files']} GB18030/xlsx files read by Polars (DuckDB cannot read "
+              "them offline); the sum of per-process RSS counts shared pages once per process")
+        print(f"- load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({cores} cores)")
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}")
+        elif args.out:  # a folder the user named: remove only what this script wrote there
+            for path in (gen, warehouse, held, *work.glob("run-*.log")):
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
