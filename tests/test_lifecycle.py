@@ -23,6 +23,7 @@ OUTCOME_HEADER = ["flag_id", "outcome", "note", "decided_on", "caseworker"]
 
 A = person_id(C, "19700101", 31)  # household stopped in June, still paid: R07
 B = person_id(C, "19750202", 33)  # 在保 in two households on day 1 only: R06 resolves on day 2
+E = person_id(C, "19800303", 35)  # enrolled on day 2 in the household B left, so the snapshot does not shrink
 
 
 def roster(day: date, doubled: bool) -> list[list[str]]:
@@ -30,6 +31,8 @@ def roster(day: date, doubled: bool) -> list[list[str]]:
             [C + "001002", "H2", B, B, "乙", "本人", "低保", "城市", "在保", "2021-01-01", "", "1", "300", "400"]]
     if doubled:
         rows.append([C + "001003", "H3", B, B, "乙", "本人", "低保", "农村", "在保", "2026-09-01", "", "1", "300", "400"])
+    else:  # same size: a snapshot shrinking by more than snapshot_shrink_share would be held back
+        rows.append([C + "001003", "H3", E, E, "丙", "本人", "低保", "农村", "在保", "2026-10-01", "", "1", "300", "400"])
     return rows
 
 

@@ -51,9 +51,9 @@ class Sensor:
         self.cursor: str | None = None
 
     def tick(self):
-        context = build_sensor_context(cursor=self.cursor, resources={"lowincome": self.resource})
-        result = sensors.inbox_sensor(context)
-        self.cursor = context.cursor
+        with build_sensor_context(cursor=self.cursor, resources={"lowincome": self.resource}) as context:
+            result = sensors.inbox_sensor(context)
+            self.cursor = context.cursor
         return result
 
 
