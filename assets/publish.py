@@ -16,6 +16,7 @@ from checks.record import render_data_docs
 from lowincome.errors import LowincomeError
 from lowincome.feeds import FEEDS
 from lowincome.nightly import analysts_database, publish_run
+from lowincome.privacy import redact
 from lowincome.run_report import write_run_report
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
@@ -55,6 +56,7 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
         raise Failure(description=str(exc)) from None
     for line in done.warnings:
         context.log.warning(line) if "could not" in line else context.log.info(line)
+    _log_strays(context, done.deliveries)
     totals = done.deliveries.select(pl.col("rows_read", "rows_accepted", "rows_quarantined").sum()).row(0, named=True)
     return MaterializeResult(
         metadata={
@@ -68,3 +70,16 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
             **{f"rows.{k}": MetadataValue.int(v) for k, v in done.counts.items()},
         }
     )
+
+
+STRAYS_LOGGED = 20  # one line each; past that a count, so a flooded inbox does not flood the log
+
+
+def _log_strays(context: AssetExecutionContext, deliveries: pl.DataFrame) -> None:
+    """Files of the inbox outside the feed folders: none is skipped without a word (their rows are in audit.deliveries)."""
+    strays = deliveries.filter(~pl.col("feed").is_in(list(FEEDS)) | pl.col("feed").is_null())
+    for r in strays.head(STRAYS_LOGGED).iter_rows(named=True):
+        context.log.warning(redact(f"inbox file {r['file_name']} not used ({r['status']}): {r['message']}"))
+    if strays.height > STRAYS_LOGGED:
+        context.log.warning(f"{strays.height - STRAYS_LOGGED} more inbox file(s) not used: see audit.deliveries")
+

@@ -102,21 +102,25 @@ def _trend_chart(trend: list[tuple]) -> str:
     return _png(fig)
 
 
+INBOX_ROOT = "(inbox root)"  # files lying at the inbox root belong to no feed (ASCII: the charts may lack CJK glyphs)
+
+
 def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     """Write reports/run_<as_of>_<run>.html and refresh reports/index.html to point at the newest run."""
     _cjk_font()
     con = duckdb.connect(str(Path(warehouse) / ANALYSTS_DB), read_only=True)
     try:
         feed_rows = con.execute(
-            """SELECT feed, count(*) AS files, sum(rows_read), sum(rows_accepted), sum(rows_quarantined),
-                      count(*) FILTER (WHERE status IN ('rejected', 'blocked'))
-               FROM audit.deliveries WHERE run_id = $run GROUP BY feed ORDER BY feed""",
-            {"run": run_id},
+            """SELECT coalesce(feed, $root) AS feed, count(*) AS files, sum(rows_read), sum(rows_accepted),
+                      sum(rows_quarantined), count(*) FILTER (WHERE status IN ('rejected', 'blocked'))
+               FROM audit.deliveries WHERE run_id = $run GROUP BY ALL ORDER BY feed""",
+            {"run": run_id, "root": INBOX_ROOT},
         ).fetchall()
         files = con.execute(
-            """SELECT feed, file_name, status, rows_read, rows_accepted, rows_quarantined, coalesce(message, '')
+            """SELECT coalesce(feed, $root) AS feed, file_name, status, rows_read, rows_accepted, rows_quarantined,
+                      coalesce(message, '')
                FROM audit.deliveries WHERE run_id = $run ORDER BY feed, file_name""",
-            {"run": run_id},
+            {"run": run_id, "root": INBOX_ROOT},
         ).fetchall()
         validation = []
         if _has_table(con, "audit", "validation_results"):

@@ -221,3 +221,53 @@ def test_a_damaged_cache_entry_is_rebuilt_with_a_warning(tmp_path, damage):
     assert sorted(second.staging["id_number"]) == sorted(r[0] for r in rows)
     third = ingest_feed(FEEDS["death_records"], inbox, AS_OF, work, today=TODAY)
     assert third.warnings == [] and third.staging.height == 5  # the rebuilt entry is whole again
+
+
+def test_a_nightly_run_records_every_stray_file_and_says_so(tmp_path, lowincome_env, caplog, capfd):
+    """End to end: files no feed reads reach audit.deliveries and the run log; a link out of the inbox is never read."""
+    import logging
+
+    import duckdb
+
+    from pipelines.definitions import defs
+
+    inbox = tmp_path / "inbox"
+    pid = person_id(C, "19600101", 11)
+    write_csv(delivery_path(inbox, "death_records", C, AS_OF, "csv"), ["身份证号", "姓名", "死亡日期", "信息来源"],
+              [[pid, "赵一", "2026-10-01", "殡葬火化"]])
+    secret = tmp_path / "outside.csv"
+    secret.write_text("身份证号,姓名\n" + pid + ",钱二\n", encoding="utf-8")
+    strays = {
+        f"death_records_{C}_20261030.csv": inbox / f"death_records_{C}_20261030.csv",  # at the root
+        f"notes_{C}_20261030.csv": inbox / "notes" / f"notes_{C}_20261030.csv",  # unknown feed folder
+        ".hidden.csv": inbox / "death_records" / ".hidden.csv",
+        f"old/death_records_{C}_20261029.csv": inbox / "death_records" / "old" / f"death_records_{C}_20261029.csv",
+    }
+    for path in strays.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("身份证号,姓名,死亡日期,信息来源\n", encoding="utf-8")
+    (inbox / "medical_claims").mkdir()
+    (inbox / "medical_claims" / f"medical_claims_{C}_20261031.csv").symlink_to(secret)
+    (inbox / "passwd.csv").symlink_to("/etc/passwd")
+    warehouse = lowincome_env(inbox)
+
+    with caplog.at_level(logging.INFO):
+        assert defs.resolve_job_def("nightly").execute_in_process(partition_key=AS_OF.isoformat()).success
+    with duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True) as con:
+        rows = {r[0]: (r[1], r[2], r[3]) for r in con.execute(
+            "SELECT file_name, status, message, rows_read FROM audit.deliveries").fetchall()}
+        staged = con.execute("SELECT count(*) FROM staging.medical_claims").fetchone()[0]
+    expected = {*strays, f"medical_claims_{C}_20261031.csv", "passwd.csv", f"death_records_{C}_{AS_OF:%Y%m%d}.csv"}
+    assert expected <= set(rows), sorted(expected - set(rows))
+    for name in (*strays, "passwd.csv", f"medical_claims_{C}_20261031.csv"):
+        status, message, read = rows[name]
+        assert status in ("rejected", "ignored") and message and read == 0, (name, rows[name])
+    assert "link" in rows["passwd.csv"][1] and "link" in rows[f"medical_claims_{C}_20261031.csv"][1]
+    assert rows[f"death_records_{C}_{AS_OF:%Y%m%d}.csv"][0] == "accepted"
+    assert staged == 0  # the linked file outside the inbox was never read
+    report = (warehouse / "reports" / "index.html").read_text(encoding="utf-8")
+    assert "url=run_" in report, "the run report was written although a file lies at the inbox root"
+    logged = "\n".join(r.getMessage() for r in caplog.records) + capfd.readouterr().err
+    for name in (f"death_records_{C}_20261030.csv", f"notes_{C}_20261030.csv", "passwd.csv"):
+        assert f"inbox file {name} not used" in logged, name
+    assert "root:x:0:0" not in logged and pid not in logged  # neither /etc/passwd nor the linked file was read
