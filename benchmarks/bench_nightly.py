@@ -69,7 +69,7 @@ def main() -> None:
     print(f"rules: {ev.flags.height:,} flags, {dt:.1f}s ({', '.join(f'{k} {v:.1f}s' for k, v in sorted(ev.timings.items(), key=lambda kv: -kv[1])[:4])})")
     t = time.perf_counter()
     build_marts(store, args.as_of, ev, int(policy.in_force(DEFAULT_COUNTY, args.as_of)["outcome_overdue_days"]), ev.households, ev.roster_sizes)
-    store.mark_complete(args.as_of)
+    store.commit(args.as_of)
     dt = time.perf_counter() - t
     total += dt
     print(f"lifecycle and marts: {dt:.1f}s")

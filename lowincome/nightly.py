@@ -17,7 +17,6 @@ as a success; the caller records it as a failure.
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -28,7 +27,7 @@ import polars as pl
 from .audit import record_run
 from .config import Settings
 from .delivery import inventory_strays
-from .errors import LowincomeError, describe_os_error
+from .errors import LowincomeError, describe_os_error, os_reason
 from .feeds import FEEDS
 from .freshness import FRESHNESS_FILE
 from .lineage import code_version
@@ -123,9 +122,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
     except OSError as exc:
         raise PublishError(describe_os_error(exc, settings.warehouse, "publishing")) from None
     except duckdb.Error as exc:
-        text = str(exc).strip()
-        first_line = redact(text.splitlines()[0]) if text else type(exc).__name__
-        raise PublishError(f"publishing failed in DuckDB: {first_line}; the last published databases are unchanged") from None
+        raise PublishError(f"publishing failed in DuckDB: {_one_line(exc)}; the last published databases are unchanged") from None
 
     warnings: list[str] = []
     try:  # the publication is in place: only now is the run a success
@@ -150,8 +147,8 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
 
 
 def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return "the disk is full"
+    if isinstance(exc, OSError):
+        return os_reason(exc)  # the disk is full, permission denied, ...: the data team's words for every errno
     text = str(exc).strip()
     return redact(text.splitlines()[0]) if text else type(exc).__name__
 

@@ -40,9 +40,6 @@ class WorkStore:
         ensure_private_dir(self.root)  # identified caches: 0700, re-applied by every run
         self.run_id = run_id
 
-    def for_run(self, run_id: str) -> "WorkStore":
-        return WorkStore(self.warehouse, run_id)
-
     def committed(self) -> "WorkStore":
         return WorkStore(self.warehouse)
 
@@ -103,10 +100,6 @@ class WorkStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, pointer)
-
-    def mark_complete(self, as_of: date) -> None:
-        """Kept for callers of the earlier API: committing is what marks a day complete."""
-        self.commit(as_of)
 
     def completed_days(self) -> list[date]:
         """As-of days with a committed run (every feed's staging and the rules' outputs complete)."""
