@@ -82,7 +82,7 @@ def build_ingest_asset(spec: FeedSpec):
         key=staging_key(spec.name),
         group_name=INGEST_GROUP,
         partitions_def=daily_partitions,
-        kinds={"polars", "parquet"},
+        kinds={"polars", "parquet", "duckdb"},
         description=(
             f"{spec.title} ({spec.kind}): every delivery dated on or before the partition day, "
             "validated row by row; accepted rows typed and normalised, rejected rows quarantined with reasons."
@@ -111,8 +111,7 @@ def build_ingest_asset(spec: FeedSpec):
         try:
             result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share,
                                  policy=policy)
-            store.write(as_of, "staging", spec.name, result.staging)
-            store.write(as_of, "quarantine", spec.name, result.quarantine)
+            store.write_staging(as_of, result.parts)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
             results = validate_files(spec, result.files, store.root)
             store.write(as_of, "validation", spec.name, results)
@@ -135,7 +134,7 @@ def build_ingest_asset(spec: FeedSpec):
         return MaterializeResult(
             metadata={
                 **{k: MetadataValue.int(v) for k, v in totals.items()},
-                "staging_rows": MetadataValue.int(result.staging.height),
+                "staging_rows": MetadataValue.int(result.parts.rows),
                 "files_table": MetadataValue.md(_files_table(result.deliveries)),
             },
             check_results=[_suite_check(spec, results, result.deliveries)],

@@ -69,7 +69,7 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         policy = load_policy(settings.policy)
         freshness = feed_freshness(store, as_of, policy, deliveries)
         write_atomic(store.day_dir(as_of) / FRESHNESS_FILE, freshness)
-        staging = {f: store.path(as_of, "staging", f) for f in DEPARTMENT_FEEDS}
+        staging = {f: store.staging(as_of, f).relation_sql(store.root) for f in DEPARTMENT_FEEDS}
         evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key)
         counties = set(evaluation.flags["county_code"].drop_nulls().to_list()) | set(policy.counties)
         overdue = {c: int(policy.in_force(c, as_of)["outcome_overdue_days"]) for c in counties | {DEFAULT_COUNTY}}

@@ -37,7 +37,8 @@ from .publish import ANALYSTS_DB, mart_tables, publish
 from .rules.lifecycle import FLAG_DAY
 from .workstore import WorkStore
 
-RUN_FILES = [f"{kind}/{feed}.parquet" for kind in ("staging", "quarantine", "deliveries", "validation") for feed in FEEDS]
+RUN_FILES = ([f"staging/{feed}.json" for feed in FEEDS]
+             + [f"{kind}/{feed}.parquet" for kind in ("deliveries", "validation") for feed in FEEDS])
 MART_FILES = [FLAG_DAY, FRESHNESS_FILE, "mart/flags.parquet", "mart/caseworker_flags.parquet"]
 
 

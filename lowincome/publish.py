@@ -11,18 +11,23 @@ columns are replaced by pseudonymous keys computed inside DuckDB.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
+import time
 import uuid
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
 from .privacy import PRIVATE_DIR_MODE, install_key_macro
+from .staging import Staging, sql_list, sql_text
 from .workstore import WorkStore
 
 ANALYSTS_DB = "lowincome.duckdb"
@@ -171,43 +176,121 @@ def mart_tables(store: WorkStore, as_of: date) -> dict:
     return {"extra_tables": extra, "restricted_tables": restricted}
 
 
+PUBLISHED_DIR = "published"  # the analysts' Parquet parts (pseudonymous), read through the views of lowincome.duckdb
+PART_MODE = 0o444
+PUBLIC_DIR_MODE = 0o755
+
+
+def _key_tag(pseudonym_key: str) -> str:
+    """Names the pseudonym key a part was keyed with (a new key makes new parts), without revealing it."""
+    return hashlib.sha256(("lowincome published part|" + pseudonym_key).encode("utf-8")).hexdigest()[:12]
+
+
+def _public_dir(path: Path) -> Path:
+    """Folders of the analysts' parts: readable by everyone who may read lowincome.duckdb."""
+    path.mkdir(mode=PUBLIC_DIR_MODE, parents=True, exist_ok=True)
+    return path
+
+
+def _copy_part(con, select_sql: str, target: Path) -> None:
+    """Write one analysts' part once: immutable afterwards, read-only for everyone, swapped in whole."""
+    _public_dir(target.parent)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        con.execute(f"COPY ({select_sql}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+        os.chmod(tmp, PART_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -> list[str]:
+    """The analysts' copy of every part of `staging` (pseudonymous keys, no names, no free text), made once each.
+
+    A part is immutable (its name carries the delivered file's content and the code that read it), so
+    its copy is too: a night copies only the parts it has not published before.
+    """
+    spec = FEEDS[staging.feed]
+    tag = _key_tag(pseudonym_key)
+    folder = store.warehouse / PUBLISHED_DIR / "staging" / staging.feed
+    out = []
+    for rel in staging.parts or (staging.empty,):
+        source = store.root / rel
+        target = folder / f"{Path(rel).stem}.{tag}.parquet"
+        if not target.exists():
+            cols = [f.name for f in pq.read_schema(source)]
+            _copy_part(con, f"SELECT {_analyst_select(spec, cols)} FROM read_parquet({sql_text(str(source))})", target)
+        out.append(str(target))
+    return out
+
+
+_QUARANTINE_COLUMNS = ("feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on, "
+                       "reasons, reason_count, record_masked AS record")
+
+
+def analyst_quarantine(con, store: WorkStore, staging: Staging) -> list[str]:
+    """The analysts' copy of every quarantine part: the masked record only."""
+    folder = store.warehouse / PUBLISHED_DIR / "quarantine" / staging.feed
+    out = []
+    for rel in staging.quarantine:
+        target = folder / f"{Path(rel).stem}.parquet"
+        if not target.exists():
+            _copy_part(con, f"SELECT {_QUARANTINE_COLUMNS} FROM read_parquet({sql_text(str(store.root / rel))})", target)
+        out.append(str(target))
+    return out
+
+
+_EMPTY_QUARANTINE = ("SELECT NULL::VARCHAR feed, NULL::VARCHAR file_name, NULL::BIGINT row_number, NULL::VARCHAR file_sha256, "
+                     "NULL::DATE delivered_on, NULL::VARCHAR reasons, NULL::INTEGER reason_count, NULL::VARCHAR record "
+                     "WHERE false")
+
+
 def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None,
-            restricted_tables: dict[str, Path] | None = None, run_record: pl.DataFrame | None = None) -> dict:
+            restricted_tables: dict[str, Path] | None = None, run_record: pl.DataFrame | None = None,
+            settings=None) -> dict:
     """Build both databases for `as_of` from the work store's committed day and swap them in.
 
-    `run_record` is the publishing run's own audit.runs row (status success): it is part of the
-    new database only, so it becomes visible exactly when the publication is in place.
+    staging.* and quarantine.rejected_rows are views over the analysts' Parquet parts under
+    `<warehouse>/published/` (each written once, never changed); marts and audit tables are small
+    and copied. `run_record` is the publishing run's own audit.runs row (status success): it is part
+    of the new database only, so it becomes visible exactly when the publication is in place.
     """
+    from .config import configure_duckdb, load_settings
+
+    settings = settings or load_settings()
     warehouse = store.warehouse
     building = warehouse / ".building"
     token = uuid.uuid4().hex[:8]
     analysts_tmp = building / f"lowincome.{token}.duckdb"
     restricted_tmp = building / f"restricted.{token}.duckdb"
     counts: dict[str, int] = {}
+    manifests = {f: store.staging(as_of, f) for f in FEEDS}
+    referenced: list[str] = []
     try:
         con = _build(analysts_tmp)
         try:
+            configure_duckdb(con, settings)
             install_key_macro(con, pseudonym_key)
             for schema in ("staging", "quarantine", "audit", "mart"):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            quarantine: list[str] = []
             for spec in FEEDS.values():
-                path = store.path(as_of, "staging", spec.name)
-                cols = pl.read_parquet_schema(path)
-                con.execute(
-                    f"CREATE TABLE staging.{spec.name} AS SELECT {_analyst_select(spec, list(cols))} FROM read_parquet($p)",
-                    {"p": str(path)},
-                )
-                counts[f"staging.{spec.name}"] = con.execute(f"SELECT count(*) FROM staging.{spec.name}").fetchone()[0]
-            quarantine = [str(store.path(as_of, "quarantine", f)) for f in FEEDS]
+                staging = manifests[spec.name]
+                parts = analyst_parts(con, store, staging, pseudonym_key)
+                referenced += parts
+                con.execute(f"CREATE VIEW staging.{spec.name} AS {staging.relation_sql(store.root, parts)}")
+                counts[f"staging.{spec.name}"] = staging.rows
+                quarantine += analyst_quarantine(con, store, staging)
+            referenced += quarantine
+            source = (f"SELECT * FROM read_parquet({sql_list(quarantine)}, union_by_name = true)" if quarantine
+                      else _EMPTY_QUARANTINE)
             con.execute(
-                """CREATE TABLE quarantine.rejected_rows AS
-                   SELECT feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on,
-                          reasons, reason_count, record_masked AS record, $as_of::DATE AS as_of
-                   FROM read_parquet($paths, union_by_name = true)
-                   ORDER BY feed, delivered_on, file_name, row_number""",
-                {"paths": quarantine, "as_of": as_of},
+                f"""CREATE VIEW quarantine.rejected_rows AS
+                    SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM ({source})
+                    ORDER BY feed, delivered_on, file_name, row_number"""
             )
-            counts["quarantine.rejected_rows"] = con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0]
+            counts["quarantine.rejected_rows"] = sum(_rows(store, m.quarantine) for m in manifests.values())
             _load_history(con, store, "runs", "audit.runs",
                           "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::TIMESTAMP started_at, "
                           "NULL::TIMESTAMP finished_at, NULL::VARCHAR status, NULL::VARCHAR code_version, "
@@ -233,13 +316,15 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
         rcon = _build(restricted_tmp)
         try:
             install_key_macro(rcon, pseudonym_key)
-            _build_restricted(rcon, store, as_of, restricted_tables or {}, (extra_tables or {}).get("mart.flags"))
+            configure_duckdb(rcon, settings)
+            _build_restricted(rcon, store, manifests, restricted_tables or {}, (extra_tables or {}).get("mart.flags"))
             rcon.execute("CHECKPOINT")
         finally:
             rcon.close()
 
         _swap(analysts_tmp, warehouse / ANALYSTS_DB)
         _swap(restricted_tmp, warehouse / RESTRICTED_DB)
+        record_generation(warehouse, referenced)
     finally:
         for leftover in (analysts_tmp, restricted_tmp):
             leftover.unlink(missing_ok=True)
@@ -247,44 +332,52 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
     return counts
 
 
-def _build_restricted(con, store: WorkStore, as_of: date, tables: dict[str, Path], flags: Path | None) -> None:
+def _rows(store: WorkStore, parts) -> int:
+    return sum(pq.ParquetFile(store.root / p).metadata.num_rows for p in parts)
+
+
+def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None) -> None:
     """Identified indexes for caseworkers: key → ID number and name, household → members."""
-    staging = [str(store.path(as_of, "staging", f)) for f in FEEDS]
+    root = store.root
+    staging = {f: m.relation_sql(root) for f, m in manifests.items()}
+    seen = " UNION ALL ".join(
+        f"SELECT id_number, {'name' if 'name' in FEEDS[f].by_name else 'NULL'} AS name, "
+        f"coalesce({'county_code' if 'county_code' in FEEDS[f].by_name else 'NULL'}, file_county) AS county_code, delivered_on "
+        f"FROM ({sql}) WHERE id_number IS NOT NULL"
+        for f, sql in staging.items() if "id_number" in FEEDS[f].by_name)
     con.execute(
-        """CREATE TABLE person_index AS
+        f"""CREATE TABLE person_index AS
            WITH seen AS (
-               SELECT id_number, name, coalesce(county_code, file_county) AS county_code, delivered_on
-               FROM read_parquet($paths, union_by_name = true)
+               {seen}
                UNION ALL
-               SELECT head_id_number, NULL, county_code, delivered_on FROM read_parquet($roster)
+               SELECT head_id_number, NULL, county_code, delivered_on FROM ({staging['civil_roster']})
            )
            SELECT pkey(id_number) AS person_key, id_number,
                   arg_max(name, delivered_on) FILTER (WHERE name IS NOT NULL) AS name,
                   arg_max(county_code, delivered_on) AS county_code
-           FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key""",
-        {"paths": staging, "roster": str(store.path(as_of, "staging", "civil_roster"))},
+           FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key"""
     )
-    roster = str(store.path(as_of, "staging", "civil_roster"))
-    rural = str(store.path(as_of, "staging", "rural_monitoring"))
     con.execute(
         f"""CREATE TABLE household_index AS
             SELECT {household_key_sql('household_id')} AS household_key, 'civil_roster' AS source,
                    file_county AS county_code, household_id, pkey(id_number) AS person_key, id_number, relation
-            FROM read_parquet($roster) WHERE is_latest
+            FROM ({staging['civil_roster']}) WHERE is_latest
             UNION ALL
             SELECT {household_key_sql('rural_household_id')}, 'rural_monitoring', file_county, rural_household_id,
                    pkey(id_number), id_number, relation
-            FROM read_parquet($rural) WHERE is_latest
-            ORDER BY 1, 5""",
-        {"roster": roster, "rural": rural},
+            FROM ({staging['rural_monitoring']}) WHERE is_latest
+            ORDER BY 1, 5"""
     )
-    quarantine = [str(store.path(as_of, "quarantine", f)) for f in FEEDS]
-    con.execute(
-        """CREATE TABLE rejected_records AS
-           SELECT feed, source_file AS file_name, source_row AS row_number, reasons, record, extra_columns
-           FROM read_parquet($paths, union_by_name = true) ORDER BY feed, file_name, row_number""",
-        {"paths": quarantine},
-    )
+    quarantine = [p for m in manifests.values() for p in m.quarantine_paths(root)]
+    if quarantine:
+        con.execute(
+            f"""CREATE TABLE rejected_records AS
+               SELECT feed, source_file AS file_name, source_row AS row_number, reasons, record, extra_columns
+               FROM read_parquet({sql_list(quarantine)}, union_by_name = true) ORDER BY feed, file_name, row_number"""
+        )
+    else:
+        con.execute("CREATE TABLE rejected_records (feed VARCHAR, file_name VARCHAR, row_number BIGINT, reasons VARCHAR, "
+                    "record VARCHAR, extra_columns VARCHAR)")
     if "caseworker_flags" in tables and flags is not None:
         # the caseworkers' list: every flag that still needs attention, with who it is about
         con.execute(
@@ -299,3 +392,51 @@ def _build_restricted(con, store: WorkStore, as_of: date, tables: dict[str, Path
                ORDER BY CASE f.level WHEN '红' THEN 1 WHEN '橙' THEN 2 ELSE 3 END, f.county_code, f.rule_id""",
             {"flags": str(flags), "subjects": str(tables["caseworker_flags"])},
         )
+
+
+# ---- generations of the analysts' parts ---------------------------------------------------------
+
+GENERATIONS = "generations"
+
+
+def record_generation(warehouse: Path, parts: list[str]) -> Path:
+    """Note which parts the publication just swapped in refers to (kept while a reader may hold it)."""
+    folder = warehouse / PUBLISHED_DIR / GENERATIONS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.time_ns()}.json"
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(sorted(set(parts))), encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
+    """Remove analysts' parts no publication of the last `keep_seconds` refers to, and older generation notes.
+
+    A reader who opened an older lowincome.duckdb reads that publication's parts through its views;
+    they stay for the retention period (LOWINCOME_RETENTION_DAYS), and the newest publication's parts
+    always stay. Call under the warehouse lock.
+    """
+    folder = warehouse / PUBLISHED_DIR / GENERATIONS
+    notes = sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+    if not notes:
+        return []
+    cutoff = time.time_ns() - int(keep_seconds * 1e9)
+    keep_notes = [n for n in notes[:-1] if n.stem.isdigit() and int(n.stem) >= cutoff] + [notes[-1]]
+    keep: set[str] = set()
+    for note in keep_notes:
+        try:
+            keep.update(json.loads(note.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return []  # an unreadable note: remove nothing rather than a part someone may read
+    removed = []
+    for kind in ("staging", "quarantine"):
+        for part in (warehouse / PUBLISHED_DIR / kind).glob("*/*.parquet"):
+            if str(part) not in keep:
+                part.unlink(missing_ok=True)
+                removed.append(part)
+    for note in notes:
+        if note not in keep_notes:
+            note.unlink(missing_ok=True)
+            removed.append(note)
+    return removed

@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from .privacy import ensure_private_dir
+from .staging import Staging
 
 CURRENT = "CURRENT"
 RUN_PREFIX = "run-"
@@ -86,6 +87,25 @@ class WorkStore:
             return self.path(as_of, kind, feed).exists()
         except FileNotFoundError:
             return False
+
+    def staging_path(self, as_of: date, feed: str) -> Path:
+        return self.day_dir(as_of) / "staging" / f"{feed}.json"
+
+    def write_staging(self, as_of: date, staging: Staging) -> Path:
+        """Record what staging.<feed> is for the day: the manifest of its parts (small; the parts are shared)."""
+        path = self.staging_path(as_of, staging.feed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(staging.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    def staging(self, as_of: date, feed: str) -> Staging:
+        return Staging.from_json(self.staging_path(as_of, feed).read_text(encoding="utf-8"))
+
+    def staging_frame(self, as_of: date, feed: str) -> pl.DataFrame:
+        """staging.<feed> of the day in memory: for tests and small tools (the pipeline reads it out of core)."""
+        return self.staging(as_of, feed).frame(self.root)
 
     # ---- committing a run ------------------------------------------------------------
     def commit(self, as_of: date) -> None:

@@ -44,30 +44,44 @@ def read_sql(path: Path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-def connect(staging: dict[str, Path], policy_table: pl.DataFrame, pseudonym_key: str,
+def staging_views(con: duckdb.DuckDBPyConnection, staging: dict[str, Path | str]) -> None:
+    """`stg_<feed>` views: over a Parquet file, or over a SELECT (the day's parts, `Staging.relation_sql`)."""
+    for feed, source in staging.items():
+        if isinstance(source, Path):
+            con.read_parquet(str(source)).create_view(f"stg_{feed}")
+        else:
+            con.execute(f"CREATE VIEW stg_{feed} AS {source}")
+
+
+def connect(staging: dict[str, Path | str], policy_table: pl.DataFrame | None, pseudonym_key: str,
             settings: Settings | None = None) -> duckdb.DuckDBPyConnection:
     """A private in-memory database bounded by LOWINCOME_MEMORY_LIMIT, spilling into working storage."""
     con = configure_duckdb(duckdb.connect(), settings or load_settings())
     install_key_macro(con, pseudonym_key)
-    for feed, path in staging.items():
-        con.read_parquet(str(path)).create_view(f"stg_{feed}")
+    staging_views(con, staging)
+    if policy_table is None:
+        return con
     con.register("_policy", policy_table.to_arrow())
     con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
     con.unregister("_policy")
     return con
 
 
-def evaluate(staging: dict[str, Path], policy: Policy, as_of: date, pseudonym_key: str,
+def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
              settings: Settings | None = None) -> Evaluation:
-    """All rules as of `as_of`. `staging` maps each feed to its staging Parquet file.
+    """All rules as of `as_of`. `staging` maps each feed to its staging: a Parquet file or a SELECT over its parts.
 
     `settings` bound the memory and the spill folder; without them they are read from the environment.
     """
     missing = [f for f in DEPARTMENT_FEEDS if f not in staging]
     if missing:
         raise ValueError(f"staging missing for {missing}")
-    counties = pl.concat([pl.read_parquet(p, columns=["file_county"]) for p in staging.values()]).unique()["file_county"].drop_nulls().to_list()
-    con = connect(staging, policy.table(counties, as_of), pseudonym_key, settings)
+    con = connect(staging, None, pseudonym_key, settings)
+    counties = [r[0] for r in con.execute(
+        " UNION ".join(f"SELECT DISTINCT file_county FROM stg_{f} WHERE file_county IS NOT NULL" for f in staging)).fetchall()]
+    con.register("_policy", policy.table(counties, as_of).to_arrow())
+    con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
+    con.unregister("_policy")
     timings: dict[str, float] = {}
     params = {"as_of": as_of}
     try:

@@ -121,12 +121,11 @@ ORDER BY o.as_of
 
 
 def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
-    path = store.path(as_of, "staging", "verification_outcomes")
     cols = {"flag_id": pl.String, "outcome": pl.String, "decided_on": pl.Date, "delivered_on": pl.Date,
             "source_file": pl.String, "source_row": pl.Int64}
-    if not path.exists():
+    if not store.staging_path(as_of, "verification_outcomes").exists():
         return pl.DataFrame(schema=cols)
-    frame = pl.read_parquet(path)
+    frame = store.staging_frame(as_of, "verification_outcomes")
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
 
 

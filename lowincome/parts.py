@@ -1,0 +1,332 @@
+"""The delivery store: what one delivered file contributes, computed once and kept as immutable Parquet parts.
+
+For every file (by content, extraction date, county, name and validating code)
+the store keeps, under `<work>/store/<feed>/`:
+
+- `<key>.accepted.parquet`: its valid rows, typed, with lineage (a snapshot's
+  repeated keys within the file already removed);
+- `<key>.quarantine.parquet`: its rejected rows, reasons and record (masked for
+  analysts, as delivered for caseworkers);
+- for increments, `<key>.dups.<prefix>.json` (+ `.kept.` / `.dupq.` parts when
+  there are duplicates): which of its rows repeat a row delivered before it.
+
+Duplicates depend on which files came before (the *prefix*: the files in use in
+delivery order); the prefix is hashed into the name, so a night that only adds
+files computes duplicates for the new files alone, with one DuckDB query that
+semi-joins their keys against the keys of earlier parts and spills to disk if it
+must. A corrected or late-dated file changes the prefix of the files after it,
+which are then computed again.
+
+Polars here only ever holds one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .feeds import FeedSpec
+from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr
+from .reading import EXTRA_COLUMN, ROW_COLUMN
+from .staging import sql_list
+from .validation import RAW_PREFIX, REASONS, typed_columns
+
+LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
+QUARANTINE_SCHEMA = {"feed": pl.String, "source_file": pl.String, "source_row": pl.Int64, "file_sha256": pl.String,
+                     "delivered_on": pl.Date, "reasons": pl.String, "reason_count": pl.Int32, "record_masked": pl.String,
+                     "record": pl.String, "extra_columns": pl.String}
+
+
+def store_dir(work_dir: Path, feed: str) -> Path:
+    return work_dir / "store" / feed
+
+
+def short_hash(*texts: str) -> str:
+    return hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:16]
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+# ---- quarantine rows ---------------------------------------------------------------------
+
+
+def record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...] = (), *, by_content: bool = True) -> pl.Expr:
+    """The delivered row as JSON: as delivered (restricted), or masked for analysts.
+
+    Masked: personal columns by column (ID numbers keep the county, names the surname), free text
+    withheld, code columns whose value is not a code withheld, and then the record as a whole by
+    content, for ID shapes and the names known from the file (one pass over the JSON text with one
+    automaton; per field it costs several times more), unless the caller does that itself
+    (`by_content=False`): a shifted row puts an ID or a name anywhere.
+    """
+    fields = []
+    for c in spec.columns:
+        raw = pl.col(RAW_PREFIX + c.name)
+        if masked:
+            blank = raw.is_null() | (raw.str.strip_chars() == "")
+            if c.personal:
+                raw = mask_id_expr(raw) if c.kind in ("id", "cert_id") else mask_name_expr(raw)
+            elif c.free_text:
+                raw = pl.when(blank).then(raw).otherwise(pl.lit(WITHHELD))
+            elif c.publish_pattern:
+                ok = raw.str.strip_chars().str.contains(f"(?i)^(?:{c.publish_pattern})$")
+                raw = pl.when(blank | ok).then(raw).otherwise(pl.lit(WITHHELD))
+        fields.append(raw.alias(c.header))
+    record = pl.struct(fields).struct.json_encode()
+    return mask_content_expr(record, names, format_words(spec)) if masked and by_content else record
+
+
+def file_names(spec: FeedSpec, parsed: pl.DataFrame) -> list[str]:
+    """Names known from one delivered file: its 姓名 (and caseworker) values."""
+    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in parsed.columns]
+    if not columns or parsed.is_empty():
+        return []
+    values = (parsed.select(columns).unpivot()
+              .select(pl.col("value").str.strip_chars(" \t\r\n\u3000\u00a0")).drop_nulls().unique()["value"])
+    return known_names(values.to_list(), exclude=format_words(spec))
+
+
+_SEP = "\x1f"  # joins reasons and record for one masking pass; never part of a name
+
+
+def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """One row per rejected row of ONE file; reasons and the analysts' record masked by content.
+
+    Reasons quote values of enum, date and money columns; after a shifted row those can be an ID
+    number or a name. Both texts of a row are masked in one pass (one automaton per file).
+    `bad` has the file's raw_* text, `reasons` (a list), the extra columns and lineage.
+    """
+    if bad.is_empty():
+        return pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    both = mask_content_expr(
+        pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False)], separator=_SEP),
+        names, format_words(spec),
+    ).str.splitn(_SEP, 2)
+    rows = bad.with_columns(both.alias("_masked"))  # computed once as a column, then taken apart
+    return rows.select(
+        pl.lit(spec.name).alias("feed"),
+        "source_file",
+        pl.col("source_row").cast(pl.Int64),
+        "file_sha256",
+        "delivered_on",
+        pl.col("_masked").struct.field("field_0").alias("reasons"),
+        pl.col(REASONS).list.len().cast(pl.Int32).alias("reason_count"),
+        pl.col("_masked").struct.field("field_1").alias("record_masked"),
+        record_json(spec, masked=False).alias("record"),
+        pl.col(EXTRA_COLUMN).alias("extra_columns"),
+    ).sort("source_row")
+
+
+# ---- one file's parts ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileParts:
+    """The parts of one delivered file in the store (paths relative to the work root)."""
+
+    key: str
+    accepted: str
+    quarantine: str
+    accepted_rows: int
+
+
+def _with_lineage(frame: pl.DataFrame, file_name: str, sha: str, delivered_on, county: str) -> pl.DataFrame:
+    return frame.rename({ROW_COLUMN: "source_row"}).with_columns(
+        pl.lit(file_name).alias("source_file"),
+        pl.lit(sha).alias("file_sha256"),
+        pl.lit(delivered_on, dtype=pl.Date).alias("delivered_on"),
+        pl.lit(county).alias("file_county"),
+    )
+
+
+def _within_file_copies(spec: FeedSpec, good: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Snapshots: a key repeated inside one file keeps its first row; the others are quarantined."""
+    key = list(spec.snapshot_key)
+    later = good.select(~pl.struct(key).is_first_distinct()).to_series()
+    if not later.any():
+        return good, good.clear()
+    copies = good.filter(later)
+    good = good.filter(~later)
+    firsts = good.join(copies.select(key).unique(), on=key, how="semi").select(*key, pl.col("source_row").alias("_first_row"))
+    headers = " and ".join(spec.column(k).header for k in key)
+    message = pl.lit(f"duplicate: same {headers} as the row duplicate of this file row ") + pl.col("_first_row").cast(pl.String)
+    copies = copies.join(firsts, on=key, how="left").with_columns(
+        pl.col(REASONS).list.concat(pl.concat_list(message)).alias(REASONS)).drop("_first_row")
+    return good, copies
+
+
+def file_parts(spec: FeedSpec, work_dir: Path, parse_key: str, file_name: str, sha: str, delivered_on, county: str,
+               parsed_cache: Path, parsed: pl.DataFrame | None) -> FileParts:
+    """The accepted and quarantine parts of one file, built from its parsed rows the first time only."""
+    key = f"{parse_key}_{short_hash(file_name)}"
+    folder = store_dir(work_dir, spec.name)
+    accepted = folder / f"{key}.accepted.parquet"
+    quarantine = folder / f"{key}.quarantine.parquet"
+    meta = folder / f"{key}.parts.json"
+    rel = lambda p: str(p.relative_to(work_dir))  # noqa: E731
+    if meta.exists() and accepted.exists() and quarantine.exists():
+        try:
+            rows = int(json.loads(meta.read_text(encoding="utf-8"))["accepted_rows"])
+            return FileParts(key, rel(accepted), rel(quarantine), rows)
+        except (ValueError, KeyError, TypeError):
+            pass  # damaged: rebuilt below
+    frame = parsed if parsed is not None else pl.read_parquet(parsed_cache)
+    frame = _with_lineage(frame, file_name, sha, delivered_on, county)
+    ok = pl.col(REASONS).list.len() == 0
+    good = frame.filter(ok)
+    bad = [frame.filter(~ok)]
+    if spec.snapshot_key:
+        good, copies = _within_file_copies(spec, good)
+        bad.append(copies)
+    write_parquet_atomic(good.select(LINEAGE + typed_columns(spec)).sort("source_row"), accepted)
+    rejected = pl.concat(bad, how="vertical_relaxed")
+    write_parquet_atomic(quarantine_rows(spec, rejected, file_names(spec, frame) if rejected.height else []), quarantine)
+    meta.write_text(json.dumps({"accepted_rows": good.height}), encoding="utf-8")
+    return FileParts(key, rel(accepted), rel(quarantine), good.height)
+
+
+def held_back_part(spec: FeedSpec, work_dir: Path, parts: FileParts, file_name: str, sha: str, delivered_on, county: str,
+                   parsed_cache: Path, reason: str) -> str:
+    """Every row of a held-back file, quarantined with the reason it was held back (its good rows wait too)."""
+    path = store_dir(work_dir, spec.name) / f"{parts.key}.held.{short_hash(reason)}.parquet"
+    if not path.exists():
+        frame = _with_lineage(pl.read_parquet(parsed_cache), file_name, sha, delivered_on, county)
+        frame = frame.with_columns(pl.concat_list(pl.lit([reason]), pl.col(REASONS)).alias(REASONS))
+        write_parquet_atomic(quarantine_rows(spec, frame, file_names(spec, frame)), path)
+    return str(path.relative_to(work_dir))
+
+
+# ---- duplicates across deliveries (increments) -------------------------------------------------
+
+
+@dataclass
+class InUse:
+    """An increment file whose valid rows are used, in delivery order."""
+
+    parts: FileParts
+    file_name: str
+    parsed_cache: Path
+    kept: str = ""  # accepted rows minus later copies
+    duplicates: str | None = None  # quarantine part of its later copies
+    kept_rows: int = 0
+
+
+def _dup_marker(work_dir: Path, feed: str, key: str, prefix: str) -> Path:
+    return store_dir(work_dir, feed) / f"{key}.dups.{prefix}.json"
+
+
+def resolve_duplicates(spec: FeedSpec, work_dir: Path, files: list[InUse], connect) -> None:
+    """Fill `kept`, `duplicates`, `kept_rows` of every file: a key delivered before (or earlier in the file) is a copy.
+
+    The first occurrence in delivery order (file date, file name, row) is the one kept. Files whose prefix
+    was already resolved are read from their marker; the others are resolved together in one DuckDB query
+    (`connect()` gives a connection bounded by the memory budget).
+    """
+    prefix = "0"
+    first_todo = None
+    prefixes = []
+    for i, f in enumerate(files):
+        prefixes.append(prefix)
+        marker = _dup_marker(work_dir, spec.name, f.parts.key, prefix)
+        if first_todo is None:
+            done = _read_marker(marker)
+            if done is None:
+                first_todo = i
+            else:
+                f.kept, f.duplicates, f.kept_rows = done
+        prefix = short_hash(prefix, f.parts.key)
+    if first_todo is None:
+        return
+    todo = files[first_todo:]
+    copies = _later_copies(spec, work_dir, files[:first_todo], todo, connect)
+    by_file = {name: frame for (name,), frame in copies.partition_by("source_file", as_dict=True).items()} if copies.height else {}
+    for f, prefix in zip(todo, prefixes[first_todo:]):
+        found = by_file.get(f.file_name)
+        folder = store_dir(work_dir, spec.name)
+        if found is None or found.is_empty():
+            f.kept, f.duplicates, f.kept_rows = f.parts.accepted, None, f.parts.accepted_rows
+        else:
+            accepted = pl.read_parquet(work_dir / f.parts.accepted)
+            kept = accepted.join(found.select("source_row"), on="source_row", how="anti")
+            kept_path = write_parquet_atomic(kept, folder / f"{f.parts.key}.kept.{prefix}.parquet")
+            dupq = write_parquet_atomic(_duplicate_quarantine(spec, work_dir, f, found), folder / f"{f.parts.key}.dupq.{prefix}.parquet")
+            f.kept, f.duplicates, f.kept_rows = (str(kept_path.relative_to(work_dir)), str(dupq.relative_to(work_dir)),
+                                                 kept.height)
+        marker = _dup_marker(work_dir, spec.name, f.parts.key, prefix)
+        marker.write_text(json.dumps({"kept": f.kept, "duplicates": f.duplicates, "kept_rows": f.kept_rows}), encoding="utf-8")
+
+
+def _read_marker(marker: Path) -> tuple[str, str | None, int] | None:
+    try:
+        d = json.loads(marker.read_text(encoding="utf-8"))
+        return d["kept"], d["duplicates"], int(d["kept_rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _later_copies(spec: FeedSpec, work_dir: Path, before: list[InUse], todo: list[InUse], connect) -> pl.DataFrame:
+    """(source_file, source_row, first_file, first_row) of every later copy among the `todo` files' accepted rows."""
+    key = list(spec.unique_key)
+    cols = ", ".join(key)
+    on = " AND ".join(f"a.{k} = d.{k}" for k in key)
+    semi = " AND ".join(f"p.{k} = k.{k}" for k in key)
+    cur = sql_list(str(work_dir / f.parts.accepted) for f in todo)
+    prev = sql_list(str(work_dir / f.parts.accepted) for f in before)
+    prev_rows = (f"""UNION ALL
+               SELECT {cols}, source_file, source_row, delivered_on, false AS is_cur
+               FROM read_parquet({prev}) AS p SEMI JOIN cur_keys AS k ON {semi}""" if before else "")
+    sql = f"""
+        WITH cur AS (
+            SELECT {cols}, source_file, source_row, delivered_on, true AS is_cur FROM read_parquet({cur})
+        ),
+        cur_keys AS (SELECT DISTINCT {cols} FROM cur),
+        candidates AS (
+            SELECT * FROM cur
+            {prev_rows}
+        ),
+        repeated AS (SELECT {cols} FROM candidates GROUP BY ALL HAVING count(*) > 1),
+        ranked AS (
+            SELECT a.source_file, a.source_row, a.is_cur,
+                   row_number() OVER w AS rn,
+                   first_value(a.source_file) OVER w AS first_file,
+                   first_value(a.source_row) OVER w AS first_row
+            FROM candidates AS a JOIN repeated AS d ON {on}
+            WINDOW w AS (PARTITION BY {', '.join('a.' + k for k in key)} ORDER BY a.delivered_on, a.source_file, a.source_row)
+        )
+        SELECT source_file, source_row, first_file, first_row FROM ranked WHERE is_cur AND rn > 1
+    """
+    con = connect()
+    try:
+        return pl.from_arrow(con.sql(sql).to_arrow_table())
+    finally:
+        con.close()
+
+
+def _duplicate_quarantine(spec: FeedSpec, work_dir: Path, f: InUse, found: pl.DataFrame) -> pl.DataFrame:
+    """Quarantine rows for the later copies in one file, with the delivered text and the row that was kept."""
+    parsed = pl.read_parquet(f.parsed_cache)
+    accepted = pl.read_parquet(work_dir / f.parts.accepted, columns=LINEAGE)
+    headers = " and ".join(spec.column(k).header for k in spec.unique_key)
+    message = (pl.lit(f"duplicate: same {headers} as the row already delivered in ")
+               + pl.when(pl.col("first_file") == pl.col("source_file")).then(pl.lit("this file")).otherwise(pl.col("first_file"))
+               + pl.lit(" row ") + pl.col("first_row").cast(pl.String))
+    rows = (found.join(accepted, on=["source_file", "source_row"], how="left")
+            .join(parsed.rename({ROW_COLUMN: "source_row"}), on="source_row", how="left")
+            .with_columns(pl.col(REASONS).list.concat(pl.concat_list(message)).alias(REASONS)))
+    return quarantine_rows(spec, rows, file_names(spec, parsed))
