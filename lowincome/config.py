@@ -35,6 +35,7 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
 MIN_MEMORY_BYTES = 128 * 10**6  # below this not even the rules of a small county fit
 DEFAULT_SETTLE_SECONDS = 120
+DEFAULT_RETENTION_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Settings:
     restricted_group: str | None = None
     # The inbox sensor waits until a file has not changed for this long before asking for a run.
     settle_seconds: int = DEFAULT_SETTLE_SECONDS
+    # Per-night artifacts (run folders of older as-of days, analysts' parts no newer publication uses) are
+    # kept this many days; the delivery store, the audit history and the flag history are kept for good.
+    retention_days: int = DEFAULT_RETENTION_DAYS
 
     @property
     def key_is_development_default(self) -> bool:
@@ -95,6 +99,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         memory_limit_bytes=memory_bytes,
         restricted_group=_restricted_group(env),
         settle_seconds=_settle_seconds(env),
+        retention_days=_retention_days(env),
     )
 
 
@@ -161,6 +166,15 @@ def _settle_seconds(env) -> int:
         return DEFAULT_SETTLE_SECONDS
     if not re.fullmatch(r"\d{1,7}", raw):
         raise ConfigError(f"LOWINCOME_SETTLE_SECONDS must be a whole number of seconds, 0 or more (e.g. 120), got '{raw}'")
+    return int(raw)
+
+
+def _retention_days(env) -> int:
+    raw = env.get("LOWINCOME_RETENTION_DAYS", "").strip()
+    if not raw:
+        return DEFAULT_RETENTION_DAYS
+    if not re.fullmatch(r"\d{1,5}", raw) or int(raw) < 1:
+        raise ConfigError(f"LOWINCOME_RETENTION_DAYS must be a whole number of days, 1 or more (e.g. 7), got '{raw}'")
     return int(raw)
 
 

@@ -66,8 +66,11 @@ def check_not_empty(deliveries: pl.DataFrame, inbox: Path, as_of: date, last_pub
     )
 
 
+FRESHNESS_HISTORY = "freshness"  # history/<kind>/<day>.parquet once a day's run folder is pruned
+
+
 def _history(store: WorkStore, as_of: date) -> pl.DataFrame:
-    files = store.committed_files(FRESHNESS_FILE, before=as_of)
+    files = [p for _, p in sorted(store.durable_files(FRESHNESS_FILE, FRESHNESS_HISTORY, before=as_of).items())]
     if not files:
         return pl.DataFrame(schema=FRESHNESS_SCHEMA)
     return pl.read_parquet(files, missing_columns="insert").select(

@@ -29,11 +29,11 @@ from .config import Settings
 from .delivery import inventory_strays
 from .errors import LowincomeError, describe_os_error, os_reason
 from .feeds import FEEDS
-from .freshness import FRESHNESS_FILE
+from .freshness import FRESHNESS_FILE, FRESHNESS_HISTORY
 from .lineage import code_version
 from .locking import warehouse_lock
 from .privacy import redact
-from .publish import ANALYSTS_DB, mart_tables, publish
+from .publish import ANALYSTS_DB, mart_tables, prune_published, publish
 from .rules.lifecycle import FLAG_DAY
 from .workstore import WorkStore
 
@@ -117,7 +117,8 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
             committed = store.committed()
             latest = max(committed.completed_days())
             counts = publish(committed, latest, settings.pseudonym_key, **mart_tables(committed, latest),
-                             run_record=_run_row(run_id, as_of, started, version))
+                             run_record=_run_row(run_id, as_of, started, version), settings=settings)
+            pruned = _prune(committed, settings)
     except LowincomeError:
         raise
     except OSError as exc:
@@ -125,7 +126,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
     except duckdb.Error as exc:
         raise PublishError(f"publishing failed in DuckDB: {_one_line(exc)}; the last published databases are unchanged") from None
 
-    warnings: list[str] = []
+    warnings: list[str] = [pruned] if isinstance(pruned, str) else []
     try:  # the publication is in place: only now is the run a success
         record_run(store, run_id, as_of, started, "success")
     except OSError as exc:  # the published audit.runs already holds the row; only the history copy is missing
@@ -145,6 +146,16 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
     if latest != as_of:
         warnings.append(f"as-of {as_of} recorded; the analysts' database keeps showing the newer day {latest}")
     return Published(as_of, latest, counts, deliveries, version, report, docs, warnings)
+
+
+def _prune(store: WorkStore, settings: Settings) -> str | int:
+    """Drop per-night artifacts older than LOWINCOME_RETENTION_DAYS; a failure here is a warning, not a failed run."""
+    try:
+        days = store.prune_days(settings.retention_days, {FLAG_DAY: "flag_days", FRESHNESS_FILE: FRESHNESS_HISTORY})
+        parts = prune_published(settings.warehouse, settings.retention_days * 86400)
+        return len(days) + len(parts)
+    except OSError as exc:
+        return f"old per-night artifacts could not be pruned ({_one_line(exc)}); the publication is in place"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -105,6 +105,18 @@ def file_names(spec: FeedSpec, parsed: pl.DataFrame) -> list[str]:
 _SEP = "\x1f"  # joins reasons and record for one masking pass; never part of a name
 
 
+def names_in(texts: pl.Series, names: list[str]) -> list[str]:
+    """The known names that occur in `texts` (one Aho-Corasick pass), longest first as `known_names` gave them.
+
+    A big file knows hundreds of thousands of names and quarantines a few rows: masking with only
+    the names present gives the same text at a fraction of the cost.
+    """
+    if not names or texts.is_empty():
+        return []
+    present = set(texts.str.extract_many(names, overlapping=True).explode().drop_nulls().unique().to_list())
+    return [n for n in names if n in present]
+
+
 def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     """One row per rejected row of ONE file; reasons and the analysts' record masked by content.
 
@@ -114,10 +126,10 @@ def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str]) -> pl.D
     """
     if bad.is_empty():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    both = mask_content_expr(
-        pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False)], separator=_SEP),
-        names, format_words(spec),
-    ).str.splitn(_SEP, 2)
+    text = pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False)], separator=_SEP)
+    bad = bad.with_columns(text.alias("_text"))
+    names = names_in(bad["_text"], names)
+    both = mask_content_expr(pl.col("_text"), names, format_words(spec)).str.splitn(_SEP, 2)
     rows = bad.with_columns(both.alias("_masked"))  # computed once as a column, then taken apart
     return rows.select(
         pl.lit(spec.name).alias("feed"),

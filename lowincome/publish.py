@@ -47,29 +47,57 @@ def household_key_sql(id_column: str, county_column: str = "file_county") -> str
     return f"pkey('household:' || {county_column} || ':' || {id_column})"
 
 
-def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
-    """What analysts get of one staging table: keys for identifiers; no names, no free text.
+def _analyst_columns(spec: FeedSpec, columns: list[str]) -> list[tuple[str, str, bool]]:
+    """What analysts get of one staging table, as (SQL, name, is a key): keys for identifiers; no names, no free text.
 
     Names (of residents and of caseworkers) stay in the restricted database; free-text columns
     (`Column.free_text`, e.g. the note of a verification outcome) are not published at all; a
     column with a `publish_pattern` (主要诊断编码) is published only where the value has that
-    shape (an ICD-10 code), else NULL, since a code field can carry a clerk's free text.
+    shape (an ICD-10 code), else NULL, since a code field can carry a clerk's free text. For a key,
+    the SQL is the text that `pkey` turns into the pseudonymous key.
     """
-    parts = []
+    out = []
     for name in columns:
         column = spec.by_name.get(name)
         if name in _KEYED:
-            parts.append(f"pkey({name}) AS {_KEYED[name]}")
+            out.append((name, _KEYED[name], True))
         elif name in _HOUSEHOLD_KEYED:
-            parts.append(f"{household_key_sql(name)} AS {_HOUSEHOLD_KEYED[name]}")
+            out.append(("'household:' || file_county || ':' || " + name, _HOUSEHOLD_KEYED[name], True))
         elif name == "name" or (column is not None and (column.personal or column.free_text)):
             continue
         elif column is not None and column.publish_pattern:
             pattern = "'" + f"^(?:{column.publish_pattern})$".replace("'", "''") + "'"
-            parts.append(f"CASE WHEN regexp_matches(trim({name}), {pattern}, 'i') THEN upper(trim({name})) END AS {name}")
+            out.append((f"CASE WHEN regexp_matches(trim({name}), {pattern}, 'i') THEN upper(trim({name})) END", name, False))
         else:
-            parts.append(name)
-    return ", ".join(parts)
+            out.append((name, name, False))
+    return out
+
+
+def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
+    """The analysts' columns as one SELECT list (keys computed row by row)."""
+    return ", ".join(f"pkey({sql}) AS {alias}" if key else (sql if sql == alias else f"{sql} AS {alias}")
+                     for sql, alias, key in _analyst_columns(spec, columns))
+
+
+def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str) -> str:
+    """SELECT of the analysts' copy of one part, each key computed once per distinct value.
+
+    The pseudonymous key is an HMAC (two SHA-256 per value): a claims file repeats each person many
+    times, so keying the distinct values and joining them back costs a fraction of keying every row.
+    """
+    cols = _analyst_columns(spec, columns)
+    keyed = [(i, sql) for i, (sql, _, key) in enumerate(cols) if key]
+    ctes = [f"src AS (SELECT * FROM read_parquet({source}))"]
+    joins, select = [], []
+    for i, sql in keyed:
+        ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
+        joins.append(f"LEFT JOIN k{i} ON k{i}.v = ({sql})")  # k<i> has only v and k: the other names are src's
+    for i, (sql, alias, key) in enumerate(cols):
+        if key:
+            select.append(f"k{i}.k AS {alias}")
+        else:
+            select.append(sql if sql == alias else f"{sql} AS {alias}")
+    return (f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM src {' '.join(joins)} ORDER BY src.source_row")
 
 
 # Modes of the published files. Analysts' database: read-only for everyone, so no stray writer
@@ -220,7 +248,7 @@ def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -
         target = folder / f"{Path(rel).stem}.{tag}.parquet"
         if not target.exists():
             cols = [f.name for f in pq.read_schema(source)]
-            _copy_part(con, f"SELECT {_analyst_select(spec, cols)} FROM read_parquet({sql_text(str(source))})", target)
+            _copy_part(con, analyst_copy_sql(spec, cols, sql_text(str(source))), target)
         out.append(str(target))
     return out
 
@@ -353,8 +381,8 @@ def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tabl
                SELECT head_id_number, NULL, county_code, delivered_on FROM ({staging['civil_roster']})
            )
            SELECT pkey(id_number) AS person_key, id_number,
-                  arg_max(name, delivered_on) FILTER (WHERE name IS NOT NULL) AS name,
-                  arg_max(county_code, delivered_on) AS county_code
+                  arg_max(name, (delivered_on, name)) FILTER (WHERE name IS NOT NULL) AS name,
+                  arg_max(county_code, (delivered_on, county_code)) AS county_code  -- ties: one answer every run
            FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key"""
     )
     con.execute(

@@ -23,7 +23,7 @@ def run(day: date) -> None:
 
 def day_facts(warehouse, day: date) -> tuple[dict, pl.DataFrame]:
     store = WorkStore(warehouse)
-    staged = {f: pl.read_parquet(store.path(day, "staging", f)).height for f in FEEDS}
+    staged = {f: store.staging(day, f).rows for f in FEEDS}
     flags = pl.read_parquet(store.committed_dir(day) / "mart" / "flag_day.parquet").select(FLAG_FACTS).sort("flag_id")
     return staged, flags
 

@@ -38,15 +38,15 @@ DRIVER = textwrap.dedent(
     def die(*_a, **_k):
         os._exit(137)
 
-    if fault == "kill-ingest":  # dies right after the death records' staging file is written
+    if fault == "kill-ingest":  # dies right after the death records' staging manifest is written
         import lowincome.workstore as ws
-        real = ws.write_atomic
-        def write_then_die(path, frame):
-            out = real(path, frame)
-            if "staging" in str(path) and path.name == "death_records.parquet":
+        real = ws.WorkStore.write_staging
+        def write_then_die(self, as_of, staging):
+            out = real(self, as_of, staging)
+            if staging.feed == "death_records":
                 os._exit(137)
             return out
-        ws.write_atomic = write_then_die
+        ws.WorkStore.write_staging = write_then_die
     elif fault == "kill-build":  # dies while the restricted database is being built
         import lowincome.publish as pub
         pub._build_restricted = die

@@ -64,7 +64,7 @@ def test_nothing_identifying_in_outputs_logs_or_console(tmp_path, lowincome_env,
 import polars as pl  # noqa: E402
 
 from lowincome.feeds import FEEDS  # noqa: E402
-from lowincome.ingest import _record_json  # noqa: E402
+from lowincome.parts import record_json as _record_json  # noqa: E402
 from lowincome.privacy import known_names, mask_content_expr, neutralize_html, redact  # noqa: E402
 from lowincome.publish import _analyst_select  # noqa: E402
 from lowincome.validation import RAW_PREFIX  # noqa: E402
