@@ -30,6 +30,7 @@ from .background import (
     build_county,
     claims_for,
     deaths_for,
+    former_residents,
     hrss_for,
     payments_for,
 )
@@ -70,15 +71,22 @@ def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: se
     sizes.claims_per_month = max(int(sizes.claims_per_month * claims_factor), 4)
     parts = [build_county(rng, c, sizes, end, URBAN_SHARE.get(c, 0.4)) for c in counties]
     assign_all_ids(rng, parts)
+    taken = pl.concat([p[k]["id_number"] for p in parts for k in ("residents", "roster", "rural")])
+    former: dict[str, pl.DataFrame] = {}
+    for county in counties:  # the dead of the months before the recent year (none with 12 months)
+        former[county] = former_residents(older_rng, county, sizes.residents, end, months, taken)
+        if former[county].height:
+            taken = pl.concat([taken, former[county]["id_number"]])
     tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "claims", "payments", "deaths", "hrss")}
     for county, p in zip(counties, parts):
         certs = attach_certificates(rng, p, county)
         roster = p["roster"].with_columns(county=pl.lit(county))
         rural = p["rural"].with_columns(county=pl.lit(county))
         residents = p["residents"]
-        deaths, dead = deaths_for(rng, county, residents, end, months, older_rng)
+        deaths, dead = deaths_for(rng, county, residents, end, former[county], older_rng)
         died = deaths.filter(~pl.col("_second")).select("id_number", "died_on")
-        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end, months, older_rng)
+        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end, months, older_rng,
+                            former[county])
         claims = claims.join(died, on="id_number", how="left", maintain_order="left").filter(pl.col("died_on").is_null() | (pl.col("settled_on") <= pl.col("died_on"))).drop("died_on")
         hrss = hrss_for(rng, county, residents, end, months) if feeds is None or "hrss_benefits" in feeds else None
         if hrss is not None:

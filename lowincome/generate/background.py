@@ -209,16 +209,19 @@ def older_months(end: date, count: int) -> list[date]:
 
 
 def claims_for(rng, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int, end: date,
-               history: int = RECENT_MONTHS, older_rng: np.random.Generator | None = None) -> pl.DataFrame:
+               history: int = RECENT_MONTHS, older_rng: np.random.Generator | None = None,
+               former: pl.DataFrame | None = None) -> pl.DataFrame:
     """`history` months of settlements: mostly residents, a share for roster members; costs heavy-tailed.
 
     The recent year is drawn from `rng` exactly as it always was; the months before it (history > 12)
-    from `older_rng`, so a longer history leaves every draw of the recent year, and of everything drawn
+    from `older_rng`, with the `former` residents (who died before the recent year) among the
+    claimants, so a longer history leaves every draw of the recent year, and of everything drawn
     after it, unchanged: the same city, with more history behind it.
     """
     pool = pl.concat([residents.select("id_number", "name", "division_code"),
                       roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
-    older = [_claims_month(older_rng, county, pool, m, per_month, end) for m in older_months(end, history)]
+    older_pool = pool if former is None or former.is_empty() else pl.concat([pool, former.select(pool.columns)])
+    older = [_claims_month(older_rng, county, older_pool, m, per_month, end) for m in older_months(end, history)]
     recent = [_claims_month(rng, county, pool, m, per_month, end) for m in months(end)]
     return pl.concat(older + recent).with_columns(county=pl.lit(county))
 
@@ -281,30 +284,57 @@ def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, en
     ).drop("_m")
 
 
-def deaths_for(rng, county: str, residents: pl.DataFrame, end: date, history: int = RECENT_MONTHS,
+def deaths_for(rng, county: str, residents: pl.DataFrame, end: date, former: pl.DataFrame | None = None,
                older_rng: np.random.Generator | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Deaths among residents (none on a roster: roster deaths are planted); a share reported twice.
 
-    0.7% of the residents die in the recent year (drawn from `rng` as always); with a longer history
-    the same yearly rate dies in the months before it, drawn from `older_rng` among the others, at
-    least 4 days before the recent year so that a second report (0-3 days later) stays in the older files.
+    0.7% of the residents die in the recent year (drawn from `rng` as always). With a longer history,
+    the deaths of the months before it are those of `former` residents (see `former_residents`),
+    reported with draws from `older_rng`.
     """
     n = max(int(residents.height * 0.007), 2)
     idx = rng.choice(residents.height, n, replace=False)
     dead = residents[idx].with_columns(died_on=pl.Series(random_dates(rng, add_months(end, -11), end - timedelta(days=2), n)).cast(pl.Date))
     out = _reported(rng, dead, end)
-    older = older_months(end, history)
-    if older:
-        alive = np.setdiff1d(np.arange(residents.height), idx)
-        n_old = min(max(int(residents.height * 0.007 * len(older) / RECENT_MONTHS), 2), alive.size)
-        old_idx = older_rng.choice(alive, n_old, replace=False)
-        old_dead = residents[old_idx].with_columns(died_on=pl.Series(random_dates(
-            older_rng, older[0], add_months(end, -11) - timedelta(days=4), n_old)).cast(pl.Date))
-        out = pl.concat([_reported(older_rng, old_dead, end), out])
-        dead = pl.concat([old_dead, dead])
+    if former is not None and former.height:
+        out = pl.concat([_reported(older_rng, former.select(dead.columns), end), out])
+        dead = pl.concat([former.select(dead.columns), dead])
     out = out.select("id_number", "name", "died_on", "source", "_second").with_columns(
         _file_date=pl.col("died_on").dt.month_end().clip(upper_bound=end) , county=pl.lit(county))
     return out, dead.select("id_number")
+
+
+def former_residents(rng: np.random.Generator, county: str, residents: int, end: date, history: int,
+                     taken: pl.Series) -> pl.DataFrame:
+    """Residents who died in the months before the recent year (none with 12 months of history).
+
+    Why not let some of today's residents die earlier: their recent-year claims and 人社 rows would
+    then vanish, and the recent year's files would no longer be those of the 12-month city. So the
+    older months have their own dead, at the recent year's rate (0.7% of residents a year), with ID
+    numbers unique against `taken` (every ID already given), dying at least 4 days before the recent
+    year so that a second report (0-3 days later) stays in the older files.
+    """
+    older = older_months(end, history)
+    if not older:
+        return pl.DataFrame()
+    n = max(int(residents * 0.007 * len(older) / RECENT_MONTHS), 2)
+    people = make_people(rng, county, np.full(n, 45.0), np.full(n, 95.0), end)
+    people = people.with_columns(id_number=ids_beside(rng, people, taken),
+                                 division_code=pl.Series(division_codes(rng, county, n)))
+    died = random_dates(rng, older[0], add_months(end, -11) - timedelta(days=4), n)
+    return people.with_columns(died_on=pl.Series(died).cast(pl.Date))
+
+
+def ids_beside(rng: np.random.Generator, people: pl.DataFrame, taken: pl.Series) -> pl.Series:
+    """ID numbers for `people`, unique among themselves and against `taken`; clashing ones are re-drawn."""
+    ids = assign_ids(people, rng)["id_number"]
+    for _ in range(50):
+        clash = (ids.is_in(taken.implode()) | ids.is_duplicated()).to_numpy()
+        if not clash.any():
+            return ids
+        redrawn = assign_ids(people.filter(pl.Series(clash)), rng)["id_number"]
+        ids = ids.scatter(np.flatnonzero(clash), redrawn)
+    raise RuntimeError("could not draw unique ID numbers")  # pragma: no cover
 
 
 def _reported(rng, dead: pl.DataFrame, end: date) -> pl.DataFrame:

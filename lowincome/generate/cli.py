@@ -34,7 +34,7 @@ def _months(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of months") from None
     if value < 12:
-        raise argparse.ArgumentTypeError(f"{value} months is less than the 12 the generator needs (历史月数至少为 12)")
+        raise argparse.ArgumentTypeError(f"{value}: the history must be at least 12 months (历史月数至少为 12)")
     return value
 
 
