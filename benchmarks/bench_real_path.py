@@ -369,8 +369,8 @@ def empty_nights_table(empties: list[dict], after_first: dict, before: dict, aft
         first, start, end = after_first[key][0], before[key][0], after[key][0]
         grew = end - start
         share = f"{grew / first:+.1%}" if first else "–"
-        lines.append(f"| {label} | {_mb(first)} ({after_first[key][2]} files) | {_mb(start)} | {_mb(end)} ({after[key][2]} files) | "
-                     f"{_signed_mb(grew)} = {share} | {_signed_mb(grew / n)} | {_mb(after[key][1])} |")
+        lines.append(f"| {label} | {_fine(first)} ({after_first[key][2]} files) | {_fine(start)} | {_fine(end)} ({after[key][2]} files) | "
+                     f"{_signed_mb(grew)} = {share} | {_signed_mb(grew / n)} | {_fine(after[key][1])} |")
     first = after_first["published"][0] + after_first["work"][0]
     grew = (after["published"][0] + after["work"][0]) - (before["published"][0] + before["work"][0])
     if first:
@@ -381,8 +381,15 @@ def empty_nights_table(empties: list[dict], after_first: dict, before: dict, aft
     return "\n".join(lines)
 
 
+def _fine(n: float) -> str:
+    """A size with enough digits to show a small night's growth (KiB below 1 MiB)."""
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
 def _signed_mb(n: float) -> str:
-    return ("-" if n < 0 else "+") + _mb(int(abs(n)))
+    return ("-" if n < 0 else "+") + _fine(abs(n))
 
 
 def main() -> None:

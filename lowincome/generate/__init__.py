@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import numbers
 import os
 import shutil
 from datetime import date, timedelta
@@ -35,9 +36,9 @@ from .background import (
     payments_for,
 )
 from .broken import write_broken_inbox
-from .population import add_months
 from .deliveries import as_text, choose_format, deliveries, ext_of, spoil_file, write_file
 from .planted import plant_all
+from .population import add_months
 from .spoil import BAD_KINDS
 
 COUNTIES = ("371302", "371324")
@@ -57,8 +58,8 @@ def _older_rng(seed: int) -> np.random.Generator:
     """The generator of everything about the months before the recent year, apart from the main stream.
 
     Keeping these draws out of the main stream is what keeps a longer history "the same city": the
-    population, the planted cases and the recent year's deliveries are drawn exactly as with 12 months
-    (only the later claims and 人社 rows of residents who died in the older months are gone).
+    population, the planted cases and the recent year's deliveries are drawn exactly as with 12 months,
+    and the recent year's files come out byte for byte the same.
     """
     return np.random.default_rng([seed, OLDER_STREAM])
 
@@ -120,14 +121,14 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     months before the recent year are drawn from their own random stream and written as further
     quarterly extracts, so the recent year's files stay as they are with 12 months.
     """
-    if not isinstance(months, int) or months < RECENT_MONTHS:
+    if isinstance(months, bool) or not isinstance(months, numbers.Integral) or months < RECENT_MONTHS:
         raise BadHistory(f"months must be a whole number of at least {RECENT_MONTHS}, not {months!r} "
                          f"(历史月数至少为 {RECENT_MONTHS})")
     out = Path(out)
     inbox = out / "inbox"
     clear_previous_output(out)
     wanted = set(feeds or FEEDS)
-    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor, months)
+    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor, int(months))
     rng = np.random.default_rng(seed + 1)
     older_rng = np.random.default_rng([seed + 1, OLDER_STREAM])
     recent_start = add_months(end_date, -(RECENT_MONTHS - 1))
