@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/bench_real_path.py --scale 1
     .venv/bin/python benchmarks/bench_real_path.py --scale 250 --claims-factor 6.25 --out /data/bench --keep
+    .venv/bin/python benchmarks/bench_real_path.py --scale 250 --claims-factor 6.25 --months 24
+    .venv/bin/python benchmarks/bench_real_path.py --scale 2 --empty-nights 30
 
 Why a separate script: `bench_nightly.py` calls the library functions stage by stage and so leaves out
 what a bureau actually pays for every night — Dagster, the validation suites and their worker
@@ -20,8 +22,9 @@ What it does, and the choices behind it:
    end date — only one ID of 433 on a scale-1 roster is shared — so the next night's snapshots would
    replace every person.) The generator puts a full month's volume of claims and 人社 rows into the
    file of E, so the "next day" delivered here is larger than a real day: an upper bound.
-2. History: the generator always writes 12 months ending with E's month (`generate.background.months`);
-   it has no option for 24 months, so no 24-month history is measured (the output says so).
+2. History: `--months N` (default 12, at least 12) is passed to the generator, which writes N months of
+   history ending with E's month: the same city (same population, same recent-year files byte for
+   byte) with more older increments, as quarterly extracts. The header prints the history length.
 3. The floor: every delivered file read once, all columns as text. UTF-8 CSV (with or without BOM)
    and Parquet by DuckDB (`read_csv(..., all_varchar=true, quote='"', header=true)`;
    `read_parquet` with every column cast to VARCHAR); GB18030 CSV and .xlsx cannot be read by DuckDB
@@ -40,6 +43,18 @@ What it does, and the choices behind it:
 6. Prints a Markdown table: absolute figures and ratios, the sizes of `lowincome.duckdb`,
    `restricted.duckdb` and `work/`, the load average (the machine may be shared), and where each
    night's time went, from the timestamps of the CLI's own log file (see `phases`).
+7. `--empty-nights N`: after the re-run, N more consecutive nights as of E+1 ... E+N over the same
+   inbox, which receives nothing new. Such a night still has every earlier delivery dated on or
+   before its day, so the CLI does not take it for an empty inbox and it runs without
+   `--allow-empty` (`lowincome.freshness.check_not_empty` refuses only a day with no usable delivery
+   at all); should a future CLI refuse it anyway, the night is run again with `--allow-empty` and the
+   output says so. Reported: each night's time and peak RSS (min / median / max), and the size of the
+   published warehouse (everything under the warehouse but `work/`: databases, reports, Data Docs,
+   logs) and of working storage (`work/`) after the first night, before the empty nights and after
+   them, with the growth in percent of the first night's size (issue 9: < 10% over 30 nights).
+   Sizes are apparent sizes (`st_size`, what `du --apparent-size` sums, without directory entries),
+   of regular files only, symbolic links not followed, a file with several hard links counted once;
+   the allocated size (`st_blocks`, what plain `du` sums) is printed beside the totals.
 """
 
 from __future__ import annotations
@@ -49,6 +64,8 @@ import json
 import os
 import re
 import shutil
+import stat
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -64,7 +81,8 @@ import json, sys
 from datetime import date
 from lowincome.generate import generate
 out, seed, scale, end, factor = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), date.fromisoformat(sys.argv[4]), float(sys.argv[5])
-generate(out, seed=seed, scale=scale, end_date=end, claims_factor=factor)
+months = int(sys.argv[6])
+generate(out, seed=seed, scale=scale, end_date=end, claims_factor=factor, months=months)
 """
 
 
@@ -215,12 +233,12 @@ def phases(log_text: str, started: float, ended: float) -> list[tuple[str, float
     return out
 
 
-def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: Path) -> dict:
+def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: Path, extra: tuple[str, ...] = ()) -> dict:
     load_before = os.getloadavg()
     offset = warehouse_log.stat().st_size if warehouse_log.exists() else 0
     started, t = time.time(), time.perf_counter()
     with out_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen([str(cli), "run", "--as-of", as_of.isoformat()], env=env, stdout=out,
+        proc = subprocess.Popen([str(cli), "run", "--as-of", as_of.isoformat(), *extra], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
         sampler = PeakSampler(proc.pid)
         sampler.start()
@@ -235,7 +253,7 @@ def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: 
             log = f.read().decode("utf-8", errors="replace")
     return {"as_of": as_of, "seconds": seconds, "code": code, "peak": sampler.peak, "processes": sampler.most_processes,
             "phases": phases(log, started, started + seconds), "last_line": (text.strip().splitlines() or [""])[-1],
-            "load": (load_before, os.getloadavg())}
+            "load": (load_before, os.getloadavg()), "output": text}
 
 
 def _size(path: Path) -> int:
@@ -243,6 +261,40 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     return sum((Path(d) / n).stat().st_size for d, _, names in os.walk(path) for n in names
                if not (Path(d) / n).is_symlink()) if path.is_dir() else 0
+
+
+def disk_usage(root: Path, exclude: Path | None = None) -> tuple[int, int, int]:
+    """(apparent bytes, allocated bytes, files) of the regular files under `root`, `exclude` left out.
+
+    Apparent = sum of st_size (`du --apparent-size`, minus directory entries); allocated = st_blocks
+    × 512 (plain `du`). Symbolic links are neither followed nor counted, and a file with several hard
+    links (a generation kept by linking) is counted once, as `du` does.
+    """
+    seen: set[tuple[int, int]] = set()
+    apparent = allocated = files = 0
+    if not root.is_dir():
+        return 0, 0, 0
+    for d, dirs, names in os.walk(root):
+        here = Path(d)
+        if exclude is not None and here == exclude.parent:
+            dirs[:] = [x for x in dirs if here / x != exclude]
+        for n in names:
+            try:
+                st = (here / n).lstat()
+            except OSError:  # removed meanwhile
+                continue
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            apparent += st.st_size
+            allocated += st.st_blocks * 512
+            files += 1
+    return apparent, allocated, files
+
+
+def storage(warehouse: Path) -> dict:
+    """Published warehouse (all but work/) and working storage (work/), as `disk_usage` measures them."""
+    return {"published": disk_usage(warehouse, exclude=warehouse / "work"), "work": disk_usage(warehouse / "work")}
 
 
 def sizes(warehouse: Path) -> dict:
@@ -277,6 +329,69 @@ def table(floor_first: dict, floor_next: dict, nights: list[tuple[str, dict, dic
     return "\n".join(lines)
 
 
+def _months(text: str) -> int:
+    value = _count(text)
+    if value < 12:
+        raise argparse.ArgumentTypeError(f"{value}: the history must be at least 12 months")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def _spread(values: list[float], fmt) -> str:
+    return f"{fmt(min(values))} / {fmt(statistics.median(values))} / {fmt(max(values))}"
+
+
+def empty_nights_table(empties: list[dict], after_first: dict, before: dict, after: dict) -> str:
+    """Time and memory of the nights with nothing new, and how much the storage grew over them."""
+    n = len(empties)
+    ok = sum(e["code"] == 0 for e in empties)
+    allowed = sum(e["allow_empty"] for e in empties)
+    lines = [f"{n} night(s) over an inbox that received nothing new ({empties[0]['as_of']} to {empties[-1]['as_of']}): "
+             f"{ok} succeeded, {n - ok} failed; {allowed} needed --allow-empty",
+             "",
+             "| empty nights | min / median / max |",
+             "|---|---:|",
+             f"| time | {_spread([e['seconds'] for e in empties], lambda v: f'{v:.1f} s')} |",
+             f"| peak RSS (tree) | {_spread([e['peak'] for e in empties], _mb)} |",
+             "",
+             "| storage (apparent size: sum of st_size of regular files, hard links once, links not followed) | after the first night | before the empty nights | after them | growth over the empty nights, % of the first night | per night | allocated (du) after |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, label in (("published", "warehouse, published (all but work/)"), ("work", "working storage (work/)")):
+        first, start, end = after_first[key][0], before[key][0], after[key][0]
+        grew = end - start
+        share = f"{grew / first:+.1%}" if first else "–"
+        lines.append(f"| {label} | {_fine(first)} ({after_first[key][2]} files) | {_fine(start)} | {_fine(end)} ({after[key][2]} files) | "
+                     f"{_signed_mb(grew)} = {share} | {_signed_mb(grew / n)} | {_fine(after[key][1])} |")
+    first = after_first["published"][0] + after_first["work"][0]
+    grew = (after["published"][0] + after["work"][0]) - (before["published"][0] + before["work"][0])
+    if first:
+        lines.append("")
+        lines.append(f"both together: {_signed_mb(grew)} over {n} night(s) = {grew / first:+.1%} of their size after the first "
+                     f"night; at this rate 30 nights would add {30 * grew / n / first:+.1%} (a linear extrapolation; issue 9 "
+                     "asks for < 10% over 30 nights)")
+    return "\n".join(lines)
+
+
+def _fine(n: float) -> str:
+    """A size with enough digits to show a small night's growth (KiB below 1 MiB)."""
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+def _signed_mb(n: float) -> str:
+    return ("-" if n < 0 else "+") + _fine(abs(n))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=1.0, help="generator size factor; 1 = the bundled samples")
@@ -284,6 +399,10 @@ def main() -> None:
     ap.add_argument("--end-date", type=date.fromisoformat, default=DEFAULT_END,
                     help=f"the next night's day E (default {DEFAULT_END}); the first night is E - 1 day")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--months", type=_months, default=12,
+                    help="months of history the generator writes, ending with E's month (default 12; at least 12)")
+    ap.add_argument("--empty-nights", type=_count, default=0, metavar="N",
+                    help="after the re-run, N more nights (E+1 ... E+N) over an inbox that receives nothing new")
     ap.add_argument("--out", type=Path, help="work folder (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (inbox, warehouse, logs) afterwards")
     args = ap.parse_args()
@@ -297,14 +416,16 @@ def main() -> None:
         raise SystemExit(f"{work} already holds a warehouse or held-back files from an earlier run: choose an empty --out")
     first_day, next_day = args.end_date - timedelta(days=1), args.end_date
     try:
-        print(f"# bench_real_path: scale {args.scale}, claims factor {args.claims_factor}, seed {args.seed}; "
-              f"nights {first_day} and {next_day}; work folder {work}", flush=True)
+        empty = (f"; then {args.empty_nights} night(s) with nothing new, {next_day + timedelta(days=1)} to "
+                 f"{next_day + timedelta(days=args.empty_nights)}" if args.empty_nights else "")
+        print(f"# bench_real_path: scale {args.scale}, claims factor {args.claims_factor}, seed {args.seed}, "
+              f"history {args.months} months; nights {first_day} and {next_day}{empty}; work folder {work}", flush=True)
         cores, mem = os.cpu_count(), Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
         print(f"machine: {cores} cores, {int(mem) / 2**20:.1f} GiB RAM; load average {os.getloadavg()[0]:.2f} "
               f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", GENERATE, str(gen), str(args.seed), str(args.scale), args.end_date.isoformat(),
-                        str(args.claims_factor)], check=True)
+                        str(args.claims_factor), str(args.months)], check=True)
         manifest = json.loads((gen / "expected.json").read_text(encoding="utf-8"))
         files = manifest["files"]
         later = [f for f in files if f["extracted_on"] > next_day.isoformat()]
@@ -319,8 +440,8 @@ def main() -> None:
               f"first night: {len(first_files)} files, {sum(f['rows'] for f in first_files):,} rows; next night adds "
               f"{len(next_files)} files extracted on {next_day}, {sum(f['rows'] for f in next_files):,} rows "
               f"({', '.join(sorted({f['feed'] for f in next_files}))})", flush=True)
-        print(f"history: 12 months ending {next_day:%Y-%m} (extraction dates in {months} calendar months: older increments arrive as quarterly extracts); the generator has no "
-              "option for a 24-month history, so none is measured here", flush=True)
+        print(f"history: {args.months} months ending {next_day:%Y-%m} (extraction dates in {months} calendar months: "
+              "older increments arrive as quarterly extracts, the last three months monthly)", flush=True)
         inbox = gen / "inbox"
         floor_first = plain_read(first_files, inbox)
         floor_next = plain_read(next_files, inbox)
@@ -338,6 +459,8 @@ def main() -> None:
                     os.replace(held / f["feed"] / f["file"], inbox / f["feed"] / f["file"])
             night = run_night(cli, day, env, work / f"run-{len(nights) + 1}-{day}.log", warehouse / "logs" / "lowincome.log")
             nights.append((label, night, sizes(warehouse)))
+            if label.startswith("first"):
+                after_first = storage(warehouse)
             (b1, _, _), (a1, _, _) = night["load"]
             print(f"{label}: {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])}; load average "
                   f"{b1:.2f} before, {a1:.2f} after; {night['last_line'][:200]}", flush=True)
@@ -345,9 +468,30 @@ def main() -> None:
                 print(f"  the run failed; its output is in {work}/run-{len(nights)}-{day}.log", flush=True)
                 if len(nights) == 1:
                     break
+        empties: list[dict] = []
+        if args.empty_nights and len(nights) == 3:
+            before_empty = storage(warehouse)
+            for k in range(1, args.empty_nights + 1):
+                day = next_day + timedelta(days=k)
+                log_path = work / f"run-{len(nights) + k}-{day}.log"
+                night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log")
+                night["allow_empty"] = False
+                if night["code"] != 0 and "--allow-empty" in night["output"]:
+                    # the CLI took a night with old deliveries but no new one for an empty inbox: say so, run it as such
+                    night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log", ("--allow-empty",))
+                    night["allow_empty"] = True
+                empties.append(night)
+                print(f"empty night {k} ({day}): {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])}"
+                      f"{', run with --allow-empty (refused without it)' if night['allow_empty'] else ''}; "
+                      f"{night['last_line'][:160]}", flush=True)
+                if night["code"] != 0:
+                    print(f"  the run failed; its output is in {log_path}", flush=True)
         print()
         if len(nights) == 3:
             print(table(floor_first, floor_next, nights))
+            if empties:
+                print()
+                print(empty_nights_table(empties, after_first, before_empty, storage(warehouse)))
         else:
             print("the first night failed: no table")
         print()

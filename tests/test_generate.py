@@ -15,7 +15,7 @@ import pytest
 from lowincome.delivery import parse_delivery_name
 from lowincome.feeds import DEPARTMENT_FEEDS as FEEDS
 from lowincome.generate import ForeignFiles, generate
-from lowincome.identity import normalize_id
+from lowincome.identity import normalize_id, normalize_id_expr
 from lowincome.reading import read_delivery
 
 from .conftest import SAMPLE_END
@@ -226,3 +226,94 @@ def test_make_samples_clears_every_folder_the_generator_guards():
     rm = next(line for line in recipe.splitlines() if "rm -rf" in line)
     for name in (*GENERATED_DIRS, MANIFEST):
         assert f"data_samples/{name}" in rm.split(), name
+
+
+def test_the_default_history_writes_the_bundled_samples_byte_for_byte(generated):
+    """`months` defaults to 12 and must leave the committed samples as they are (`make samples` rewrites them)."""
+    out, _ = generated
+    samples = Path(__file__).resolve().parent.parent / "data_samples"
+    for sub in ("inbox", "redelivery", "broken_inbox"):
+        assert _digest(out / sub) == _digest(samples / sub), sub
+    assert (out / "expected.json").read_bytes() == (samples / "expected.json").read_bytes()
+
+
+def _months_between(first: str, last: str) -> int:
+    return (int(last[:4]) - int(first[:4])) * 12 + int(last[5:7]) - int(first[5:7]) + 1
+
+
+def test_a_longer_history_is_the_same_city_with_older_quarterly_extracts(tmp_path):
+    """24 months = the 12-month inbox unchanged, plus a year of older increments as quarterly extracts."""
+    short = generate(tmp_path / "12", seed=5, scale=0.3, end_date=SAMPLE_END)
+    long = generate(tmp_path / "24", seed=5, scale=0.3, end_date=SAMPLE_END, months=24)
+    recent, everything = _digest(tmp_path / "12" / "inbox"), _digest(tmp_path / "24" / "inbox")
+    assert {k: everything.get(k) for k in recent} == recent  # every 12-month file, byte for byte
+    assert short["planted"] == long["planted"]
+    older = [f for f in long["files"] if f["file"] not in {g["file"] for g in short["files"]}]
+    assert older and {f["feed"] for f in older} == {FEEDS[f].name for f in FEEDS if FEEDS[f].kind == "increment"}
+    assert all(f["extracted_on"] < "2025-11-01" for f in older)  # the months before the recent year only
+    # quarterly: one file per county and quarter (Nov-Jan, Feb-Apr, ...), dated in the quarter's last month
+    claims = [f for f in older if f["feed"] == "medical_claims"]
+    assert sorted({f["extracted_on"] for f in claims}) == ["2025-01-31", "2025-04-30", "2025-07-31", "2025-10-31"]
+    assert len(claims) == 2 * 4
+    # the rows themselves, read back from the files, cover 24 calendar months of settlements
+    inbox = tmp_path / "24" / "inbox"
+    settled = pl.concat([read_delivery(inbox / f["feed"] / f["file"], FEEDS["medical_claims"]).frame.select("settled_on")
+                         for f in long["files"] if f["feed"] == "medical_claims"])
+    iso = settled["settled_on"].drop_nulls()
+    months = iso.filter(iso.str.contains(r"^\d{4}-\d{2}-\d{2}$")).str.slice(0, 7)  # messy spellings aside
+    in_range = months.filter((months >= "2024-11") & (months <= "2026-10"))
+    assert in_range.n_unique() == 24
+    assert _months_between(in_range.min(), in_range.max()) == 24
+    assert in_range.len() > 0.9 * iso.len()
+    # the population is the same: the latest roster delivery is one of the unchanged files
+    roster = [f["file"] for f in long["files"] if f["feed"] == "civil_roster"]
+    assert roster == [f["file"] for f in short["files"] if f["feed"] == "civil_roster"]
+
+
+def test_older_deaths_are_of_people_unknown_to_the_recent_year(tmp_path):
+    """The dead of the older months are former residents: nobody dies twice, and nobody claims after dying."""
+    manifest = generate(tmp_path / "g", seed=3, scale=0.3, end_date=SAMPLE_END, months=24)
+    inbox = tmp_path / "g" / "inbox"
+
+    def frame(feed: str, newer: bool | None = None) -> pl.DataFrame:
+        files = [f for f in manifest["files"] if f["feed"] == feed
+                 and (newer is None or (f["extracted_on"] >= "2025-11-01") == newer)]
+        return pl.concat([read_delivery(inbox / feed / f["file"], FEEDS[feed]).frame for f in files], how="diagonal_relaxed")
+
+    def ids(frame: pl.DataFrame) -> set[str]:
+        value, _ = normalize_id_expr(pl.col("id_number"), today=SAMPLE_END)
+        return set(frame.select(value.alias("id")).drop_nulls()["id"].to_list())
+
+    old_deaths = frame("death_records", newer=False)
+    old_dead = ids(old_deaths)
+    assert len(old_dead) >= 2
+    recent_people = ids(frame("civil_roster")) | ids(frame("medical_claims", newer=True)) | ids(frame("death_records", newer=True))
+    recent_people |= ids(frame("hrss_benefits", newer=True)) | ids(frame("subsidy_payments", newer=True))
+    assert not old_dead & recent_people
+    # and their claims, if any, are not settled after the death (bad rows aside: they are planted unreadable)
+    bad = {(b["file"], b["row"]) for b in manifest["bad_rows"]}
+    died = old_deaths.select(normalize_id_expr(pl.col("id_number"), today=SAMPLE_END)[0].alias("id"), "died_on")
+    claims = pl.concat([read_delivery(inbox / "medical_claims" / f["file"], FEEDS["medical_claims"]).frame
+                        .with_columns(pl.lit(f["file"]).alias("file"))
+                        for f in manifest["files"] if f["feed"] == "medical_claims"], how="diagonal_relaxed")
+    claims = claims.filter(~pl.struct("file", "source_row").map_elements(lambda r: (r["file"], r["source_row"]) in bad,
+                                                                       return_dtype=pl.Boolean))
+    after = claims.with_columns(normalize_id_expr(pl.col("id_number"), today=SAMPLE_END)[0].alias("id")).join(
+        died, on="id").filter(pl.col("settled_on").str.slice(0, 10) > pl.col("died_on").str.slice(0, 10))
+    assert after.height == 0
+
+
+@pytest.mark.parametrize("months", [11, 0, -3])
+def test_a_history_shorter_than_a_year_is_refused(tmp_path, months):
+    from lowincome.generate import BadHistory
+
+    with pytest.raises(BadHistory, match="at least 12"):
+        generate(tmp_path / "g", scale=0.05, months=months)
+    assert not (tmp_path / "g" / "inbox").exists()
+
+
+def test_the_command_refuses_a_history_shorter_than_a_year(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "lowincome.cli", "generate", "--out", str(tmp_path / "g"), "--scale", "0.05",
+                           "--months", "11"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "--months" in done.stderr and "at least" in done.stderr
+    assert not (tmp_path / "g" / "inbox").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import numbers
 import os
 import shutil
 from datetime import date, timedelta
@@ -23,18 +24,21 @@ import polars as pl
 from ..errors import LowincomeError
 from ..feeds import DEPARTMENT_FEEDS as FEEDS
 from .background import (
+    RECENT_MONTHS,
     Sizes,
     assign_all_ids,
     attach_certificates,
     build_county,
     claims_for,
     deaths_for,
+    former_residents,
     hrss_for,
     payments_for,
 )
 from .broken import write_broken_inbox
 from .deliveries import as_text, choose_format, deliveries, ext_of, spoil_file, write_file
 from .planted import plant_all
+from .population import add_months
 from .spoil import BAD_KINDS
 
 COUNTIES = ("371302", "371324")
@@ -43,26 +47,49 @@ DEFAULT_END = date(2026, 10, 31)
 BAD_ROWS_PER_FILE = 2
 BAD_SHARE_CAP = 0.03  # below the 5% blocking threshold
 MESSY_SHARE = 0.03
+OLDER_STREAM = 2412  # mixed into the seed for the draws of the months before the recent year
+
+
+class BadHistory(LowincomeError):
+    """A history shorter than the recent year the planted cases and snapshots are drawn in."""
+
+
+def _older_rng(seed: int) -> np.random.Generator:
+    """The generator of everything about the months before the recent year, apart from the main stream.
+
+    Keeping these draws out of the main stream is what keeps a longer history "the same city": the
+    population, the planted cases and the recent year's deliveries are drawn exactly as with 12 months,
+    and the recent year's files come out byte for byte the same.
+    """
+    return np.random.default_rng([seed, OLDER_STREAM])
 
 
 def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: set[str] | None = None,
-                claims_factor: float = 1.0) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+                claims_factor: float = 1.0, months: int = RECENT_MONTHS) -> tuple[dict[str, pl.DataFrame], list[dict]]:
     rng = np.random.default_rng(seed)
+    older_rng = _older_rng(seed)
     sizes = Sizes().scaled(scale)
     sizes.claims_per_month = max(int(sizes.claims_per_month * claims_factor), 4)
     parts = [build_county(rng, c, sizes, end, URBAN_SHARE.get(c, 0.4)) for c in counties]
     assign_all_ids(rng, parts)
+    taken = pl.concat([p[k]["id_number"] for p in parts for k in ("residents", "roster", "rural")])
+    former: dict[str, pl.DataFrame] = {}
+    for county in counties:  # the dead of the months before the recent year (none with 12 months)
+        former[county] = former_residents(older_rng, county, sizes.residents, end, months, taken)
+        if former[county].height:
+            taken = pl.concat([taken, former[county]["id_number"]])
     tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "claims", "payments", "deaths", "hrss")}
     for county, p in zip(counties, parts):
         certs = attach_certificates(rng, p, county)
         roster = p["roster"].with_columns(county=pl.lit(county))
         rural = p["rural"].with_columns(county=pl.lit(county))
         residents = p["residents"]
-        deaths, dead = deaths_for(rng, county, residents, end)
+        deaths, dead = deaths_for(rng, county, residents, end, former[county], older_rng)
         died = deaths.filter(~pl.col("_second")).select("id_number", "died_on")
-        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end)
+        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end, months, older_rng,
+                            former[county])
         claims = claims.join(died, on="id_number", how="left", maintain_order="left").filter(pl.col("died_on").is_null() | (pl.col("settled_on") <= pl.col("died_on"))).drop("died_on")
-        hrss = hrss_for(rng, county, residents, end) if feeds is None or "hrss_benefits" in feeds else None
+        hrss = hrss_for(rng, county, residents, end, months) if feeds is None or "hrss_benefits" in feeds else None
         if hrss is not None:
             hrss = hrss.join(died.with_columns(dm=pl.col("died_on").dt.strftime("%Y-%m")), on="id_number", how="left", maintain_order="left")
             hrss = hrss.filter(pl.col("dm").is_null() | (pl.col("month") <= pl.col("dm"))).drop("died_on", "dm")
@@ -71,7 +98,7 @@ def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: se
         tables["rural"].append(rural)
         tables["certs"].append(certs)
         tables["claims"].append(claims)
-        tables["payments"].append(payments_for(rng, county, roster, certs, end))
+        tables["payments"].append(payments_for(rng, county, roster, certs, end, months))
         tables["deaths"].append(deaths)
     planter = plant_all(end, rng, counties[0], counties[-1])
     for k, frame in planter.frames().items():
@@ -85,48 +112,77 @@ def _sort_key(spec) -> list[str]:
 
 
 def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date = DEFAULT_END,
-             feeds: list[str] | None = None, counties=COUNTIES, claims_factor: float = 1.0) -> dict:
-    """Write the deliveries and return the manifest (also saved as `out/expected.json`)."""
+             feeds: list[str] | None = None, counties=COUNTIES, claims_factor: float = 1.0,
+             months: int = RECENT_MONTHS) -> dict:
+    """Write the deliveries and return the manifest (also saved as `out/expected.json`).
+
+    `months` is the length of the increments' history, ending with `end_date`'s month (12, the
+    default, writes the bundled samples). A longer history is the same city over more months: the
+    months before the recent year are drawn from their own random stream and written as further
+    quarterly extracts, so the recent year's files stay as they are with 12 months.
+    """
+    if isinstance(months, bool) or not isinstance(months, numbers.Integral) or months < RECENT_MONTHS:
+        raise BadHistory(f"months must be a whole number of at least {RECENT_MONTHS}, not {months!r} "
+                         f"(历史月数至少为 {RECENT_MONTHS})")
     out = Path(out)
     inbox = out / "inbox"
     clear_previous_output(out)
     wanted = set(feeds or FEEDS)
-    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor)
+    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor, int(months))
     rng = np.random.default_rng(seed + 1)
+    older_rng = np.random.default_rng([seed + 1, OLDER_STREAM])
+    recent_start = add_months(end_date, -(RECENT_MONTHS - 1))
     manifest: dict = {"seed": seed, "scale": scale, "end_date": end_date.isoformat(), "counties": list(counties),
                       "files": [], "bad_rows": [], "messy_valid": [], "planted": cases, "redeliveries": []}
+    if months != RECENT_MONTHS:  # the default manifest stays byte-identical
+        manifest["months"] = months
     per_feed = deliveries(world, end_date, list(counties))
     for feed_idx, (feed, spec) in enumerate(FEEDS.items()):
         if feed not in wanted:
             continue
-        previous_keys: list[str] = []
         files = sorted(per_feed[feed], key=lambda t: (t[1], t[0]))
+        older = [f for f in files if f[1] < recent_start]
+        recent = [f for f in files if f[1] >= recent_start]
         kinds = BAD_KINDS.get(feed, [])
-        for file_idx, (county, extracted_on, typed) in enumerate(files):
-            if typed.height == 0:
-                continue
-            typed = typed.sort(_sort_key(spec), maintain_order=True)
-            fmt = choose_format(feed_idx, list(counties).index(county), file_idx, typed.height)
-            name = f"{feed}_{county}_{extracted_on:%Y%m%d}.{ext_of(fmt)}"
-            text = as_text(typed, spec)
-            plan = [kinds[(file_idx + j) % len(kinds)] for j in range(min(BAD_ROWS_PER_FILE, len(kinds)))] if kinds else []
-            text, bad, messy = spoil_file(text, spec, rng, file_name=name, extracted_on=extracted_on, bad_plan=plan,
-                                          messy_share=MESSY_SHARE, previous_keys=previous_keys, bad_share=BAD_SHARE_CAP)
-            if "_second" in typed.columns:
-                for r in np.flatnonzero(typed["_second"].fill_null(False).to_numpy()):
-                    messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
-            if spec.unique_key and len(spec.unique_key) == 1:
-                key = spec.unique_key[0]
-                previous_keys.extend(text[key].head(20).to_list())
-            write_file(text, spec, inbox / feed / name, fmt, rng)
-            manifest["files"].append({"feed": feed, "file": name, "county": county, "extracted_on": extracted_on.isoformat(),
-                                      "rows": text.height, "format": fmt})
-            manifest["bad_rows"] += bad
-            manifest["messy_valid"] += messy
+        # The older files come first, with their own random stream, their own earlier keys and file
+        # numbers counting back from the recent year's first (-1, -2, ...), so that the recent year's
+        # files get the very formats, spoiled rows and shuffles they get with 12 months.
+        batches = ((older_rng, -len(older), older), (rng, 0, recent))
+        for rng_, first_idx, batch in batches:
+            previous_keys: list[str] = []
+            for file_idx, (county, extracted_on, typed) in enumerate(batch, start=first_idx):
+                if typed.height == 0:
+                    continue
+                _write_delivery(inbox, manifest, rng_, spec, feed, feed_idx, list(counties).index(county), file_idx,
+                                county, extracted_on, typed, kinds, previous_keys)
     _write_redelivery(out, manifest, end_date)
     manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
     (out / "expected.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     return manifest
+
+
+def _write_delivery(inbox: Path, manifest: dict, rng: np.random.Generator, spec, feed: str, feed_idx: int, county_idx: int,
+                    file_idx: int, county: str, extracted_on: date, typed: pl.DataFrame, kinds: list,
+                    previous_keys: list[str]) -> None:
+    """Spoil and write one delivery file, and list it, its bad rows and messy values in the manifest."""
+    typed = typed.sort(_sort_key(spec), maintain_order=True)
+    fmt = choose_format(feed_idx, county_idx, file_idx, typed.height)
+    name = f"{feed}_{county}_{extracted_on:%Y%m%d}.{ext_of(fmt)}"
+    text = as_text(typed, spec)
+    plan = [kinds[(file_idx + j) % len(kinds)] for j in range(min(BAD_ROWS_PER_FILE, len(kinds)))] if kinds else []
+    text, bad, messy = spoil_file(text, spec, rng, file_name=name, extracted_on=extracted_on, bad_plan=plan,
+                                  messy_share=MESSY_SHARE, previous_keys=previous_keys, bad_share=BAD_SHARE_CAP)
+    if "_second" in typed.columns:
+        for r in np.flatnonzero(typed["_second"].fill_null(False).to_numpy()):
+            messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
+    if spec.unique_key and len(spec.unique_key) == 1:
+        key = spec.unique_key[0]
+        previous_keys.extend(text[key].head(20).to_list())
+    write_file(text, spec, inbox / feed / name, fmt, rng)
+    manifest["files"].append({"feed": feed, "file": name, "county": county, "extracted_on": extracted_on.isoformat(),
+                              "rows": text.height, "format": fmt})
+    manifest["bad_rows"] += bad
+    manifest["messy_valid"] += messy
 
 
 GENERATED_DIRS = ("inbox", "redelivery", "broken_inbox")

@@ -195,36 +195,57 @@ def attach_certificates(rng, p: dict, county: str) -> pl.DataFrame:
     )
 
 
-def months(end: date) -> list[date]:
-    """First days of the 12 months ending with `end`'s month."""
-    return [add_months(end, -k) for k in range(11, -1, -1)]
+RECENT_MONTHS = 12  # the history of the bundled samples; its draws never change
 
 
-def claims_for(rng, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int, end: date) -> pl.DataFrame:
-    """A year of settlements: mostly residents, a share for roster members; costs heavy-tailed."""
-    frames = []
+def months(end: date, count: int = RECENT_MONTHS) -> list[date]:
+    """First days of the `count` months ending with `end`'s month, oldest first."""
+    return [add_months(end, -k) for k in range(count - 1, -1, -1)]
+
+
+def older_months(end: date, count: int) -> list[date]:
+    """The months of a `count`-month history that come before the recent year (none for 12), oldest first."""
+    return months(end, count)[: max(count - RECENT_MONTHS, 0)]
+
+
+def claims_for(rng, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int, end: date,
+               history: int = RECENT_MONTHS, older_rng: np.random.Generator | None = None,
+               former: pl.DataFrame | None = None) -> pl.DataFrame:
+    """`history` months of settlements: mostly residents, a share for roster members; costs heavy-tailed.
+
+    The recent year is drawn from `rng` exactly as it always was; the months before it (history > 12)
+    from `older_rng`, with the `former` residents (who died before the recent year) among the
+    claimants, so a longer history leaves every draw of the recent year, and of everything drawn
+    after it, unchanged: the same city, with more history behind it.
+    """
     pool = pl.concat([residents.select("id_number", "name", "division_code"),
                       roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
-    for mi, m in enumerate(months(end)):
-        last = min(month_end(m), end)
-        n = per_month
-        who = pool[rng.integers(0, pool.height, n)]
-        visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
-        median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
-        total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
-        basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
-        critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
-        assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)
-        oop = total - basic - critical - assist
-        frames.append(who.with_columns(
-            settlement_id=pl.lit(f"JS-{county}-{m:%Y%m}-") + pl.int_range(n).cast(pl.String).str.zfill(7),
-            settled_on=pl.Series(random_dates(rng, m, last, n)).cast(pl.Date),
-            visit_type=pl.Series(visit), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
-            critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist), out_of_pocket=pl.Series(oop),
-            diagnosis_code=pl.Series(rng.choice(DIAGNOSES, n)),
-            _file_date=pl.lit(last),
-        ))
-    return pl.concat(frames).with_columns(county=pl.lit(county))
+    older_pool = pool if former is None or former.is_empty() else pl.concat([pool, former.select(pool.columns)])
+    older = [_claims_month(older_rng, county, older_pool, m, per_month, end) for m in older_months(end, history)]
+    recent = [_claims_month(rng, county, pool, m, per_month, end) for m in months(end)]
+    return pl.concat(older + recent).with_columns(county=pl.lit(county))
+
+
+def _claims_month(rng, county: str, pool: pl.DataFrame, m: date, per_month: int, end: date) -> pl.DataFrame:
+    """One month of settlements (the draws, in their order, of one pass of the original loop)."""
+    last = min(month_end(m), end)
+    n = per_month
+    who = pool[rng.integers(0, pool.height, n)]
+    visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
+    median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
+    total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
+    basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
+    critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
+    assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)
+    oop = total - basic - critical - assist
+    return who.with_columns(
+        settlement_id=pl.lit(f"JS-{county}-{m:%Y%m}-") + pl.int_range(n).cast(pl.String).str.zfill(7),
+        settled_on=pl.Series(random_dates(rng, m, last, n)).cast(pl.Date),
+        visit_type=pl.Series(visit), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
+        critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist), out_of_pocket=pl.Series(oop),
+        diagnosis_code=pl.Series(rng.choice(DIAGNOSES, n)),
+        _file_date=pl.lit(last),
+    )
 
 
 def _active_in(frame: pl.DataFrame, m: date, start_col: str, end_col: str) -> pl.DataFrame:
@@ -233,11 +254,12 @@ def _active_in(frame: pl.DataFrame, m: date, start_col: str, end_col: str) -> pl
     return frame.filter((pl.col(start_col) <= me) & (pl.col(end_col).is_null() | (pl.col(end_col) >= me)))
 
 
-def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: date) -> pl.DataFrame:
-    """Benefits paid month by month to those entitled that month, and to nobody else."""
+def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: date,
+                 history: int = RECENT_MONTHS) -> pl.DataFrame:
+    """Benefits paid month by month, over `history` months, to those entitled that month, and to nobody else."""
     rows = []
     eligible_care = (pl.col("lvl") <= 2) | pl.col("cat").is_in([5, 6])
-    for m in months(end):
+    for m in months(end, history):
         if date(m.year, m.month, 20) > end:
             continue
         active = _active_in(roster, m, "enrolled_on", "ended_true")
@@ -262,11 +284,62 @@ def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, en
     ).drop("_m")
 
 
-def deaths_for(rng, county: str, residents: pl.DataFrame, end: date) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Deaths among residents (none on a roster: roster deaths are planted); a share reported twice."""
+def deaths_for(rng, county: str, residents: pl.DataFrame, end: date, former: pl.DataFrame | None = None,
+               older_rng: np.random.Generator | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Deaths among residents (none on a roster: roster deaths are planted); a share reported twice.
+
+    0.7% of the residents die in the recent year (drawn from `rng` as always). With a longer history,
+    the deaths of the months before it are those of `former` residents (see `former_residents`),
+    reported with draws from `older_rng`.
+    """
     n = max(int(residents.height * 0.007), 2)
     idx = rng.choice(residents.height, n, replace=False)
     dead = residents[idx].with_columns(died_on=pl.Series(random_dates(rng, add_months(end, -11), end - timedelta(days=2), n)).cast(pl.Date))
+    out = _reported(rng, dead, end)
+    if former is not None and former.height:
+        out = pl.concat([_reported(older_rng, former.select(dead.columns), end), out])
+        dead = pl.concat([former.select(dead.columns), dead])
+    out = out.select("id_number", "name", "died_on", "source", "_second").with_columns(
+        _file_date=pl.col("died_on").dt.month_end().clip(upper_bound=end) , county=pl.lit(county))
+    return out, dead.select("id_number")
+
+
+def former_residents(rng: np.random.Generator, county: str, residents: int, end: date, history: int,
+                     taken: pl.Series) -> pl.DataFrame:
+    """Residents who died in the months before the recent year (none with 12 months of history).
+
+    Why not let some of today's residents die earlier: their recent-year claims and 人社 rows would
+    then vanish, and the recent year's files would no longer be those of the 12-month city. So the
+    older months have their own dead, at the recent year's rate (0.7% of residents a year), with ID
+    numbers unique against `taken` (every ID already given), dying at least 4 days before the recent
+    year so that a second report (0-3 days later) stays in the older files.
+    """
+    older = older_months(end, history)
+    if not older:
+        return pl.DataFrame()
+    n = max(int(residents * 0.007 * len(older) / RECENT_MONTHS), 2)
+    people = make_people(rng, county, np.full(n, 45.0), np.full(n, 95.0), end)
+    people = people.with_columns(id_number=ids_beside(rng, people, taken),
+                                 division_code=pl.Series(division_codes(rng, county, n)))
+    died = random_dates(rng, older[0], add_months(end, -11) - timedelta(days=4), n)
+    return people.with_columns(died_on=pl.Series(died).cast(pl.Date))
+
+
+def ids_beside(rng: np.random.Generator, people: pl.DataFrame, taken: pl.Series) -> pl.Series:
+    """ID numbers for `people`, unique among themselves and against `taken`; clashing ones are re-drawn."""
+    ids = assign_ids(people, rng)["id_number"]
+    for _ in range(50):
+        clash = (ids.is_in(taken.implode()) | ids.is_duplicated()).to_numpy()
+        if not clash.any():
+            return ids
+        redrawn = assign_ids(people.filter(pl.Series(clash)), rng)["id_number"]
+        ids = ids.scatter(np.flatnonzero(clash), redrawn)
+    raise RuntimeError("could not draw unique ID numbers")  # pragma: no cover
+
+
+def _reported(rng, dead: pl.DataFrame, end: date) -> pl.DataFrame:
+    """The death reports of `dead`: one source each, a second source for about 40%."""
+    n = dead.height
     first = dead.with_columns(source=pl.Series(rng.choice(["公安户籍注销", "殡葬火化", "医学死亡证明"], n, p=[0.6, 0.25, 0.15])))
     twice = first.filter(pl.Series(rng.random(n) < 0.4))
     second = twice.with_columns(
@@ -274,14 +347,11 @@ def deaths_for(rng, county: str, residents: pl.DataFrame, end: date) -> tuple[pl
         died_on=(pl.col("died_on") + pl.duration(days=pl.Series(rng.integers(0, 4, twice.height)))).clip(upper_bound=end),
         _second=pl.lit(True),
     )
-    out = pl.concat([first.with_columns(_second=pl.lit(False)), second], how="diagonal")
-    out = out.select("id_number", "name", "died_on", "source", "_second").with_columns(
-        _file_date=pl.col("died_on").dt.month_end().clip(upper_bound=end) , county=pl.lit(county))
-    return out, dead.select("id_number")
+    return pl.concat([first.with_columns(_second=pl.lit(False)), second], how="diagonal")
 
 
-def hrss_for(rng, county: str, residents: pl.DataFrame, end: date) -> pl.DataFrame:
-    """Pensions for retired residents, wages for employed ones, some unemployment benefit."""
+def hrss_for(rng, county: str, residents: pl.DataFrame, end: date, history: int = RECENT_MONTHS) -> pl.DataFrame:
+    """Pensions for retired residents, wages for employed ones, some unemployment benefit, over `history` months."""
     age = (pl.lit(end) - pl.col("birth")).dt.total_days() / 365.25
     pensioners = residents.filter((age >= 60) & pl.Series(rng.random(residents.height) < 0.3))
     workers = residents.filter((age >= 22) & (age < 60) & pl.Series(rng.random(residents.height) < 0.18))
@@ -289,7 +359,7 @@ def hrss_for(rng, county: str, residents: pl.DataFrame, end: date) -> pl.DataFra
     frames = []
     for people, item, lo, hi in ((pensioners, "城镇职工养老金", 1800, 4500), (workers, "就业登记工资", 2200, 8000), (jobless, "失业保险金", 1400, 1800)):
         base = (rng.uniform(lo, hi, people.height) * 100).round(-2).astype(np.int64)
-        for m in months(end):
+        for m in months(end, history):
             frames.append(people.select("id_number", "name").with_columns(
                 item=pl.lit(item), month=pl.lit(f"{m:%Y-%m}"), amount=pl.Series(base), _file_date=pl.lit(min(month_end(m), end))))
     return pl.concat(frames).with_columns(county=pl.lit(county))

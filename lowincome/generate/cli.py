@@ -23,6 +23,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="size factor; 1 = the bundled samples (~20k claims)")
     p.add_argument("--end-date", type=_day, default=date(2026, 10, 31), help="last extraction date (YYYY-MM-DD)")
     p.add_argument("--feeds", nargs="+", choices=sorted(FEEDS), help="only these feeds (default: all seven)")
+    p.add_argument("--months", type=_months, default=12,
+                   help="months of history ending with the end date's month (default 12, the bundled samples; at least 12): "
+                        "the same population, with the months before the last year as further quarterly extracts")
+
+
+def _months(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of months") from None
+    if value < 12:
+        raise argparse.ArgumentTypeError(f"{value}: the history must be at least 12 months (历史月数至少为 12)")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("lowincome generate: --scale must be greater than 0")
     started = time.perf_counter()
     try:
-        manifest = generate(Path(args.out), seed=args.seed, scale=args.scale, end_date=args.end_date, feeds=args.feeds)
+        manifest = generate(Path(args.out), seed=args.seed, scale=args.scale, end_date=args.end_date, feeds=args.feeds,
+                            months=args.months)
     except ForeignFiles as exc:
         raise SystemExit(f"lowincome generate: {exc}") from None
     rows = sum(f["rows"] for f in manifest["files"])
