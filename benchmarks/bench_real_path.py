@@ -405,6 +405,9 @@ def main() -> None:
                     help="after the re-run, N more nights (E+1 ... E+N) over an inbox that receives nothing new")
     ap.add_argument("--out", type=Path, help="work folder (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (inbox, warehouse, logs) afterwards")
+    ap.add_argument("--inbox-from", type=Path,
+                    help="a folder this script (or `lowincome generate`) generated before with the same options: its "
+                         "files are hard-linked into the work folder instead of generating again (the city tier takes minutes)")
     args = ap.parse_args()
     cli = Path(sys.executable).parent / "lowincome"
     if not cli.exists():
@@ -424,8 +427,15 @@ def main() -> None:
         print(f"machine: {cores} cores, {int(mem) / 2**20:.1f} GiB RAM; load average {os.getloadavg()[0]:.2f} "
               f"{os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}", flush=True)
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-c", GENERATE, str(gen), str(args.seed), str(args.scale), args.end_date.isoformat(),
-                        str(args.claims_factor), str(args.months)], check=True)
+        if args.inbox_from:
+            source = args.inbox_from / "gen" if (args.inbox_from / "gen" / "expected.json").exists() else args.inbox_from
+            if not (source / "expected.json").exists():
+                raise SystemExit(f"--inbox-from {args.inbox_from}: no expected.json (not a generated folder)")
+            subprocess.run(["cp", "-al", str(source), str(gen)], check=True)  # hard links: moving a file here leaves it there
+            print(f"inbox hard-linked from {source} (generated earlier with the same options)", flush=True)
+        else:
+            subprocess.run([sys.executable, "-c", GENERATE, str(gen), str(args.seed), str(args.scale),
+                            args.end_date.isoformat(), str(args.claims_factor), str(args.months)], check=True)
         manifest = json.loads((gen / "expected.json").read_text(encoding="utf-8"))
         files = manifest["files"]
         later = [f for f in files if f["extracted_on"] > next_day.isoformat()]

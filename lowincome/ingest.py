@@ -28,7 +28,7 @@ from .fingerprint import fingerprint
 from .privacy import redact
 from .rules.policy import Policy, load_policy
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
-from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, InUse, file_parts, held_back_part, resolve_duplicates,
+from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
                     store_dir, write_parquet_atomic)
 from .staging import Staging
 from .validation import REASONS, typed_columns, validate_rows
@@ -319,6 +319,7 @@ def ingest_feed(
     used: list[tuple[Delivery, FileParts, Path]] = []  # files whose valid rows are used, in delivery order
     quarantine: list[str] = []
     in_use: dict[str, tuple[str, int]] = {}  # county → (file name, rows) of the snapshot in use so far
+    hashes = HashIndex(work_dir, spec.name)
     for d in discover(inbox, spec.name, as_of, today):
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
                "sha256": None, "size_bytes": d.size, "format": d.extension.lstrip(".") or None,
@@ -332,7 +333,7 @@ def ingest_feed(
             row["message"] = problem
             continue
         try:
-            sha = sha256_of(d.path)
+            sha = hashes.sha256(d.path, sha256_of)
             row["sha256"] = sha
             cache, meta, parsed = _parsed_file(d, spec, sha, work_dir, warnings)
         except DeliveryError as exc:
@@ -368,6 +369,7 @@ def ingest_feed(
         used.append((d, parts, cache))
         row["rows_accepted"] = parts.accepted_rows
 
+    hashes.save()
     kept: list[str] = []
     latest: dict[str, str] = {}  # county → newest file with accepted rows (snapshots)
     total = 0

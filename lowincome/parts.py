@@ -63,6 +63,50 @@ def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
     return path
 
 
+# ---- content hashes, once per file version ----------------------------------------------------
+
+
+class HashIndex:
+    """sha256 of delivered files, remembered by (size, mtime_ns, inode, ctime_ns) so a night hashes only new files.
+
+    Hashing every file of years of deliveries each night would read the whole history from disk. A
+    file rewritten in place gets a new mtime and ctime (a corrected file under the same name), so its
+    content is hashed again. The index is working storage: lost or damaged, every file is hashed again.
+    """
+
+    def __init__(self, work_dir: Path, feed: str):
+        self.path = store_dir(work_dir, feed) / "hashes.json"
+        try:
+            self.entries = json.loads(self.path.read_text(encoding="utf-8"))
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.seen: dict[str, list] = {}
+
+    def sha256(self, path: Path, hash_file) -> str:
+        st = os.lstat(path)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns]
+        known = self.entries.get(path.name)
+        if isinstance(known, list) and len(known) == 5 and known[:4] == stamp:
+            sha = known[4]
+        else:
+            sha = hash_file(path)
+        self.seen[path.name] = [*stamp, sha]
+        return sha
+
+    def save(self) -> None:
+        """Add this night's entries (a backfill of an earlier day must not forget the newer files)."""
+        merged = {**self.entries, **self.seen}
+        if merged == self.entries:
+            return
+        self.seen = merged
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.seen), encoding="utf-8")
+        os.replace(tmp, self.path)
+
+
 # ---- quarantine rows ---------------------------------------------------------------------
 
 

@@ -143,3 +143,27 @@ def test_staging_is_a_list_of_shared_parts(inbox, tmp_path):
     assert len(early.parts) == 1 and len(late.parts) == 2
     assert early.parts[0] == late.parts[0]
     assert all((work / p).is_file() for p in late.parts)
+
+
+def test_a_night_hashes_only_new_or_changed_files(inbox, tmp_path, monkeypatch):
+    hashed: list[str] = []
+    real = ingest_module.sha256_of
+
+    def counting(path):
+        hashed.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(ingest_module, "sha256_of", counting)
+    work = tmp_path / "work"
+    old = _write(inbox, date(2026, 10, 10), ["A", "B"])
+    ingest_feed(SPEC, inbox, AS_OF, work, blocking_share=1.0)
+    assert hashed == [old.name]
+    hashed.clear()
+    new = _write(inbox, date(2026, 10, 20), ["C"])
+    ingest_feed(SPEC, inbox, AS_OF, work, blocking_share=1.0)
+    assert hashed == [new.name]
+    hashed.clear()
+    _write(inbox, date(2026, 10, 10), ["A", "Z"])  # rewritten in place under the same name
+    result = ingest_feed(SPEC, inbox, AS_OF, work, blocking_share=1.0)
+    assert hashed == [old.name]
+    assert sorted(result.staging["settlement_id"]) == ["A", "C", "Z"]
