@@ -44,6 +44,8 @@ from great_expectations.expectations.expectation_configuration import parse_resu
 from lowincome.feeds import FeedSpec
 from lowincome.identity import normalize_id_struct
 
+from lowincome.validation import RAW_PREFIX
+
 from .suites import gx_available, gx_input, gx_sources
 
 Source = pl.DataFrame | Path | str
@@ -179,7 +181,9 @@ def _plan(etype: str, kw: dict, schema: pl.Schema) -> _Plan:  # noqa: C901 - one
                 else ~c.is_in(list(kw["value_set"]))
         elif etype == "expect_column_values_to_be_unique":
             bad = c.is_duplicated()  # a non-null value's duplicates are non-null: the same as among considered rows
-        else:  # valid GB 11643 ID: same expression as the GX metric (checks.expectations)
+        elif _id_helper(col) in schema:  # valid GB 11643 ID, judged per row by `_id_verdicts`
+            bad = ~pl.col(_id_helper(col))
+        else:  # same expression as the GX metric (checks.expectations), on every row
             bad = normalize_id_struct(c.cast(pl.String), today=_latest_birth(kw.get("latest_birth"))).struct.field("problem").is_not_null()
         return _Plan(present, present & bad.fill_null(True), [col], "column")
     if etype in PAIR_MAP:
@@ -238,15 +242,50 @@ def _exception(exc: BaseException) -> dict:
 _NO_EXCEPTION = {"raised_exception": False, "exception_message": None, "exception_traceback": None}
 
 
-def _read(spec: FeedSpec, source: Source, gx_columns: list[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(GX input frame for the Polars pass, the source columns it was built from), reading only what the suite uses."""
-    if isinstance(source, pl.DataFrame):
-        narrow = source.select(gx_sources(spec, source.schema, gx_columns))
-    else:
-        schema = pl.read_parquet_schema(source)
-        narrow = pl.read_parquet(source, columns=gx_sources(spec, schema, gx_columns))
+def _id_helper(raw_column: str) -> str:
+    return f"__valid_id__{raw_column}"
+
+
+def _typed_of(raw_column: str) -> str:
+    return raw_column[len(RAW_PREFIX):] if raw_column.startswith(RAW_PREFIX) else raw_column
+
+
+def _read(spec: FeedSpec, source: Source, gx_columns: list[str], id_checks: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(GX input frame for the Polars pass, the source columns it was built from), reading only what the suite uses.
+
+    `id_checks`: raw ID column → latest birth date; their typed columns are read too (`_id_verdicts`).
+    """
+    schema = source.schema if isinstance(source, pl.DataFrame) else pl.read_parquet_schema(source)
+    wanted = set(gx_sources(spec, schema, gx_columns))
+    wanted |= {_typed_of(c) for c in id_checks if _typed_of(c) in schema and schema[_typed_of(c)] == pl.String}
+    wanted = sorted(wanted)
+    narrow = source.select(wanted) if isinstance(source, pl.DataFrame) else pl.read_parquet(source, columns=wanted)
     available = [c for c in gx_columns if c in gx_available(spec, narrow.schema)]
-    return gx_input(spec, narrow, available, for_pandas=False), narrow
+    frame = gx_input(spec, narrow, available, for_pandas=False)
+    verdicts = [_id_verdicts(frame, narrow, raw, latest) for raw, latest in id_checks.items()
+                if raw in frame.columns and _typed_of(raw) in narrow.columns]
+    return (frame.with_columns(verdicts) if verdicts else frame), narrow
+
+
+def _id_verdicts(frame: pl.DataFrame, narrow: pl.DataFrame, raw: str, latest_birth) -> pl.Series:
+    """Per row: is the delivered ID valid with births up to `latest_birth` (GX's custom metric, cheaply).
+
+    `validate_rows` kept the normalised ID exactly where `normalize_id_struct` found no problem with
+    births up to the file's extraction date (`lowincome.validation._check_id`). Of the rules only the
+    birth-date bound depends on the date, so a kept ID is valid here when its birth date (characters
+    7-14, YYYYMMDD, compared as text) is not after `latest_birth`. Every other delivered value (a
+    rejected ID, or one born after the bound) is judged again with `normalize_id_struct` itself: a few
+    rows instead of re-normalising every ID of the file.
+    """
+    today = _latest_birth(latest_birth) or date.today()
+    typed = narrow[_typed_of(raw)]
+    ok = narrow.select((typed.is_not_null() & (typed.str.slice(6, 8) <= today.strftime("%Y%m%d"))).fill_null(False)).to_series()
+    again = frame.select(pl.arg_where(pl.col(raw).is_not_null() & ~ok)).to_series()
+    if len(again):
+        verdict = (frame[again].select(normalize_id_struct(pl.col(raw).cast(pl.String), today=today)
+                                       .struct.field("problem").is_null()).to_series())
+        ok = ok.scatter(again, verdict)
+    return ok.alias(_id_helper(raw))
 
 
 def _examples(spec: FeedSpec, narrow: pl.DataFrame, frame: pl.DataFrame, rows: list[int], columns: list[str]) -> pd.DataFrame:
@@ -311,7 +350,9 @@ def evaluate_suite(
         cfg.kwargs = {k: v for k, v in cfg.kwargs.items() if v is not None}
         configs.append(cfg)
     gx_columns = sorted({c for e in expectations if e.expectation_type != "expect_column_to_exist" for c in _columns_of(e)})
-    frame, narrow = _read(spec, source, gx_columns)
+    id_checks = {cfg.kwargs["column"]: cfg.kwargs.get("latest_birth") for cfg in configs
+                 if cfg.type == "expect_column_values_to_be_valid_gb11643_id"}
+    frame, narrow = _read(spec, source, gx_columns, id_checks)
     height = frame.height
     schema = frame.schema
 

@@ -37,8 +37,8 @@ def _day(file_name: str) -> date:
 
 
 @pytest.fixture(scope="module")
-def deliveries(tmp_path_factory) -> dict[str, list[tuple[str, pl.DataFrame]]]:
-    """Per feed, its two deliveries with the most planted defects (or its largest two), validated."""
+def deliveries(tmp_path_factory) -> dict[str, list[tuple[str, pl.DataFrame, pl.DataFrame]]]:
+    """Per feed, its two deliveries with the most planted defects (or its largest two): (name, validated, text)."""
     from lowincome.generate import generate
 
     out = tmp_path_factory.mktemp("equivalence")
@@ -52,10 +52,16 @@ def deliveries(tmp_path_factory) -> dict[str, list[tuple[str, pl.DataFrame]]]:
         if not folder.is_dir():
             continue
         paths = sorted((p for p in folder.iterdir() if p.is_file()), key=lambda p: (-planted.get(p.name, 0), -p.stat().st_size))[:2]
-        chosen[feed] = [(p.name, validate_rows(read_delivery(p, spec).frame, spec, _day(p.name))) for p in paths]
+        texts = [(p.name, read_delivery(p, spec).frame) for p in paths]
+        chosen[feed] = [(name, _validated(spec, text, name), text) for name, text in texts]
     assert sorted(chosen) == GENERATED_FEEDS
-    assert sum(planted.get(n, 0) for files in chosen.values() for n, _ in files) >= 20  # defects are really in play
+    assert sum(planted.get(d[0], 0) for files in chosen.values() for d in files) >= 20  # defects are really in play
     return chosen
+
+
+def _validated(spec, text: pl.DataFrame, file_name: str) -> pl.DataFrame:
+    """`validate_rows` as ingest runs it (with the county of the file's name)."""
+    return validate_rows(text, spec, _day(file_name), county=file_name.rsplit("_", 2)[-2])
 
 
 def _normalised(result) -> dict:
@@ -82,13 +88,18 @@ def _assert_same(new, old):
 
 @pytest.mark.parametrize("feed", GENERATED_FEEDS)
 def test_generated_deliveries_give_gx_results(deliveries, feed):
-    for file_name, frame in deliveries[feed]:
+    for file_name, frame, _ in deliveries[feed]:
         new, old = _both(FEEDS[feed], frame, file_name, previous_rows=frame.height)
         _assert_same(new, old)
 
 
-def _spoiled(spec, frame: pl.DataFrame) -> pl.DataFrame:
-    """Many defects of every kind the suite checks, in known row ranges (a test cannot see them otherwise)."""
+def _spoiled(spec, text: pl.DataFrame) -> pl.DataFrame:
+    """The delivered text with many defects of every kind the suite checks, in known row ranges.
+
+    Spoiled as delivered text, then parsed by `validate_rows` as ingest does, so the typed columns are
+    what the quarantine makes of it (more than 20 bad values of a kind, repeated values, integer
+    columns with nulls, rows missing one amount of several, a key delivered 30 times).
+    """
     i = pl.int_range(pl.len())
     changes: list[pl.Expr] = []
 
@@ -96,28 +107,23 @@ def _spoiled(spec, frame: pl.DataFrame) -> pl.DataFrame:
         return i.is_between(a, b - 1)
 
     for k, c in enumerate(spec.columns):
-        raw, typed = RAW_PREFIX + c.name, c.name
-        dtype = frame.schema[typed]
-        if c.kind == "id":  # 25 bad IDs of 3 distinct values: more than the 20 quoted examples, repeated values
-            changes.append(pl.when(rows(0, 25)).then(pl.lit("12345") + (i % 3).cast(pl.String)).otherwise(pl.col(raw)).alias(raw))
-        elif c.kind in ("money", "int"):
-            # shifted per column, so that some rows miss one amount of several (multicolumn `ignore_row_if`)
-            changes.append(pl.when(rows(25 + k, 40 + k)).then(None).when(rows(50, 56)).then(pl.lit(-1).cast(dtype))
-                           .when(rows(56, 60)).then(pl.lit(0).cast(dtype)).otherwise(pl.col(typed)).alias(typed))
+        col = pl.col(c.name)
+        if c.kind == "id":  # 25 bad IDs of 3 distinct values
+            changes.append(pl.when(rows(0, 25)).then(pl.lit("12345") + (i % 3).cast(pl.String)).otherwise(col).alias(c.name))
+        elif c.kind in ("money", "int"):  # shifted per column: some rows miss one amount of several
+            changes.append(pl.when(rows(25 + k, 40 + k)).then(pl.lit("约3千")).when(rows(50, 56)).then(pl.lit("-1"))
+                           .when(rows(56, 60)).then(pl.lit("0")).otherwise(col).alias(c.name))
         elif c.kind in ("enum", "coded_enum"):
-            changes.append(pl.when(rows(60, 85)).then(pl.lit("未知") + (i % 2).cast(pl.String)).otherwise(pl.col(raw)).alias(raw))
-            changes.append(pl.when(rows(60, 85)).then(None).otherwise(pl.col(typed)).alias(typed))
-            if c.kind == "coded_enum":  # an integer column with nulls: pandas makes it float64
-                changes.append(pl.when(rows(60, 85)).then(None).otherwise(pl.col(f"{typed}_code")).alias(f"{typed}_code"))
+            changes.append(pl.when(rows(60, 85)).then(pl.lit("未知") + (i % 2).cast(pl.String)).otherwise(col).alias(c.name))
         elif c.kind in ("date", "month"):
-            changes.append(pl.when(rows(85, 110)).then(pl.lit("2026-02-30")).otherwise(pl.col(raw)).alias(raw))
-            changes.append(pl.when(rows(85, 110)).then(None).otherwise(pl.col(typed)).alias(typed))
+            changes.append(pl.when(rows(85, 100)).then(pl.lit("2026-02-30")).when(rows(100, 110)).then(pl.lit("2099-01-01"))
+                           .otherwise(col).alias(c.name))
         elif c.kind == "text" and not c.nullable:
-            changes.append(pl.when(rows(110, 122)).then(pl.lit(" ")).otherwise(pl.col(raw)).alias(raw))
-    out = frame.with_columns(changes)
+            changes.append(pl.when(rows(110, 122)).then(pl.lit(" ")).otherwise(col).alias(c.name))
+    out = text.with_columns(changes)
     key = spec.unique_key or spec.snapshot_key
     if key:  # the same key on 30 rows
-        out = out.with_columns([pl.when(rows(122, 152)).then(pl.col(k).get(min(122, frame.height - 1))).otherwise(pl.col(k)).alias(k)
+        out = out.with_columns([pl.when(rows(122, 152)).then(pl.col(k).get(min(122, text.height - 1))).otherwise(pl.col(k)).alias(k)
                                 for k in key])
     return out
 
@@ -125,8 +131,8 @@ def _spoiled(spec, frame: pl.DataFrame) -> pl.DataFrame:
 @pytest.mark.parametrize("feed", GENERATED_FEEDS)
 def test_many_defects_missing_column_and_volume_jump_give_gx_results(deliveries, feed):
     spec = FEEDS[feed]
-    file_name, frame = max(deliveries[feed], key=lambda d: d[1].height)
-    spoiled = _spoiled(spec, frame)
+    file_name, frame, text = max(deliveries[feed], key=lambda d: d[1].height)
+    spoiled = _validated(spec, _spoiled(spec, text), file_name)
     missing = [next(c for c in reversed(spec.columns) if c.required).header]
     new, old = _both(spec, spoiled, file_name, previous_rows=spoiled.height * 3, missing_columns=missing)
     _assert_same(new, old)
@@ -139,7 +145,7 @@ def test_many_defects_missing_column_and_volume_jump_give_gx_results(deliveries,
 
 def test_a_parquet_file_gives_the_result_of_its_frame_reading_only_the_suite_columns(deliveries, tmp_path, monkeypatch):
     spec = FEEDS["medical_claims"]
-    file_name, frame = deliveries["medical_claims"][0]
+    file_name, frame, _ = deliveries["medical_claims"][0]
     path = tmp_path / "parsed.parquet"
     frame.with_columns(pl.lit("not read").alias("unrelated")).write_parquet(path)
     read: list = []
@@ -160,8 +166,8 @@ def test_a_parquet_file_gives_the_result_of_its_frame_reading_only_the_suite_col
 
 def test_complete_format_lists_every_unexpected_row(deliveries):
     spec = FEEDS["civil_roster"]
-    file_name, frame = max(deliveries["civil_roster"], key=lambda d: d[1].height)
-    spoiled = _spoiled(spec, frame)
+    file_name, frame, text = max(deliveries["civil_roster"], key=lambda d: d[1].height)
+    spoiled = _validated(spec, _spoiled(spec, text), file_name)
     from checks.run import present_columns
     from checks.suites import suite_for, suite_parameters
 
@@ -181,7 +187,7 @@ def test_complete_format_lists_every_unexpected_row(deliveries):
 def test_data_docs_are_not_rebuilt_without_a_new_result_and_are_with_one(deliveries, tmp_path, monkeypatch):
     spec = FEEDS["death_records"]
     work, reports = tmp_path / "work", tmp_path / "reports"
-    (file_a, frame_a), (file_b, frame_b) = deliveries["death_records"][:2]
+    (file_a, frame_a, _), (file_b, frame_b, _) = deliveries["death_records"][:2]
     record._store(work / "gx", [run_suite(spec, frame_a, file_name=file_a, extracted_on=_day(file_a), previous_rows=None)])
     index = record.render_data_docs(work, reports)
     pages = {p.name for p in index.parent.rglob("*.html")}
