@@ -3,12 +3,12 @@
     .venv/bin/python benchmarks/bench_suites.py --rows 10000000 [--old] [--keep DIR]
 
 Builds the parsed Parquet of one synthetic medical_claims delivery of N rows the way ingest does
-(`bench_ingest.claims_frame` → the canonical text columns → `lowincome.validation.validate_rows`, in
-1M-row chunks, 1% wrong ID check characters), then runs each measurement in its own process and
+(`bench_ingest.claims_frame` → the canonical text columns → `lowincome.validation.validate_rows` on
+1M rows, repeated with unique settlement keys; 1% wrong ID check characters), then runs each measurement in its own process and
 prints wall time and peak resident memory (the process's ru_maxrss; its start-up imports included,
 and printed apart):
 
-- read: `pl.read_parquet` of the whole parsed file (every column): the floor;
+- read: `pl.read_parquet` of the whole parsed file (every column): the floor (imports only Polars);
 - suite: `checks.run.run_suite` on the file's path (the nightly path: one Polars pass, masked GX result);
 - store: the same plus storing the result in a file-mode GX store (`checks.record._store`);
 - old (with `--old`): the same suite through GX's pandas engine (`checks.reference`), as before issue 9.
@@ -46,44 +46,54 @@ def _canonical(frame, spec):
 
 
 def build(path: Path, rows: int) -> None:
+    """One 1M-row chunk parsed by `validate_rows`, repeated with fresh settlement keys and row numbers."""
     import polars as pl
 
     from bench_ingest import claims_frame
     from lowincome.feeds import FEEDS
     from lowincome.reading import ROW_COLUMN
-    from lowincome.validation import validate_rows
+    from lowincome.validation import RAW_PREFIX, validate_rows
 
     spec = FEEDS["medical_claims"]
+    size = min(CHUNK, rows)
+    text = _canonical(claims_frame(size, seed=1), spec).with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias(ROW_COLUMN))
+    chunk = validate_rows(text, spec, DAY, county="371302")
     parts = []
-    done = 0
     for n, start in enumerate(range(0, rows, CHUNK)):
-        size = min(CHUNK, rows - start)
-        text = _canonical(claims_frame(size, seed=n + 1), spec).with_columns(
-            (pl.int_range(pl.len()) + start).alias("settlement_id").cast(pl.String).str.zfill(10),  # unique keys
-            (pl.int_range(pl.len(), dtype=pl.Int64) + start + 2).alias(ROW_COLUMN),
-        )
+        key = (pl.int_range(pl.len()) + start).cast(pl.String).str.zfill(10)  # unique across the file
         part = path.with_name(f"part{n:04d}.parquet")
-        validate_rows(text, spec, DAY, county="371302").write_parquet(part)
+        chunk.head(min(CHUNK, rows - start)).with_columns(
+            key.alias("settlement_id"), key.alias(RAW_PREFIX + "settlement_id"),
+            (pl.col(ROW_COLUMN) + start + 2).alias(ROW_COLUMN),
+        ).write_parquet(part)
         parts.append(part)
-        done += size
     pl.scan_parquet(parts).sink_parquet(path)
     for p in parts:
         p.unlink()
+
+
+def _hwm_mb() -> float:
+    """This process's peak resident memory (VmHWM; unlike ru_maxrss it does not inherit the parent's)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(what: str, path: Path) -> dict:
     """Runs in a child process: one measurement, its wall time and this process's peak RSS."""
     import polars as pl
 
-    from checks.run import run_suite
-    from lowincome.feeds import FEEDS
+    if what != "read":
+        from checks.run import run_suite
+        from lowincome.feeds import FEEDS
 
-    spec = FEEDS["medical_claims"]
+        spec = FEEDS["medical_claims"]
     if what in ("old",):
         from checks.reference import evaluate_with_gx_pandas, _context
 
         _context()  # GX's ephemeral context: start-up, not suite time
-    rss_start = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_start = _hwm_mb()
     t0 = time.perf_counter()
     if what == "read":
         rows = pl.read_parquet(path).height
@@ -98,8 +108,8 @@ def measure(what: str, path: Path) -> dict:
         rows = int(v.frame["element_count"].max())
         failed = v.frame.filter(~v.frame["success"]).select("expectation", "unexpected_count").rows()
     seconds = time.perf_counter() - t0
-    return {"what": what, "seconds": seconds, "rows": rows, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "start_rss_mb": rss_start / 1024, "failed": failed}
+    return {"what": what, "seconds": seconds, "rows": rows, "peak_rss_mb": _hwm_mb(), "start_rss_mb": rss_start,
+            "failed": failed}
 
 
 def main(argv: list[str] | None = None) -> int:

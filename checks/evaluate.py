@@ -29,7 +29,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import great_expectations as gx
 import pandas as pd
@@ -483,5 +482,3 @@ def _columns_of(e) -> list[str]:
         return [kw["column_A"], kw["column_B"]]
     return []
 
-
-Evaluator = Callable[..., ExpectationSuiteValidationResult]
