@@ -236,3 +236,17 @@ def test_validate_files_reads_the_parsed_file_not_a_frame(tmp_path, monkeypatch)
     results = record.validate_files(spec, files, work)
     assert results.height > 0 and results["success"].all()
     assert seen and all(isinstance(v, Path) for v in seen)
+
+
+# ---- the bundled samples ------------------------------------------------------------------------
+
+
+def test_bundled_samples_give_gx_results():
+    """Every sampled feed's messiest sample file (planted defects, messy-but-valid cells): as GX."""
+    from .test_checks import FEEDS_WITH_SAMPLES, sample_file, validated
+
+    for feed in FEEDS_WITH_SAMPLES:
+        file_name = sample_file(feed)
+        frame = validated(feed, file_name)
+        new, old = _both(FEEDS[feed], frame, file_name, previous_rows=frame.height * 2)
+        _assert_same(new, old)
