@@ -250,3 +250,15 @@ def test_bundled_samples_give_gx_results():
         frame = validated(feed, file_name)
         new, old = _both(FEEDS[feed], frame, file_name, previous_rows=frame.height * 2)
         _assert_same(new, old)
+
+
+def test_a_column_absent_from_the_parsed_file_fails_only_its_expectations(deliveries, tmp_path):
+    spec = FEEDS["hrss_benefits"]
+    file_name, frame, _ = deliveries["hrss_benefits"][0]
+    path = tmp_path / "parsed.parquet"
+    frame.drop("raw_amount").write_parquet(path)
+    result = run_suite(spec, path, file_name=file_name, extracted_on=_day(file_name), previous_rows=None).frame
+    broken = result.filter(pl.col("details").str.starts_with("could not be evaluated"))
+    assert set(broken["expectation"]) == {"expect_column_values_to_not_be_null(金额)", "expect_column_values_to_be_recognised(金额)"}
+    assert (broken["severity"] == "blocking").all() and not broken["success"].any()
+    assert result.filter(pl.col("expectation") == "expect_column_values_to_be_between(金额)")["success"].item()
