@@ -7,6 +7,11 @@ delivered months ago is not re-validated every night, yet every run records
 its result in `audit.validation_results`. The masked GX results also go into a
 persistent file-mode GX store under `<work>/gx/`, from which the publishing
 step renders the Data Docs site (`render_data_docs`) covering every delivery.
+
+Cost: each file's suite is one Polars pass over its parsed Parquet (`checks.evaluate`), reading only
+the columns the suite uses, one file at a time in this process: memory is bounded by one file's
+suite columns, and no worker pool holds pandas copies of files. The Data Docs site is rebuilt only
+when a result was stored since it was last rendered (a generation stamp, `render_data_docs`).
 """
 
 from __future__ import annotations
@@ -14,11 +19,10 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
+import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 
 import great_expectations as gx
@@ -63,28 +67,37 @@ def _docs_context(gx_dir: Path):
 
 
 def _validate_one(job: tuple) -> pl.DataFrame:
-    """Validate one file and store its masked result (runs in a worker process when there are many)."""
+    """Validate one file from its parsed Parquet and store its masked result."""
     feed, cache, file_name, extracted_on, prev, share, missing, gx_dir = job
-    v = run_suite(FEEDS[feed], pl.read_parquet(cache), file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
+    v = run_suite(FEEDS[feed], Path(cache), file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
                   volume_share=share, missing_columns=missing)
     _store(gx_dir, [v])
     return v.frame
 
 
-_POOL: ProcessPoolExecutor | None = None
-PARALLEL_FROM = 4  # files; below this a worker pool costs more than it saves
+GENERATION = ".generation"  # in the GX store: changes whenever a result is stored
+RENDERED = ".rendered"  # in the Data Docs site: the store generation (and code) it was rendered from
 
 
-def _pool() -> ProcessPoolExecutor:
-    """GX spends its time in Python bookkeeping per expectation, so files validate in parallel processes.
+def _bump_generation(gx_dir: Path) -> str:
+    token = uuid.uuid4().hex
+    write_text_atomic(gx_dir / GENERATION, token)
+    return token
 
-    Spawned, not forked: Polars' thread pool does not survive a fork. The pool lives for the process,
-    so the workers' start-up (importing GX) is paid once per run.
-    """
-    global _POOL
-    if _POOL is None:
-        _POOL = ProcessPoolExecutor(max_workers=max(2, min(os.cpu_count() or 2, 4)), mp_context=get_context("spawn"))
-    return _POOL
+
+def _generation(gx_dir: Path) -> str:
+    """The store's current generation (created for a store from before stamps, so it renders once)."""
+    try:
+        token = (gx_dir / GENERATION).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        token = ""
+    return token or _bump_generation(gx_dir)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _store(gx_dir: Path, validations: list) -> None:
@@ -114,6 +127,7 @@ def _store(gx_dir: Path, validations: list) -> None:
                 batch_identifier=v.feed,
             )
             ctx.validation_results_store.set(key, v.result)
+        _bump_generation(gx_dir)
 
 
 def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
@@ -134,8 +148,9 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
     todo = [(f, prev, cache) for f, prev, cache in plan if cached[cache] is None]
     jobs = [(spec.name, f.cache, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
             for f, prev, _ in todo]
-    _docs_context(gx_dir)  # create the store once, before any worker touches it
-    results = list(_pool().map(_validate_one, jobs)) if len(jobs) >= PARALLEL_FROM else [_validate_one(j) for j in jobs]
+    if jobs:
+        _docs_context(gx_dir)  # create the store once
+    results = [_validate_one(j) for j in jobs]  # one file at a time: memory bounded by one file
     for (_, _, cache), frame in zip(todo, results):
         write_atomic(cache, frame)
         cached[cache] = frame
@@ -173,18 +188,36 @@ def _read_cached(cache: Path) -> pl.DataFrame | None:
 
 
 def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
-    """Render the Data Docs of every stored delivery validation into `<reports_dir>/validation/`, offline."""
+    """Render the Data Docs of every stored delivery validation into `<reports_dir>/validation/`, offline.
+
+    GX rebuilds the whole site from every stored result, which grows with the history; a night that
+    stored nothing new would pay for it again. The site records (`.rendered`) the store generation it
+    was rendered from, with the validation code's fingerprint; when both are unchanged and the site's
+    index is there, nothing is rebuilt. Any stored result changes the generation (`_store`), so a new or
+    re-validated file always reaches the site.
+    """
     gx_dir = work_dir / "gx"
     site_dir = (Path(reports_dir) / SITE_NAME).resolve()
     site_dir.mkdir(parents=True, exist_ok=True)
+    index = site_dir / "index.html"
     with _locked(gx_dir):
+        stamp = f"{_generation(gx_dir)} {_fingerprint()}"
+        try:
+            rendered = (site_dir / RENDERED).read_text(encoding="utf-8").strip()
+        except OSError:
+            rendered = ""
+        if rendered == stamp and index.is_file():
+            LOG.info("Data Docs unchanged since the last render (no new validation result): not rebuilt")
+            return index
+        (site_dir / RENDERED).unlink(missing_ok=True)  # a failed build below must not look current
         ctx = _docs_context(gx_dir)
         for name in list(ctx.get_config().data_docs_sites or {}):
             ctx.delete_data_docs_site(name)
         ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
         ctx.build_data_docs(site_names=[SITE_NAME])
-    make_offline(site_dir)
-    return site_dir / "index.html"
+        make_offline(site_dir)
+        write_text_atomic(site_dir / RENDERED, stamp)
+    return index
 
 
 def summarize(results: pl.DataFrame) -> dict:

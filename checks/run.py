@@ -12,22 +12,19 @@ masked examples (`371302**********34`), every other text goes through
 the full list of unexpected values). The row-level list (`COMPLETE`) is only
 used by `quarantine_agreement`, which returns row numbers, never values.
 
-Speed: the suite runs on pandas through GX's ephemeral context (one per
-process, reused); the expensive per-cell work (ID check characters, parsing)
-was done by Polars in `validate_rows`, and the custom expectations compute in
-Polars too.
+Speed: the suite is evaluated in one vectorised Polars pass over the file's
+parsed Parquet, reading only the columns the suite uses, and recorded as GX
+result objects (`checks.evaluate`); GX's pandas engine, which cost 83 s on a
+10M-row file, is kept in `checks.reference` as the reference tests compare with.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
 from dataclasses import dataclass, field
 from datetime import date
-from functools import lru_cache
+from pathlib import Path
+from typing import Callable
 
-import great_expectations as gx
-import pandas as pd
 import polars as pl
 
 from lowincome.feeds import FeedSpec
@@ -35,7 +32,8 @@ from lowincome.privacy import MAX_NAME_CHARS, MIN_NAME_CHARS, format_words, know
 from lowincome.reading import ROW_COLUMN
 from lowincome.validation import RAW_PREFIX, REASONS
 
-from .suites import DELIVERED_PREFIX, PARSED_PREFIX, BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, gx_input, schema_frame, suite_for, suite_name, suite_parameters
+from .evaluate import evaluate_suite
+from .suites import BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, suite_for, suite_name, suite_parameters
 
 RESULT_SCHEMA = {
     "feed": pl.String,
@@ -51,9 +49,7 @@ RESULT_SCHEMA = {
     "severity": pl.String,
     "details": pl.String,
 }
-SMALL_FRAME_ROWS = 50_000
 _EXAMPLES = 3  # examples quoted in observed_value / details
-_counter = itertools.count()
 
 
 @dataclass
@@ -66,28 +62,6 @@ class DeliveryValidation:
     frame: pl.DataFrame
     result: object  # great_expectations ExpectationSuiteValidationResult, masked
     suite: object = field(default=None)  # the ExpectationSuite that produced it
-
-
-@lru_cache(maxsize=1)
-def _context():
-    """One ephemeral context per process: creating one costs ~0.3 s and it stores nothing."""
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    ctx = gx.get_context(mode="ephemeral")
-    try:
-        from great_expectations.data_context.types.base import ProgressBarsConfig
-
-        ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-    except Exception:  # progress bars are cosmetic
-        pass
-    return ctx
-
-
-def _batch(frame: pd.DataFrame, label: str):
-    ctx = _context()
-    n = next(_counter)
-    source = ctx.data_sources.add_pandas(f"delivery_{n}")
-    asset = source.add_dataframe_asset(label.rsplit("_", 1)[0] if label[-1].isdigit() else label)
-    return asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
 
 
 # ---- masking -------------------------------------------------------------------------------
@@ -143,21 +117,30 @@ def _strings(v, out: list[str]) -> list[str]:
     return out
 
 
-def _delivered_names(spec: FeedSpec, validated: pl.DataFrame, texts: list[str]) -> "_Known":
+def _lazy(validated: pl.DataFrame | Path | str) -> pl.LazyFrame:
+    return validated.lazy() if isinstance(validated, pl.DataFrame) else pl.scan_parquet(validated)
+
+
+def _delivered_names(spec: FeedSpec, validated: pl.DataFrame | Path | str, texts: list[str]) -> "_Known":
     """The names of this file (its 姓名 / caseworker values) that occur in `texts`.
 
     Vectorised on the file: every 2..12-character window of the (few, short) texts GX quotes is
     looked up among the file's names, so a million-row roster costs one `is_in`, not a Python set.
+    Only the name columns are read, and only when some quoted text could hold a name.
     """
-    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in validated.columns]
     keep = frozenset(format_words(spec))
-    if not columns or not texts:
+    if not texts:
+        return _Known(keep=keep)
+    source = _lazy(validated)
+    present = source.collect_schema().names()
+    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in present]
+    if not columns:
         return _Known(keep=keep)
     windows = {t[i:i + n] for t in texts for n in range(MIN_NAME_CHARS, MAX_NAME_CHARS + 1) for i in range(len(t) - n + 1)}
     if not windows:
         return _Known(keep=keep)
-    found = (validated.select(pl.concat_list([pl.col(c).str.strip_chars(" \t\r\n\u3000\u00a0") for c in columns]).alias("v"))
-             .explode("v").filter(pl.col("v").is_in(list(windows)))["v"].unique().to_list())
+    found = (source.select(pl.concat_list([pl.col(c).str.strip_chars(" \t\r\n\u3000\u00a0") for c in columns]).alias("v"))
+             .explode("v").filter(pl.col("v").is_in(list(windows))).select(pl.col("v").unique()).collect()["v"].to_list())
     return _Known(frozenset(known_names(found, exclude=keep)), keep)
 
 
@@ -254,90 +237,16 @@ def _resolve_table_params(suite, params: dict) -> None:
     suite.meta = {**(suite.meta or {}), "parameters": params}
 
 
-def _columns_of(e) -> list[str]:
-    kw = e.configuration.kwargs
-    if "column" in kw:
-        return [kw["column"]]
-    if "column_list" in kw:
-        return list(kw["column_list"])
-    if "column_A" in kw:
-        return [kw["column_A"], kw["column_B"]]
-    return []
-
-
-def _family(spec: FeedSpec, gx_column: str) -> str:
-    """The registry column a GX input column belongs to (raw_x, parsed_x, delivered_x, x_code → x)."""
-    for prefix in (RAW_PREFIX, PARSED_PREFIX, DELIVERED_PREFIX):
-        if gx_column.startswith(prefix):
-            return gx_column[len(prefix):]
-    if gx_column == "county_code":
-        return next((c.name for c in spec.columns if c.kind == "division"), gx_column)
-    if gx_column.endswith("_code") and gx_column[: -len("_code")] in spec.by_name:
-        return gx_column[: -len("_code")]
-    return gx_column
-
-
-def _validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_format, params: dict, schema: pd.DataFrame):
-    """Validate the suite one column family at a time, each on a frame holding only its columns.
-
-    GX's pandas engine hashes every column of a batch (a fingerprint for its markers) and, for
-    every column expectation, filters the *whole* frame (`df[df[col].notnull()]`): on a wide
-    1M-row frame that is most of the run time. Grouping the expectations by the registry column
-    they concern and giving each group a narrow frame gives the same results (every expectation
-    here is per-row, per-column or per-key; the row index is kept, so index lists stay
-    comparable) several times faster. Column existence is judged on `schema` (names only), the
-    row count on an index-only frame. The group results are merged into one suite result, in
-    suite order, as GX itself would have produced it.
-    """
-    from great_expectations.core.expectation_validation_result import ExpectationSuiteValidationResult
-
-    expectations = list(suite.expectations)
-    groups: dict[object, list[int]] = {}
-    # Narrow groups pay off on big frames; on a typical file a batch's fixed cost dominates, so one batch.
-    narrow = len(frame) >= SMALL_FRAME_ROWS
-    for i, e in enumerate(expectations):
-        if e.expectation_type == "expect_column_to_exist":
-            key: object = "schema"
-        else:
-            key = frozenset(_family(spec, c) for c in _columns_of(e)) if narrow else "all"
-        groups.setdefault(key, []).append(i)
-    results: list = [None] * len(expectations)
-    meta: dict = {}
-    for n, (key, idx) in enumerate(groups.items()):
-        if key == "schema":
-            sub = schema
-        else:
-            cols = sorted({c for i in idx for c in _columns_of(expectations[i])})
-            sub = frame[cols] if cols else pd.DataFrame(index=frame.index)
-        sub_suite = gx.ExpectationSuite(name=suite.name, expectations=[expectations[i].copy() for i in idx], meta=suite.meta)
-        r = _batch(sub, f"{spec.name}_{n}").validate(sub_suite, result_format=result_format, expectation_parameters=params)
-        for i, evr in zip(idx, r.results):
-            results[i] = evr
-        if key != "schema" and not meta:
-            meta = dict(r.meta or {})
-    ok = sum(1 for r in results if r.success)
-    return ExpectationSuiteValidationResult(
-        success=ok == len(results),
-        results=results,
-        suite_name=suite.name,
-        suite_parameters=params,
-        statistics={
-            "evaluated_expectations": len(results),
-            "successful_expectations": ok,
-            "unsuccessful_expectations": len(results) - ok,
-            "success_percent": 100.0 * ok / len(results) if results else None,
-        },
-        meta=meta,
-    )
-
-
-def _used_columns(suite) -> list[str]:
-    return sorted({c for e in suite.expectations if e.expectation_type != "expect_column_to_exist" for c in _columns_of(e)})
+def present_columns(spec: FeedSpec, missing_columns: list[str] | tuple[str, ...] = ()) -> set[str]:
+    """The `raw_<col>` columns the file has, from what the reader found (`ReadResult.missing_columns`,
+    headers): the parsed frame cannot tell, the reader fills absent columns with nulls."""
+    missing = set(missing_columns)
+    return {RAW_PREFIX + c.name for c in spec.columns if c.header not in missing}
 
 
 def run_suite(
     spec: FeedSpec,
-    validated: pl.DataFrame,
+    validated: pl.DataFrame | Path | str,
     *,
     file_name: str,
     extracted_on: date,
@@ -345,13 +254,18 @@ def run_suite(
     volume_share: float = DEFAULT_VOLUME_SHARE,
     missing_columns: list[str] | tuple[str, ...] = (),
     result_format: str | dict = "SUMMARY",
+    evaluator: Callable | None = None,
 ) -> DeliveryValidation:
-    """Run the feed's suite on one validated file and keep the masked GX result (for Data Docs)."""
+    """Run the feed's suite on one validated file and keep the masked GX result (for Data Docs).
+
+    `validated`: `validate_rows` output, as a frame or as its Parquet file (the ingest cache: then only
+    the columns the suite uses are read). `evaluator` is for tests: `checks.reference.evaluate_with_gx_pandas`
+    runs the same suite through GX's pandas engine; the default is the one-pass Polars evaluation.
+    """
     suite = suite_for(spec)
-    frame = gx_input(spec, validated).select(_used_columns(suite)).to_pandas()
     params = suite_parameters(extracted_on, previous_rows, volume_share)
     _resolve_table_params(suite, params)
-    result = _validate_in_groups(spec, suite, frame, result_format, params, schema_frame(spec, missing_columns))
+    result = (evaluator or evaluate_suite)(spec, suite, validated, params, present_columns(spec, missing_columns), result_format)
     rows = []
     quoted: list[str] = []
     for evr in result.results:
@@ -370,7 +284,7 @@ def run_suite(
 
 def validate_delivery(
     spec: FeedSpec,
-    validated: pl.DataFrame,
+    validated: pl.DataFrame | Path | str,
     *,
     file_name: str,
     extracted_on: date,
@@ -404,12 +318,9 @@ def quarantine_agreement(spec: FeedSpec, validated: pl.DataFrame, extracted_on: 
     Returns source row numbers only, never values.
     """
     suite = suite_for(spec)
-    frame = gx_input(spec, validated).select(_used_columns(suite)).to_pandas()
     params = suite_parameters(extracted_on, None)
-    result = _validate_in_groups(
-        spec, suite, frame, {"result_format": "COMPLETE", "return_unexpected_index_query": False}, params,
-        schema_frame(spec),
-    )
+    result = evaluate_suite(spec, suite, validated, params, present_columns(spec),
+                            {"result_format": "COMPLETE", "return_unexpected_index_query": False})
     source_rows = validated[ROW_COLUMN].to_list() if ROW_COLUMN in validated.columns else list(range(validated.height))
     by_expectation: dict[str, list[int]] = {}
     errors: list[str] = []

@@ -250,7 +250,8 @@ def suite_parameters(extracted_on: date, previous_rows: int | None, volume_share
 _LOW_CARDINALITY = ("division", "enum", "coded_enum", "date", "month")
 
 
-def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
+def gx_input(spec: FeedSpec, validated: pl.DataFrame, columns: list[str] | None = None, *,
+             for_pandas: bool = True) -> pl.DataFrame:
     """The frame the suite runs on, built from `validate_rows` output (Polars; convert with `.to_pandas()`).
 
     - `raw_<col>`: delivered text, blank (whitespace only) made null, the quarantine's notion of
@@ -263,25 +264,64 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
     - `parsed_<date>`: the parsed date before the future-date rule nulls it (same parser as the quarantine);
     - `file_county`: the county of the file's name, when `validate_rows` was given it (else null).
 
+    `columns` restricts the frame to those GX columns (in that order), built from only the
+    source columns they need (`gx_sources`), so a caller may pass a frame read with just those.
+    `for_pandas=False` skips the Categorical casts that only serve GX's pandas engine (the values
+    are the same text), for the Polars evaluation in `checks.evaluate`.
+
     Column existence is not judged on this frame (the reader fills absent columns with nulls):
     see `schema_frame`.
     """
-    exprs: list[pl.Expr] = []
+    builders = _gx_builders(spec, validated.schema, for_pandas)
+    wanted = list(builders) if columns is None else list(columns)
+    unknown = [c for c in wanted if c not in builders]
+    if unknown:
+        raise KeyError(f"{spec.name}: no suite input column {', '.join(unknown)}")
+    plain = [builders[c][0] for c in wanted if not c.startswith(PARSED_PREFIX)]
+    out = validated.select(*plain) if plain else pl.DataFrame(height=validated.height)
+    parsed = [_parsed(validated, spec.by_name[c[len(PARSED_PREFIX):]]) for c in wanted if c.startswith(PARSED_PREFIX)]
+    if parsed:
+        out = out.with_columns(parsed)
+    return out.select(wanted) if wanted else out
+
+
+def gx_sources(spec: FeedSpec, schema: pl.Schema | dict, columns: list[str]) -> list[str]:
+    """The `validate_rows` columns needed to build the GX input `columns` (for a narrow Parquet read)."""
+    builders = _gx_builders(spec, schema, False)
+    return sorted({s for c in columns if c in builders for s in builders[c][1]})
+
+
+def gx_available(spec: FeedSpec, schema: pl.Schema | dict) -> set[str]:
+    """The GX input columns that can be built from a frame with `schema` (all their sources present)."""
+    return {c for c, (_, sources) in _gx_builders(spec, schema, False).items() if all(s in schema for s in sources)}
+
+
+def _gx_builders(spec: FeedSpec, schema, for_pandas: bool) -> dict[str, tuple[pl.Expr | None, tuple[str, ...]]]:
+    """GX input column name → (Polars expression over `validate_rows` output, source columns it reads)."""
+    out: dict[str, tuple[pl.Expr | None, tuple[str, ...]]] = {}
+
+    def cat(e: pl.Expr) -> pl.Expr:
+        return e.cast(pl.Categorical) if for_pandas else e
+
     for c in spec.columns:
-        raw = pl.col(RAW_PREFIX + c.name)
+        raw_name = RAW_PREFIX + c.name
+        raw = pl.col(raw_name)
         present = pl.when(_blank(raw)).then(None).otherwise(raw)
         low = c.kind in _LOW_CARDINALITY
         if c.kind == "text":
-            exprs.append(pl.when(_blank(raw)).then(None).otherwise(pl.col(c.name)).alias(c.name))
+            out[c.name] = (pl.when(_blank(raw)).then(None).otherwise(pl.col(c.name)).alias(c.name), (raw_name, c.name))
             continue
-        exprs.append((present.cast(pl.Categorical) if low else present).alias(RAW_PREFIX + c.name))
+        out[raw_name] = ((cat(present) if low else present).alias(raw_name), (raw_name,))
         if c.kind in ("enum", "coded_enum"):
-            exprs.append(pl.coalesce(pl.col(c.name), present).cast(pl.Categorical).alias(DELIVERED_PREFIX + c.name))
-    done = {c.name for c in spec.columns if c.kind == "text"}
+            name = DELIVERED_PREFIX + c.name
+            out[name] = (cat(pl.coalesce(pl.col(c.name), present)).alias(name), (raw_name, c.name))
+        if c.kind in ("date", "month"):
+            out[PARSED_PREFIX + c.name] = (None, (raw_name, c.name))
+    text = {c.name for c in spec.columns if c.kind == "text"}
     for name in typed_columns(spec):
-        if name in done:
+        if name in text or name not in schema:
             continue
-        dtype = validated.schema[name]
+        dtype = schema[name]
         e = pl.col(name)
         if dtype == pl.Date:
             e = e.cast(pl.Datetime("ns"))
@@ -290,13 +330,12 @@ def gx_input(spec: FeedSpec, validated: pl.DataFrame) -> pl.DataFrame:
         elif name == "county_code":
             pass  # compared with `file_county`: pandas cannot compare categoricals with different categories
         elif dtype == pl.String and (name not in spec.by_name or spec.by_name[name].kind in _LOW_CARDINALITY):
-            e = e.cast(pl.Categorical)
-        exprs.append(e)
+            e = cat(e)
+        out[name] = (e, (name,))
     if any(c.kind == "division" for c in spec.columns):  # the file's county; null when validated without it
-        exprs.append(pl.col(FILE_COUNTY) if FILE_COUNTY in validated.columns else pl.lit(None, dtype=pl.String).alias(FILE_COUNTY))
-    out = validated.select(*exprs)
-    dated = [c for c in spec.columns if c.kind in ("date", "month")]
-    return out.with_columns([_parsed(validated, c) for c in dated]) if dated else out
+        out[FILE_COUNTY] = ((pl.col(FILE_COUNTY), (FILE_COUNTY,)) if FILE_COUNTY in schema
+                            else (pl.lit(None, dtype=pl.String).alias(FILE_COUNTY), ()))
+    return out
 
 
 def schema_frame(spec: FeedSpec, missing_columns: list[str] | tuple[str, ...] = ()):
