@@ -23,7 +23,7 @@ from dagster import (
 )
 
 from checks.record import summarize, validate_files
-from checks.suites import suite_name
+from checks.names import suite_name
 
 from lowincome.errors import LowincomeError, describe_os_error
 from lowincome.feeds import FEEDS, FeedSpec

@@ -30,7 +30,7 @@ import great_expectations as gx
 from lowincome.privacy import ID_PATTERN, neutralize_html, redact
 
 STATIC_DIR = Path(__file__).with_name("datadocs_static")
-SITE_NAME = "validation"
+from .names import SITE_NAME  # noqa: F401 (re-exported)
 VENDOR_DIR = "static/vendor"  # inside the site
 
 # Remote URL prefix → vendored directory (relative to STATIC_DIR). Longest prefixes first.

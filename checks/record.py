@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
-import great_expectations as gx
 import polars as pl
 
 from lowincome.feeds import FEEDS, FeedSpec
@@ -34,9 +33,7 @@ from lowincome.ingest import DeliveredFile
 from lowincome.privacy import neutralize_html, redact
 from lowincome.workstore import write_atomic
 
-from .data_docs import SITE_NAME, _site_config, make_offline
-from .run import RESULT_SCHEMA, run_suite
-from .suites import DEFAULT_VOLUME_SHARE, suite_name
+from .names import DEFAULT_VOLUME_SHARE, RESULT_SCHEMA, SITE_NAME, suite_name
 
 LOG = logging.getLogger(__name__)
 
@@ -62,6 +59,8 @@ def _locked(folder: Path):
 @lru_cache(maxsize=4)
 def _docs_context(gx_dir: Path):
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx  # here, not at import: a night with nothing to validate or render skips it
+
     ctx = gx.get_context(mode="file", project_root_dir=str(gx_dir))
     return ctx
 
@@ -69,6 +68,8 @@ def _docs_context(gx_dir: Path):
 def _validate_one(job: tuple) -> pl.DataFrame:
     """Validate one file from its parsed Parquet and store its masked result."""
     feed, cache, file_name, extracted_on, prev, share, missing, gx_dir = job
+    from .run import run_suite  # imports GX: only when a file is validated
+
     v = run_suite(FEEDS[feed], Path(cache), file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
                   volume_share=share, missing_columns=missing)
     _store(gx_dir, [v])
@@ -102,6 +103,7 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def _store(gx_dir: Path, validations: list) -> None:
     """Put masked results into the persistent store; the key is the file, so a re-validation replaces it."""
+    from great_expectations import ExpectationSuite
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -114,7 +116,7 @@ def _store(gx_dir: Path, validations: list) -> None:
         ctx = _docs_context(gx_dir)
         for v in validations:
             suite = v.suite
-            stored = gx.ExpectationSuite(
+            stored = ExpectationSuite(
                 name=suite.name,
                 expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
                 meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
@@ -213,6 +215,8 @@ def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
         ctx = _docs_context(gx_dir)
         for name in list(ctx.get_config().data_docs_sites or {}):
             ctx.delete_data_docs_site(name)
+        from .data_docs import _site_config, make_offline  # imports GX: only when the site is rebuilt
+
         ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
         ctx.build_data_docs(site_names=[SITE_NAME])
         make_offline(site_dir)

@@ -33,22 +33,9 @@ from lowincome.reading import ROW_COLUMN
 from lowincome.validation import RAW_PREFIX, REASONS
 
 from .evaluate import evaluate_suite
+from .names import RESULT_SCHEMA  # noqa: F401 (re-exported)
 from .suites import BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, suite_for, suite_name, suite_parameters
 
-RESULT_SCHEMA = {
-    "feed": pl.String,
-    "file_name": pl.String,
-    "suite": pl.String,
-    "expectation": pl.String,
-    "column": pl.String,
-    "success": pl.Boolean,
-    "observed_value": pl.String,
-    "unexpected_count": pl.Int64,
-    "unexpected_percent": pl.Float64,
-    "element_count": pl.Int64,
-    "severity": pl.String,
-    "details": pl.String,
-}
 _EXAMPLES = 3  # examples quoted in observed_value / details
 
 

@@ -34,6 +34,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import polars as pl
 
+from .names import BLOCKING, DEFAULT_VOLUME_SHARE, SUITE_VERSION, WARNING, suite_name  # noqa: F401 (re-exported)
 from lowincome.feeds import Column, FeedSpec
 from lowincome.parsing import parse_date_struct, parse_month_struct
 # `_blank` is the quarantine's own definition of a blank cell; reused so both agree on it.
@@ -41,8 +42,6 @@ from lowincome.validation import FILE_COUNTY, RAW_PREFIX, _blank, typed_columns
 
 from . import expectations as cx
 
-SUITE_VERSION = 1
-DEFAULT_VOLUME_SHARE = 0.30
 
 P_LAST_DATE = "last_date"  # the extraction date: no event after it, no one born after it
 P_LAST_MONTH = "last_month"  # first day of the extraction month: no month after it
@@ -51,12 +50,6 @@ P_VOLUME_MAX = "volume_max_rows"
 PARSED_PREFIX = "parsed_"
 DELIVERED_PREFIX = "delivered_"
 
-BLOCKING = "blocking"
-WARNING = "warning"
-
-
-def suite_name(spec: FeedSpec) -> str:
-    return f"{spec.name}.v{SUITE_VERSION}"
 
 
 def _param(name: str) -> dict:
