@@ -34,7 +34,7 @@ from .lineage import code_version
 from .locking import warehouse_lock
 from .privacy import redact
 from .publish import ANALYSTS_DB, mart_tables, publish
-from .rules.lifecycle import FLAG_DAY
+from .rules.lifecycle import FLAG_DAY, commit_history
 from .workstore import WorkStore
 
 RUN_FILES = [f"{kind}/{feed}.parquet" for kind in ("staging", "quarantine", "deliveries", "validation") for feed in FEEDS]
@@ -113,6 +113,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
         with warehouse_lock(settings.warehouse, f"run {run_id} (as of {as_of})"):
             deliveries = _record_inputs(store, as_of, run_id, settings.inbox)
             store.commit(as_of)
+            commit_history(store, as_of)  # the lifecycle's per-day record outlives the run folder
             committed = store.committed()
             latest = max(committed.completed_days())
             counts = publish(committed, latest, settings.pseudonym_key, **mart_tables(committed, latest),
