@@ -20,7 +20,7 @@ the stale feeds named, keeping its status and evidence until fresh data decides 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -250,7 +250,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
             "base_token": base_token, "rows": change.height}
     history.save_run(run_folder, state, history.chain_digest(digests.get(previous_day), as_of, token), token, meta, change)
     overdue_table, default_overdue = _overdue_table(overdue_days)
-    con = configure_duckdb(duckdb.connect(), settings or load_settings())
+    con = configure_duckdb(duckdb.connect(), settings or replace(load_settings(), warehouse=store.warehouse))
     try:
         con.register("state", state.flags.to_arrow())
         con.register("evidence_log", state.evidence.to_arrow())
