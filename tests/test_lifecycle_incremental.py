@@ -23,7 +23,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY, Settings
-from lowincome.freshness import FRESHNESS_SCHEMA
+from lowincome.freshness import FRESHNESS_FILE, FRESHNESS_SCHEMA
 from lowincome.rules import lifecycle_history as history
 from lowincome.rules.engine import FLAG_COLUMNS, Evaluation
 from lowincome.rules.lifecycle import FLAG_DAY, build_marts, carried_flags, commit_history, full_lifecycle
@@ -87,8 +87,8 @@ class World:
         return pl.DataFrame([o for o in self.outcomes if o["delivered_on"] <= day], schema=OUTCOME_COLUMNS)
 
 
-def freshness(day: date, stale: tuple[tuple[str, str], ...] = ()) -> pl.DataFrame:
-    rows = [{"as_of": day, "feed": feed, "delivery": "snapshot", "county": county, "latest_delivery": day,
+def freshness(day: date, stale: tuple[tuple[str, str], ...] = (), delivered: date | None = None) -> pl.DataFrame:
+    rows = [{"as_of": day, "feed": feed, "delivery": "snapshot", "county": county, "latest_delivery": delivered or day,
              "stale_after_days": 45, "stale": (feed, county) in stale, "reason": None}
             for feed in ("civil_roster", "rural_monitoring", "subsidy_payments", "hrss_benefits") for county in COUNTIES]
     frame = pl.DataFrame(rows)
@@ -105,13 +105,15 @@ class Nightly:
                                  pseudonym_key=DEV_PSEUDONYM_KEY, production=False, memory_limit="512MB",
                                  memory_limit_bytes=512 * 10**6)
         self.recorded: dict[date, pl.DataFrame] = {}  # the test's own record of each day's full flag list
+        self.fresh: dict[date, pl.DataFrame] = {}  # ... and of each day's guard table
         self.runs = 0
 
-    def run(self, day: date, evaluation: Evaluation, stale: tuple = ()) -> Path:
+    def run(self, day: date, evaluation: Evaluation, stale: tuple = (), delivered: date | None = None) -> Path:
         self.runs += 1
         store = WorkStore(self.warehouse, run_id=f"r{self.runs}")
         store.write(day, "staging", "verification_outcomes", self.world.outcomes_until(day))
-        fresh = freshness(day, stale)
+        fresh = freshness(day, stale, delivered)
+        store.write(day, "guard", "feed_freshness", fresh)  # as the flags asset does (FRESHNESS_FILE)
         build_marts(store, day, evaluation, OVERDUE, evaluation.households, evaluation.roster_sizes, fresh,
                     settings=self.settings)
         folder = store.run_dir(day)
@@ -124,6 +126,7 @@ class Nightly:
         store.commit(day)
         commit_history(store, day)
         self.recorded[day] = expected_day
+        self.fresh[day] = fresh
         self.check(day, folder)
         return folder
 
@@ -139,6 +142,8 @@ class Nightly:
         got = pl.read_parquet(folder / "mart" / "flags.parquet")
         assert_frame_equal(got, flags.drop("evidence_hash"))
         assert_frame_equal(pl.read_parquet(folder / "mart" / "flag_trend.parquet"), trend)
+        guard = pl.concat([f for d, f in sorted(self.fresh.items()) if d <= day]).sort("as_of", "feed", "county")
+        assert_frame_equal(pl.read_parquet(folder / "mart" / "feed_freshness.parquet"), guard)
 
 
 def days(n: int) -> list[date]:
@@ -189,7 +194,7 @@ def test_incremental_equals_full_recomputation(tmp_path):
     world.evolve()
     night.run(d[11], world.evaluation(d[11]))
     assert store.completed_days() == [d[10], d[11]]
-    del night.recorded[d[6]]  # replaying d[6]: the reference is what was recorded before it, plus the replay
+    del night.recorded[d[6]], night.fresh[d[6]]  # replaying d[6]: the reference is what was recorded before it, plus the replay
     night.run(d[6], evaluations[d[6]])
 
 
@@ -211,6 +216,7 @@ def test_warehouse_of_the_earlier_layout_is_migrated_once(tmp_path):
     legacy.mkdir(parents=True)
     shutil.move(store.committed_dir(d[0]) / FLAG_DAY, legacy / f"{d[0]}.parquet")
     shutil.rmtree(store.committed_dir(d[0]))
+    del night.fresh[d[0]]  # that layout kept no guard table outside the run folder
     world.evolve()
     night.run(d[4], world.evaluation(d[4]))
     assert sorted(history.History(store).days()) == d[:5]
@@ -223,8 +229,8 @@ def _tree_bytes(folder: Path) -> int:
 
 
 def test_an_unchanged_night_adds_little_to_the_history(tmp_path):
-    """Measured on ~3,600 generated flags: an unchanged night adds 124 bytes to the history (its base and
-    token, no Parquet); the first night about 24 kB. The run folder's materialised state is pruned with it."""
+    """Measured on ~3,600 generated flags: an unchanged night adds 156 bytes to the history (its base and
+    token, no Parquet); the first night about 28 kB. The run folder's materialised state is pruned with it."""
     world = World(flags=6000, seed=3)
     night = Nightly(tmp_path / "warehouse", world)
     d = days(6)
@@ -237,7 +243,7 @@ def test_an_unchanged_night_adds_little_to_the_history(tmp_path):
     for day in d[1:]:
         same = Evaluation(evaluation.flags.with_columns(pl.lit(day).alias("as_of")), evaluation.subjects, {},
                           evaluation.households, evaluation.roster_sizes)
-        night.run(day, same)
+        night.run(day, same, delivered=d[0])  # nothing delivered since the first night
         sizes.append(_tree_bytes(root))
     added = [b - a for a, b in zip(sizes, sizes[1:])]
     print(f"history after the first night: {first} bytes; added per unchanged night: {added}")

@@ -242,13 +242,8 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     run_folder = store.day_dir(as_of)
     out_dir = run_folder / "mart"
     write_atomic(run_folder / FLAG_DAY, day)
-    state = history.step(previous_state, day, as_of)
-    change = history.delta(previous, day)
-    base_token = tokens[previous_day] if previous_day else None
-    token = history.token_of(as_of, previous_day, base_token, change)
-    meta = {"day": as_of.isoformat(), "base_day": previous_day.isoformat() if previous_day else None,
-            "base_token": base_token, "rows": change.height}
-    history.save_run(run_folder, state, history.chain_digest(digests.get(previous_day), as_of, token), token, meta, change)
+    state = history.step(previous_state, day, freshness, as_of)
+    history.record_day(run_folder, state, as_of, day, freshness, previous_state, tokens, digests)
     overdue_table, default_overdue = _overdue_table(overdue_days)
     con = configure_duckdb(duckdb.connect(), settings or replace(load_settings(), warehouse=store.warehouse))
     try:
@@ -316,11 +311,9 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     kept = _previous_subjects(store, previous_day, carried, subjects.columns)
     if kept is not None:
         subjects = pl.concat([subjects, kept], how="vertical_relaxed").unique("flag_id", keep="first").sort("flag_id")
-    if freshness is not None:
-        from ..freshness import freshness_history
-
+    if freshness is not None:  # audit.feed_freshness: the guard's table of every recorded day up to this one
         paths["audit.feed_freshness"] = write_atomic(out_dir / "feed_freshness.parquet",
-                                                     freshness_history(store, as_of, freshness))
+                                                     state.freshness.sort("as_of", "feed", "county"))
     restricted = {
         "caseworker_flags": write_atomic(out_dir / "caseworker_flags.parquet", subjects),
     }

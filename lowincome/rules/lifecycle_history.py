@@ -43,6 +43,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..freshness import FRESHNESS_FILE, FRESHNESS_SCHEMA
 from ..workstore import WorkStore, write_atomic
 
 HISTORY_KIND = "lifecycle"
@@ -63,22 +64,30 @@ STATE_SCHEMA = {**FACT_SCHEMA, "first_seen_on": pl.Date, "days_seen": pl.Int64, 
 EVIDENCE_SCHEMA = {"flag_id": pl.String, "evidence_hash": pl.String, "from_day": pl.Date}
 TREND_SCHEMA = {"as_of": pl.Date, "holding": pl.Int64, "new_flags": pl.Int64, "resolved_flags": pl.Int64}
 DELTA_SCHEMA = {"op": pl.String, **{c: t for c, t in FACT_SCHEMA.items() if c != "as_of"}}
+FRESH_DELTA_SCHEMA = {"op": pl.String, **{c: t for c, t in FRESHNESS_SCHEMA.items() if c != "as_of"}}
+FRESH_KEY = ["feed", "county"]
 
 
 @dataclass
 class State:
     """Everything the lifecycle needs to know about the days up to `day` (None: before the first day)."""
 
-    day: date | None
+    day: date | None  # the newest day with a flag list
     flags: pl.DataFrame  # STATE_SCHEMA, one row per flag ever seen; `as_of` is the flag's last_seen_on
     evidence: pl.DataFrame  # EVIDENCE_SCHEMA
     trend: pl.DataFrame  # TREND_SCHEMA
+    freshness: pl.DataFrame  # FRESHNESS_SCHEMA: the completeness guard's table of every recorded day (audit.feed_freshness)
 
     def facts(self) -> pl.DataFrame:
         """The facts of `day` itself: the flags whose latest row is from that day."""
         if self.day is None:
             return empty(FACT_SCHEMA)
         return self.flags.filter(pl.col("as_of") == self.day).select(FACT_COLUMNS)
+
+    def freshness_of(self, day: date | None) -> pl.DataFrame:
+        if day is None:
+            return empty(FRESHNESS_SCHEMA)
+        return self.freshness.filter(pl.col("as_of") == day)
 
 
 def empty(schema: dict) -> pl.DataFrame:
@@ -102,8 +111,16 @@ def conform(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
 
 # ---- one night ---------------------------------------------------------------------------------
 
-def step(state: State, facts: pl.DataFrame, day: date) -> State:
-    """The state of `day` from the state of the newest earlier day and the day's facts: O(flags)."""
+def step(state: State, facts: pl.DataFrame | None, freshness: pl.DataFrame | None, day: date) -> State:
+    """The state of `day` from the state of the newest earlier day and the day's facts: O(flags).
+
+    `facts` None: the day has no flag list (only the guard's table), as on days of the earliest layouts.
+    """
+    fresh = pl.concat([state.freshness.filter(pl.col("as_of") < day),
+                       conform(freshness, FRESHNESS_SCHEMA).with_columns(pl.lit(day).alias("as_of"))]
+                      if freshness is not None else [state.freshness.filter(pl.col("as_of") < day)])
+    if facts is None:
+        return State(state.day, state.flags, state.evidence, state.trend, fresh)
     facts = conform(facts, FACT_SCHEMA).with_columns(pl.lit(day).alias("as_of"))
     before = state.flags.select("flag_id", "first_seen_on", "days_seen", "last_held_on",
                                 pl.col("evidence_hash").alias("_hash_before"))
@@ -123,41 +140,49 @@ def step(state: State, facts: pl.DataFrame, day: date) -> State:
                         "new_flags": [int(joined["first_seen_on"].is_null().sum())], "resolved_flags": [resolved]},
                        schema=TREND_SCHEMA)
     trend = pl.concat([state.trend.filter(pl.col("as_of") < day), row])
-    return State(day, flags, evidence, trend)
+    return State(day, flags, evidence, trend, fresh)
 
 
 def initial() -> State:
-    return State(None, empty(STATE_SCHEMA), empty(EVIDENCE_SCHEMA), empty(TREND_SCHEMA))
+    return State(None, empty(STATE_SCHEMA), empty(EVIDENCE_SCHEMA), empty(TREND_SCHEMA), empty(FRESHNESS_SCHEMA))
 
 
 # ---- deltas ------------------------------------------------------------------------------------
 
-def delta(base: pl.DataFrame, facts: pl.DataFrame) -> pl.DataFrame:
-    """What changed from the facts `base` to the facts `facts`: 'set' rows (new or different) and 'drop' rows."""
-    base = conform(base, FACT_SCHEMA).drop("as_of")
-    facts = conform(facts, FACT_SCHEMA).drop("as_of")
-    sets = facts.join(base, on=_COMPARED + ["flag_id"], how="anti", nulls_equal=True)
-    drops = base.select("flag_id").join(facts.select("flag_id"), on="flag_id", how="anti")
+def delta(base: pl.DataFrame, new: pl.DataFrame, schema: dict = FACT_SCHEMA, key: list[str] | None = None) -> pl.DataFrame:
+    """What changed from `base` to `new` (rows of one day): 'set' rows (new or different) and 'drop' rows."""
+    key = key or ["flag_id"]
+    base = conform(base, schema).drop("as_of")
+    new = conform(new, schema).drop("as_of")
+    sets = new.join(base, on=list(base.columns), how="anti", nulls_equal=True)
+    drops = base.select(key).join(new.select(key), on=key, how="anti", nulls_equal=True)
     out = pl.concat([sets.with_columns(pl.lit("set").alias("op")), drops.with_columns(pl.lit("drop").alias("op"))],
                     how="diagonal_relaxed")
-    return conform(out, DELTA_SCHEMA).sort("op", "flag_id")
+    return conform(out, {"op": pl.String, **{c: t for c, t in schema.items() if c != "as_of"}}).sort(["op", *key])
 
 
-def apply(base: pl.DataFrame, change: pl.DataFrame, day: date) -> pl.DataFrame:
-    """The facts of `day`: `base`'s, patched by the delta `change`."""
-    base = conform(base, FACT_SCHEMA)
+def apply(base: pl.DataFrame, change: pl.DataFrame, day: date, schema: dict = FACT_SCHEMA,
+          key: list[str] | None = None) -> pl.DataFrame:
+    """The rows of `day`: `base`'s, patched by the delta `change`."""
+    key = key or ["flag_id"]
+    base = conform(base, schema)
     sets = change.filter(pl.col("op") == "set").drop("op")
-    kept = base.join(change.select("flag_id"), on="flag_id", how="anti")
-    return (pl.concat([kept, conform(sets, FACT_SCHEMA)], how="vertical_relaxed")
-            .with_columns(pl.lit(day).alias("as_of")).sort("flag_id"))
+    kept = base.join(change.select(key), on=key, how="anti", nulls_equal=True)
+    return (pl.concat([kept, conform(sets, schema)], how="vertical_relaxed")
+            .with_columns(pl.lit(day).alias("as_of")).sort(key))
 
 
-def _content_hash(change: pl.DataFrame) -> str:
-    return hashlib.sha256(change.sort("op", "flag_id").write_csv().encode("utf-8")).hexdigest()
+def _content_hash(change: pl.DataFrame | None) -> str | None:
+    if change is None:
+        return None
+    return hashlib.sha256(change.sort(pl.all()).write_csv().encode("utf-8")).hexdigest()
 
 
-def token_of(day: date, base_day: date | None, base_token: str | None, change: pl.DataFrame) -> str:
-    text = json.dumps([day.isoformat(), base_day.isoformat() if base_day else None, base_token, _content_hash(change)])
+def token_of(day: date, base_day: date | None, base_token: str | None, change: pl.DataFrame | None,
+             fresh_change: pl.DataFrame | None = None) -> str:
+    """Names one version of a day: its base and its content (None: the day has no flag list / no guard table)."""
+    text = json.dumps([day.isoformat(), base_day.isoformat() if base_day else None, base_token, _content_hash(change),
+                       _content_hash(fresh_change)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
@@ -186,63 +211,93 @@ class History:
     def meta(self, day: date, token: str) -> dict:
         return json.loads((self.root / day.isoformat() / f"{token}.json").read_text(encoding="utf-8"))
 
-    def change(self, day: date, token: str) -> pl.DataFrame:
-        path = self.root / day.isoformat() / f"{token}.parquet"
-        return conform(pl.read_parquet(path), DELTA_SCHEMA) if path.exists() else empty(DELTA_SCHEMA)
+    def _change(self, day: date, token: str, suffix: str, schema: dict) -> pl.DataFrame:
+        path = self.root / day.isoformat() / f"{token}{suffix}"
+        return conform(pl.read_parquet(path), schema) if path.exists() else empty(schema)
 
-    def has(self, day: date, token: str) -> bool:
-        return (self.root / day.isoformat() / f"{token}.json").exists()
+    def record(self, day: date, token: str, meta: dict, changes: dict[str, pl.DataFrame | Path | None]) -> None:
+        """Add a version of `day` (idempotent) and make it the day's current one.
 
-    def record(self, day: date, token: str, meta: dict, change: pl.DataFrame | None, change_file: Path | None = None) -> None:
-        """Add a version of `day` (idempotent) and make it the day's current one."""
+        `changes` maps a file suffix (".parquet": the flags' delta, ".fresh.parquet": the guard table's)
+        to a frame or a file to copy; empty ones are not written (an unchanged night: no Parquet at all).
+        """
         folder = self.root / day.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / f"{token}.json").exists():
-            if change_file is not None and change_file.exists():
-                _copy_atomic(change_file, folder / f"{token}.parquet")
-            elif change is not None and change.height:
-                write_atomic(folder / f"{token}.parquet", change)
+            for suffix, change in changes.items():
+                if isinstance(change, Path):
+                    if change.exists():
+                        _copy_atomic(change, folder / f"{token}{suffix}")
+                elif change is not None and change.height:
+                    write_atomic(folder / f"{token}{suffix}", change)
             _write_text(folder / f"{token}.json", json.dumps(meta))  # last: its presence means "complete"
         if self.days().get(day) != token:
             _write_text(folder / CURRENT, token)
 
-    def facts(self, day: date, token: str, known: dict[tuple[date, str], pl.DataFrame] | None = None) -> pl.DataFrame:
-        """The facts of one version of a day, rebuilt through its chain of bases."""
+    def rows(self, day: date, token: str, known: dict[tuple[date, str], tuple[pl.DataFrame, pl.DataFrame]]
+             ) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+        """The flags and the guard table of one version of a day (and its record), rebuilt through its bases."""
         chain = []
+        d, t = day, token
         while True:
-            if known is not None and (day, token) in known:
-                facts = known[(day, token)]
+            if (d, t) in known:
+                facts, fresh = known[(d, t)]
                 break
-            meta = self.meta(day, token)
-            chain.append((day, token))
+            meta = self.meta(d, t)
+            chain.append((d, t, meta))
             if meta.get("base_day") is None:
-                facts = empty(FACT_SCHEMA)
+                facts, fresh = empty(FACT_SCHEMA), empty(FRESHNESS_SCHEMA)
                 break
-            day, token = date.fromisoformat(meta["base_day"]), meta["base_token"]
-        for d, t in reversed(chain):
-            facts = apply(facts, self.change(d, t), d)
-        return facts
+            d, t = date.fromisoformat(meta["base_day"]), meta["base_token"]
+        for d, t, meta in reversed(chain):
+            facts = apply(facts, self._change(d, t, ".parquet", DELTA_SCHEMA), d)
+            fresh = apply(fresh, self._change(d, t, ".fresh.parquet", FRESH_DELTA_SCHEMA), d, FRESHNESS_SCHEMA, FRESH_KEY)
+        return facts, fresh, self.meta(day, token)
 
 
 def digests(days: dict[date, str]) -> dict[date, str]:
     """For each recorded day, a digest of every day up to it with its token (what a state summarises)."""
-    out, h = {}, ""
+    out, h = {}, None
     for day, token in days.items():
-        h = hashlib.sha256(f"{h}|{day.isoformat()}:{token}".encode()).hexdigest()
+        h = chain_digest(h, day, token)
         out[day] = h
     return out
 
 
+def chain_digest(previous: str | None, day: date, token: str) -> str:
+    return hashlib.sha256(f"{previous or ''}|{day.isoformat()}:{token}".encode()).hexdigest()
+
+
+def base_rows(state: State, base_day: date | None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The flags and guard table of the recorded day `base_day`, which a new day's delta is taken against."""
+    facts = state.facts() if base_day is not None and state.day == base_day else empty(FACT_SCHEMA)
+    return facts, state.freshness_of(base_day)
+
+
 # ---- run folder ----------------------------------------------------------------------------------
 
-def save_run(folder: Path, state: State, digest: str, token: str, meta: dict, change: pl.DataFrame) -> None:
-    """The day's delta (for the history) and materialised state (for the next night) in the run folder."""
+def record_day(folder: Path, state: State, day: date, facts: pl.DataFrame | None, freshness: pl.DataFrame | None,
+               previous: State, tokens: dict[date, str], digest_of: dict[date, str]) -> State:
+    """Step to `day`, and write its delta (for the history) and materialised state (for the next night) in `folder`."""
+    base_day = max(tokens) if tokens else None
+    base_facts, base_fresh = base_rows(previous, base_day)
+    change = delta(base_facts, facts if facts is not None else empty(FACT_SCHEMA))
+    fresh_change = delta(base_fresh, freshness if freshness is not None else empty(FRESHNESS_SCHEMA),
+                         FRESHNESS_SCHEMA, FRESH_KEY)
+    base_token = tokens[base_day] if base_day else None
+    token = token_of(day, base_day, base_token, change if facts is not None else None, fresh_change)
+    meta = {"day": day.isoformat(), "base_day": base_day.isoformat() if base_day else None, "base_token": base_token,
+            "facts": facts is not None, "rows": change.height, "fresh_rows": fresh_change.height}
     out = folder / RUN_DIR
     write_atomic(out / "state.parquet", state.flags)
     write_atomic(out / "evidence.parquet", state.evidence)
     write_atomic(out / "trend.parquet", state.trend)
+    write_atomic(out / "freshness.parquet", state.freshness)
     write_atomic(out / "delta.parquet", change)
+    write_atomic(out / "delta.fresh.parquet", fresh_change)
+    digest = chain_digest(digest_of.get(base_day) if base_day else None, day, token)
     _write_text(out / "delta.json", json.dumps({**meta, "token": token, "digest": digest}))  # last
+    return state
 
 
 def _run_meta(folder: Path | None) -> dict | None:
@@ -254,11 +309,13 @@ def _run_meta(folder: Path | None) -> dict | None:
         return None
 
 
-def load_run_state(folder: Path, day: date) -> State:
+def load_run_state(folder: Path, meta: dict) -> State:
     out = folder / RUN_DIR
-    return State(day, conform(pl.read_parquet(out / "state.parquet"), STATE_SCHEMA),
-                 conform(pl.read_parquet(out / "evidence.parquet"), EVIDENCE_SCHEMA),
-                 conform(pl.read_parquet(out / "trend.parquet"), TREND_SCHEMA))
+    flags = conform(pl.read_parquet(out / "state.parquet"), STATE_SCHEMA)
+    trend = conform(pl.read_parquet(out / "trend.parquet"), TREND_SCHEMA)
+    return State(trend["as_of"].max() if trend.height else None, flags,
+                 conform(pl.read_parquet(out / "evidence.parquet"), EVIDENCE_SCHEMA), trend,
+                 conform(pl.read_parquet(out / "freshness.parquet"), FRESHNESS_SCHEMA))
 
 
 def adopt(store: WorkStore, day: date, folder: Path) -> bool:
@@ -266,10 +323,11 @@ def adopt(store: WorkStore, day: date, folder: Path) -> bool:
     meta = _run_meta(folder)
     if meta is None:
         return False
-    token = meta["token"]
-    record = {"day": meta["day"], "base_day": meta["base_day"], "base_token": meta["base_token"], "rows": meta["rows"]}
-    change = folder / RUN_DIR / "delta.parquet" if meta["rows"] else None  # an unchanged night: no Parquet at all
-    History(store).record(day, token, record, None, change)
+    record = {k: v for k, v in meta.items() if k not in ("token", "digest")}
+    out = folder / RUN_DIR
+    History(store).record(day, meta["token"], record,
+                          {".parquet": out / "delta.parquet" if meta["rows"] else None,
+                           ".fresh.parquet": out / "delta.fresh.parquet" if meta["fresh_rows"] else None})
     return True
 
 
@@ -277,17 +335,18 @@ def sync(store: WorkStore) -> None:
     """Bring the history up to date with the committed run folders (and migrate the earlier layouts once).
 
     Normally the commit hook (`lifecycle.commit_history`) has recorded every committed day already;
-    this repairs a commit that did not call it and migrates warehouses written before the history existed.
+    this repairs a commit that did not call it and migrates warehouses written before the history existed
+    (days with a full `mart/flag_day.parquet` and/or `guard/feed_freshness.parquet`, or `history/flag_days`).
     """
     committed = store.committed()
     history = History(store)
     recorded = history.days()
-    legacy: dict[date, Path] = {}
+    legacy: dict[date, tuple[Path | None, Path | None]] = {}
     folder = store.history_dir(LEGACY_FLAG_DAYS)
     if folder.is_dir():
         for path in folder.glob("*.parquet"):
             try:
-                legacy[date.fromisoformat(path.stem)] = path
+                legacy[date.fromisoformat(path.stem)] = (path, None)
             except ValueError:
                 continue
     for day in committed.completed_days():
@@ -296,26 +355,36 @@ def sync(store: WorkStore) -> None:
         if meta is not None:
             if recorded.get(day) != meta["token"]:
                 adopt(store, day, run)
-        elif run is not None and (run / FLAG_DAY).exists():
-            legacy[day] = run / FLAG_DAY  # a committed day of the earlier layout wins over the older history
-    missing = {d: p for d, p in sorted(legacy.items()) if d not in recorded}
-    previous: tuple[date, str, pl.DataFrame] | None = None
-    for day, path in missing.items():  # once: each migrated day is a delta against the previous migrated day
-        facts = conform(pl.read_parquet(path), FACT_SCHEMA).with_columns(pl.lit(day).alias("as_of"))
-        base_day, base_token, base = previous if previous else (None, None, empty(FACT_SCHEMA))
-        change = delta(base, facts)
-        token = token_of(day, base_day, base_token, change)
-        history.record(day, token, {"day": day.isoformat(), "base_day": base_day.isoformat() if base_day else None,
-                                    "base_token": base_token, "rows": change.height}, change)
-        previous = (day, token, facts)
+        elif run is not None:
+            flags = run / FLAG_DAY if (run / FLAG_DAY).exists() else legacy.get(day, (None, None))[0]
+            fresh = run / FRESHNESS_FILE if (run / FRESHNESS_FILE).exists() else None
+            if flags is not None or fresh is not None:
+                legacy[day] = (flags, fresh)  # a committed day of the earlier layout wins over the older history
+    previous: tuple[date, str, pl.DataFrame, pl.DataFrame] | None = None
+    for day, (flags_file, fresh_file) in sorted(legacy.items()):  # once: each a delta against the previous migrated day
+        if day in recorded:
+            continue
+        facts = conform(pl.read_parquet(flags_file), FACT_SCHEMA) if flags_file else None
+        fresh = conform(pl.read_parquet(fresh_file), FRESHNESS_SCHEMA) if fresh_file else empty(FRESHNESS_SCHEMA)
+        base_day, base_token, base_facts, base_fresh = previous or (None, None, empty(FACT_SCHEMA), empty(FRESHNESS_SCHEMA))
+        change = delta(base_facts, facts if facts is not None else empty(FACT_SCHEMA))
+        fresh_change = delta(base_fresh, fresh, FRESHNESS_SCHEMA, FRESH_KEY)
+        token = token_of(day, base_day, base_token, change if facts is not None else None, fresh_change)
+        meta = {"day": day.isoformat(), "base_day": base_day.isoformat() if base_day else None, "base_token": base_token,
+                "facts": facts is not None, "rows": change.height, "fresh_rows": fresh_change.height}
+        history.record(day, token, meta, {".parquet": change, ".fresh.parquet": fresh_change})
+        previous = (day, token, facts if facts is not None else empty(FACT_SCHEMA), fresh)
+
+
+_memo: dict[tuple[str, date], tuple[str | None, State]] = {}
 
 
 def state_before(store: WorkStore, day: date) -> tuple[State, dict[date, str], dict[date, str]]:
-    """The state of the newest recorded day before `day`, the tokens and the digests of the recorded days before it.
+    """The state of the recorded days before `day`, with their tokens and digests.
 
-    Fast path: that day's committed run folder holds a materialised state whose digest matches the
-    history (nothing older was back-filled or changed since). Otherwise the state is rebuilt from the
-    newest valid materialised state before it (or from nothing), one `step` per recorded day.
+    Fast path: the newest of them has a committed run folder whose materialised state's digest matches
+    the history (nothing older was back-filled or changed since). Otherwise the state is rebuilt from
+    the newest valid materialised state before it (or from nothing), one `step` per recorded day.
     """
     sync(store)
     history = History(store)
@@ -323,28 +392,28 @@ def state_before(store: WorkStore, day: date) -> tuple[State, dict[date, str], d
     digest = digests(days)
     if not days:
         return initial(), days, digest
-    committed = store.committed()
     ordered = list(days)
+    key = (str(history.root), day)
+    if key in _memo and _memo[key][0] == digest[ordered[-1]]:  # the guard and the lifecycle of one run
+        return _memo[key][1], days, digest
+    committed = store.committed()
     start, state = 0, initial()
+    known: dict[tuple[date, str], tuple[pl.DataFrame, pl.DataFrame]] = {}
     for i in range(len(ordered) - 1, -1, -1):
         d = ordered[i]
         folder = committed.committed_dir(d)
         meta = _run_meta(folder)
         if meta is not None and meta.get("digest") == digest[d]:
-            state, start = load_run_state(folder, d), i + 1
+            state, start = load_run_state(folder, meta), i + 1
+            known[(d, days[d])] = base_rows(state, d)
             break
-    known: dict[tuple[date, str], pl.DataFrame] = {}
-    if state.day is not None:
-        known[(state.day, days[state.day])] = state.facts()
     for d in ordered[start:]:
-        facts = history.facts(d, days[d], known)
-        known = {(d, days[d]): facts}  # the next day is normally based on this one
-        state = step(state, facts, d)
+        facts, fresh, meta = history.rows(d, days[d], known)
+        known = {(d, days[d]): (facts, fresh)}  # the next day is normally based on this one
+        state = step(state, facts if meta.get("facts", True) else None, fresh, d)
+    _memo.clear()
+    _memo[key] = (digest[ordered[-1]], state)
     return state, days, digest
-
-
-def chain_digest(previous: str | None, day: date, token: str) -> str:
-    return hashlib.sha256(f"{previous or ''}|{day.isoformat()}:{token}".encode()).hexdigest()
 
 
 def _write_text(path: Path, text: str) -> None:
