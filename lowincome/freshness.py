@@ -73,9 +73,9 @@ def _history(store: WorkStore, as_of: date) -> pl.DataFrame:
     from the newest earlier day's run, small deltas per day, so it costs one read of the previous
     day's table rather than one file per night, and survives the pruning of old run folders.
     """
-    from .rules.lifecycle_history import state_before
+    from .rules.lifecycle_history import freshness_before
 
-    return state_before(store, as_of)[0].freshness
+    return freshness_before(store, as_of)
 
 
 def feed_freshness(store: WorkStore, as_of: date, policy: Policy, deliveries: pl.DataFrame,

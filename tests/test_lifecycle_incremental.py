@@ -19,11 +19,10 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import polars as pl
-import pytest
 from polars.testing import assert_frame_equal
 
 from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY, Settings
-from lowincome.freshness import FRESHNESS_FILE, FRESHNESS_SCHEMA
+from lowincome.freshness import FRESHNESS_SCHEMA
 from lowincome.rules import lifecycle_history as history
 from lowincome.rules.engine import FLAG_COLUMNS, Evaluation
 from lowincome.rules.lifecycle import FLAG_DAY, build_marts, carried_flags, commit_history, full_lifecycle

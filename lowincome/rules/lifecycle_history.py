@@ -34,6 +34,7 @@ on the first night that finds days the history does not know yet.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -173,9 +174,12 @@ def apply(base: pl.DataFrame, change: pl.DataFrame, day: date, schema: dict = FA
 
 
 def _content_hash(change: pl.DataFrame | None) -> str | None:
+    """A hash of a delta (already in a fixed order), from its compressed Parquet bytes: small even on a first night."""
     if change is None:
         return None
-    return hashlib.sha256(change.sort(pl.all()).write_csv().encode("utf-8")).hexdigest()
+    buffer = io.BytesIO()
+    change.write_parquet(buffer, statistics=False)
+    return hashlib.sha256(buffer.getvalue()).hexdigest()
 
 
 def token_of(day: date, base_day: date | None, base_token: str | None, change: pl.DataFrame | None,
@@ -231,7 +235,11 @@ class History:
                 elif change is not None and change.height:
                     write_atomic(folder / f"{token}{suffix}", change)
             _write_text(folder / f"{token}.json", json.dumps(meta))  # last: its presence means "complete"
-        if self.days().get(day) != token:
+        try:
+            current = (folder / CURRENT).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            current = None
+        if current != token:
             _write_text(folder / CURRENT, token)
 
     def rows(self, day: date, token: str, known: dict[tuple[date, str], tuple[pl.DataFrame, pl.DataFrame]]
@@ -376,7 +384,22 @@ def sync(store: WorkStore) -> None:
         previous = (day, token, facts if facts is not None else empty(FACT_SCHEMA), fresh)
 
 
-_memo: dict[tuple[str, date], tuple[str | None, State]] = {}
+def _newest_valid(store: WorkStore, days: dict[date, str], digest: dict[date, str]) -> tuple[int, Path | None, dict | None]:
+    """The index (in `days`) and run folder of the newest day whose materialised state matches the history."""
+    committed = store.committed()
+    ordered = list(days)
+    for i in range(len(ordered) - 1, -1, -1):
+        folder = committed.committed_dir(ordered[i])
+        meta = _run_meta(folder)
+        if meta is not None and meta.get("digest") == digest[ordered[i]]:
+            return i, folder, meta
+    return -1, None, None
+
+
+def _recorded_before(store: WorkStore, day: date) -> tuple[dict[date, str], dict[date, str]]:
+    sync(store)
+    days = {d: t for d, t in History(store).days().items() if d < day}
+    return days, digests(days)
 
 
 def state_before(store: WorkStore, day: date) -> tuple[State, dict[date, str], dict[date, str]]:
@@ -386,34 +409,32 @@ def state_before(store: WorkStore, day: date) -> tuple[State, dict[date, str], d
     the history (nothing older was back-filled or changed since). Otherwise the state is rebuilt from
     the newest valid materialised state before it (or from nothing), one `step` per recorded day.
     """
-    sync(store)
-    history = History(store)
-    days = {d: t for d, t in history.days().items() if d < day}
-    digest = digests(days)
+    days, digest = _recorded_before(store, day)
     if not days:
         return initial(), days, digest
     ordered = list(days)
-    key = (str(history.root), day)
-    if key in _memo and _memo[key][0] == digest[ordered[-1]]:  # the guard and the lifecycle of one run
-        return _memo[key][1], days, digest
-    committed = store.committed()
-    start, state = 0, initial()
-    known: dict[tuple[date, str], tuple[pl.DataFrame, pl.DataFrame]] = {}
-    for i in range(len(ordered) - 1, -1, -1):
-        d = ordered[i]
-        folder = committed.committed_dir(d)
-        meta = _run_meta(folder)
-        if meta is not None and meta.get("digest") == digest[d]:
-            state, start = load_run_state(folder, meta), i + 1
-            known[(d, days[d])] = base_rows(state, d)
-            break
-    for d in ordered[start:]:
-        facts, fresh, meta = history.rows(d, days[d], known)
+    i, folder, meta = _newest_valid(store, days, digest)
+    state, known = initial(), {}
+    if folder is not None:
+        state = load_run_state(folder, meta)
+        known[(ordered[i], days[ordered[i]])] = base_rows(state, ordered[i])
+    history = History(store)
+    for d in ordered[i + 1:]:
+        facts, fresh, record = history.rows(d, days[d], known)
         known = {(d, days[d]): (facts, fresh)}  # the next day is normally based on this one
-        state = step(state, facts if meta.get("facts", True) else None, fresh, d)
-    _memo.clear()
-    _memo[key] = (digest[ordered[-1]], state)
+        state = step(state, facts if record.get("facts", True) else None, fresh, d)
     return state, days, digest
+
+
+def freshness_before(store: WorkStore, day: date) -> pl.DataFrame:
+    """The guard's table of every recorded day before `day` (reads only that table on the fast path)."""
+    days, digest = _recorded_before(store, day)
+    if not days:
+        return empty(FRESHNESS_SCHEMA)
+    i, folder, _ = _newest_valid(store, days, digest)
+    if i == len(days) - 1:
+        return conform(pl.read_parquet(folder / RUN_DIR / "freshness.parquet"), FRESHNESS_SCHEMA)
+    return state_before(store, day)[0].freshness
 
 
 def _write_text(path: Path, text: str) -> None:
