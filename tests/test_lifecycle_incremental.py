@@ -248,3 +248,25 @@ def test_an_unchanged_night_adds_little_to_the_history(tmp_path):
     print(f"history after the first night: {first} bytes; added per unchanged night: {added}")
     assert first > 10_000  # the first night records every flag
     assert max(added) < 400
+
+
+def test_a_commit_that_could_not_record_the_history_is_recorded_by_the_next_night(tmp_path, monkeypatch):
+    import errno
+
+    world = World(flags=80, seed=9)
+    night = Nightly(tmp_path / "warehouse", world)
+    d = days(3)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    night.run(d[0], world.evaluation(d[0]))
+    with monkeypatch.context() as m:
+        m.setattr(history, "adopt", full)
+        world.evolve()
+        night.run(d[1], world.evaluation(d[1]))  # committed; commit_history swallowed the full disk
+    store = WorkStore(night.warehouse)
+    assert list(history.History(store).days()) == [d[0]]
+    world.evolve()
+    night.run(d[2], world.evaluation(d[2]))  # compared with the full recomputation over d0..d2
+    assert list(history.History(store).days()) == d

@@ -329,15 +329,18 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     return Marts(paths, restricted, counts)
 
 
-def commit_history(store: WorkStore, as_of: date) -> None:
+def commit_history(store: WorkStore, as_of: date) -> bool:
     """Record the committed run's day in the lifecycle history (call right after `WorkStore.commit`).
 
-    Small and idempotent: an unchanged night adds a few hundred bytes. Should a commit skip it, the
-    next night's `build_marts` records the committed day itself; after that the run folder may be pruned.
+    Small and idempotent: an unchanged night adds a few hundred bytes. It never fails the run once
+    the day is committed: should it not complete (a full disk), the next night's `build_marts`
+    records the committed day from its run folder before anything reads the history.
     """
     folder = store.committed().committed_dir(as_of)
-    if folder is not None:
-        history.adopt(store, as_of, folder)
+    try:
+        return folder is not None and history.adopt(store, as_of, folder)
+    except OSError:
+        return False
 
 
 def full_lifecycle(day_files: list[Path], outcomes: pl.DataFrame, as_of: date, overdue_days: int | Mapping[str, int],
