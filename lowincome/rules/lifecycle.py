@@ -199,7 +199,8 @@ def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, fre
         return empty
     return (gone.drop("carried", "stale_feeds", strict=False).join(hits, on="flag_id")
             .with_columns(pl.lit(as_of).alias("as_of"), pl.lit(True).alias("carried"))
-            .select(*empty.columns))
+            .select(*empty.columns)
+            .sort("rule_id", "county_code", "subject_key", "period", "flag_id"))  # as the rules' output: reproducible
 
 
 def _overdue_table(overdue_days: int | Mapping[str, int]) -> tuple[pl.DataFrame, int]:
