@@ -66,15 +66,16 @@ def check_not_empty(deliveries: pl.DataFrame, inbox: Path, as_of: date, last_pub
     )
 
 
-FRESHNESS_HISTORY = "freshness"  # history/<kind>/<day>.parquet once a day's run folder is pruned
-
-
 def _history(store: WorkStore, as_of: date) -> pl.DataFrame:
-    files = [p for _, p in sorted(store.durable_files(FRESHNESS_FILE, FRESHNESS_HISTORY, before=as_of).items())]
-    if not files:
-        return pl.DataFrame(schema=FRESHNESS_SCHEMA)
-    return pl.read_parquet(files, missing_columns="insert").select(
-        [pl.col(c).cast(t) for c, t in FRESHNESS_SCHEMA.items()])
+    """The guard's table of every recorded day before `as_of`.
+
+    Kept with the flag lifecycle's per-day history (lowincome/rules/lifecycle_history.py): carried
+    from the newest earlier day's run, small deltas per day, so it costs one read of the previous
+    day's table rather than one file per night, and survives the pruning of old run folders.
+    """
+    from .rules.lifecycle_history import freshness_before
+
+    return freshness_before(store, as_of)
 
 
 def feed_freshness(store: WorkStore, as_of: date, policy: Policy, deliveries: pl.DataFrame,
@@ -161,7 +162,9 @@ def describe_stale(freshness: pl.DataFrame) -> list[str]:
 
 
 def freshness_history(store: WorkStore, as_of: date, today: pl.DataFrame) -> pl.DataFrame:
-    """audit.feed_freshness as known on `as_of`: every earlier committed day's table and today's."""
+    """audit.feed_freshness as known on `as_of`: every earlier recorded day's table and today's.
+
+    (The nightly run writes it from the lifecycle's state in `build_marts`; this is the same table.)"""
     return pl.concat([_history(store, as_of), today.select(list(FRESHNESS_SCHEMA))], how="vertical_relaxed").sort(
         "as_of", "feed", "county")
 

@@ -29,12 +29,12 @@ from .config import Settings
 from .delivery import inventory_strays
 from .errors import LowincomeError, describe_os_error, os_reason
 from .feeds import FEEDS
-from .freshness import FRESHNESS_FILE, FRESHNESS_HISTORY
+from .freshness import FRESHNESS_FILE
 from .lineage import code_version
 from .locking import warehouse_lock
 from .privacy import redact
 from .publish import ANALYSTS_DB, mart_tables, prune_published, publish
-from .rules.lifecycle import FLAG_DAY
+from .rules.lifecycle import FLAG_DAY, commit_history
 from .workstore import WorkStore
 
 RUN_FILES = ([f"staging/{feed}.json" for feed in FEEDS]
@@ -114,6 +114,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
         with warehouse_lock(settings.warehouse, f"run {run_id} (as of {as_of})"):
             deliveries = _record_inputs(store, as_of, run_id, settings.inbox)
             store.commit(as_of)
+            commit_history(store, as_of)  # the lifecycle's per-day record outlives the run folder
             committed = store.committed()
             latest = max(committed.completed_days())
             counts = publish(committed, latest, settings.pseudonym_key, **mart_tables(committed, latest),
@@ -151,7 +152,8 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
 def _prune(store: WorkStore, settings: Settings) -> str | int:
     """Drop per-night artifacts older than LOWINCOME_RETENTION_DAYS; a failure here is a warning, not a failed run."""
     try:
-        days = store.prune_days(settings.retention_days, {FLAG_DAY: "flag_days", FRESHNESS_FILE: FRESHNESS_HISTORY})
+        # what later days need of a pruned day is in work/history already (the lifecycle's per-day record)
+        days = store.prune_days(settings.retention_days)
         parts = prune_published(settings.warehouse, settings.retention_days * 86400)
         return len(days) + len(parts)
     except OSError as exc:

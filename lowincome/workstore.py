@@ -154,27 +154,13 @@ class WorkStore:
             return None
         return str(folder / "*.parquet")
 
-    def durable_files(self, relative: str, kind: str, before: date | None = None) -> dict[date, Path]:
-        """Per-day file `relative` of every committed day before `before`, from its run folder or, once the
-        folder was pruned (`prune_days`), from `history/<kind>/<day>.parquet`."""
-        found: dict[date, Path] = {}
-        folder = self.history_dir(kind)
-        if folder.is_dir():
-            for path in folder.glob("*.parquet"):
-                day = _day(path.stem)
-                if day is not None and (before is None or day < before):
-                    found[day] = path
-        for path in self.committed_files(relative, before=before):
-            found[date.fromisoformat(path.parents[len(Path(relative).parts)].name)] = path
-        return found
-
-    def prune_days(self, keep_days: int, durable: dict[str, str]) -> list[Path]:
+    def prune_days(self, keep_days: int, durable: dict[str, str] | None = None) -> list[Path]:
         """Remove the run folders of as-of days more than `keep_days` before the newest committed day.
 
-        What later days still need of them (`durable`: file in the run folder → history kind, e.g. the
-        flags that held that day) moves to `history/<kind>/<day>.parquet` first. The newest committed day
-        is never pruned. Replaying a pruned day works: its deliveries are in the delivery store. Call under
-        the warehouse lock.
+        What later days still need of them is in `history/` (the lifecycle records it at commit); files
+        named in `durable` (file in the run folder → history kind) are moved to
+        `history/<kind>/<day>.parquet` first. The newest committed day is never pruned. Replaying a pruned
+        day works: its deliveries are in the delivery store. Call under the warehouse lock.
         """
         days = self.completed_days()
         if not days:
@@ -187,7 +173,7 @@ class WorkStore:
             folder = self.committed_dir(day)
             if folder is None or _in_use(folder):
                 continue
-            for relative, kind in durable.items():
+            for relative, kind in (durable or {}).items():
                 source = folder / relative
                 if source.exists():
                     target = self.history_dir(kind) / f"{day.isoformat()}.parquet"

@@ -1,11 +1,15 @@
 """Flag lifecycle and the marts: what is new, open, resolved, confirmed, dismissed or overdue on day D.
 
-Every evaluated day keeps one Parquet file of the flags that held that day
-(`mart/flag_day.parquet` in the day's committed run folder), so nothing is
-overwritten except a re-run of the same day, which replaces its own day with
-identical content. The state on day D is derived from the days up to D and the
-caseworkers' outcomes decided up to D, which answers "what did we know on day
-D" for any past day and makes backfills reproduce what each day knew.
+The state on day D is derived from the days up to D and the caseworkers'
+outcomes decided up to D, which answers "what did we know on day D" for any
+past day and makes backfills reproduce what each day knew. A night costs what
+it changes, not what the history holds: the state of the newest earlier day
+(first/last seen, days seen, last held, latest evidence, the log of evidence
+changes, the trend) plus today's evaluation gives today's state in O(flags);
+each day is recorded once in the history as a small delta against the day it
+was built on (lowincome/rules/lifecycle_history.py). `LIFECYCLE_SQL` and
+`TREND_SQL` remain the definition over every day's full flag list; the
+incremental result is tested to equal them.
 
 Stale data resolves nothing (rules.md): a flag that held on the previous
 evaluated day and does not hold today, while a feed its rule reads is stale in
@@ -16,19 +20,21 @@ the stale feeds named, keeping its status and evidence until fresh data decides 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from ..config import Settings, configure_duckdb, load_settings
 from ..workstore import WorkStore, write_atomic
+from . import lifecycle_history as history
 from .catalog import LEVEL_RANK, RULES
 from .engine import Evaluation
 
 MART_TABLES = ("flags", "household_risk", "county_summary", "flag_trend")
-FLAG_DAY = "mart/flag_day.parquet"  # the flags that held (or were carried) on the day, in each run folder
+FLAG_DAY = history.FLAG_DAY  # the flags that held (or were carried) on the day, in each run folder (for audits)
 _DEFAULT = "*"
 
 
@@ -93,7 +99,7 @@ JOIN seen AS s USING (flag_id)
 LEFT JOIN outcomes AS o USING (flag_id)
 LEFT JOIN evidence_at_decision AS e USING (flag_id)
 LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
-ORDER BY l.rule_id, l.county_code, l.subject_key, l.period
+ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 """
 
 TREND_SQL = """
@@ -120,6 +126,48 @@ ORDER BY o.as_of
 """
 
 
+INCREMENTAL_SQL = """
+WITH outcomes AS (
+    SELECT flag_id, outcome, decided_on
+    FROM outcomes_raw
+    WHERE decided_on <= $as_of
+    QUALIFY row_number() OVER (PARTITION BY flag_id ORDER BY decided_on DESC, delivered_on DESC, source_file DESC,
+                                                          source_row DESC) = 1
+),
+evidence_at_decision AS (  -- the evidence on the latest evaluated day <= decided_on: the latest change by then
+    SELECT o.flag_id, e.evidence_hash
+    FROM outcomes AS o JOIN evidence_log AS e ON e.flag_id = o.flag_id AND e.from_day <= o.decided_on
+    QUALIFY row_number() OVER (PARTITION BY o.flag_id ORDER BY e.from_day DESC) = 1
+)
+SELECT
+    l.flag_id, l.rule_id, l.rule_name, l.kind, l.level, l.subject_type, l.subject_key, l.county_code, l.period,
+    $as_of::DATE AS as_of, l.first_seen_on, l.as_of AS last_seen_on,
+    CASE
+        WHEN l.as_of < $as_of THEN 'resolved'
+        WHEN o.outcome = 'confirmed' THEN 'confirmed'
+        WHEN o.outcome = 'dismissed' AND (e.evidence_hash IS NULL OR e.evidence_hash = l.evidence_hash) THEN 'dismissed'
+        ELSE 'open'
+    END AS status,
+    l.first_seen_on = $as_of AS is_new,
+    l.as_of < $as_of AND l.as_of = $previous_day::DATE AS resolved_today,
+    o.outcome = 'dismissed' AND l.as_of = $as_of AND e.evidence_hash IS NOT NULL
+        AND e.evidence_hash <> l.evidence_hash AS reopened,
+    o.outcome, o.decided_on AS outcome_decided_on,
+    l.as_of = $as_of AND o.outcome IS NULL
+        AND date_diff('day', l.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
+    l.days_seen,
+    l.last_held_on,
+    l.as_of = $as_of AND coalesce(l.carried, false) AS data_stale,
+    CASE WHEN l.as_of = $as_of AND l.carried THEN l.stale_feeds END AS stale_feeds,
+    l.evidence, l.evidence_hash
+FROM state AS l
+LEFT JOIN outcomes AS o USING (flag_id)
+LEFT JOIN evidence_at_decision AS e USING (flag_id)
+LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
+ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
+"""
+
+
 def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     cols = {"flag_id": pl.String, "outcome": pl.String, "decided_on": pl.Date, "delivered_on": pl.Date,
             "source_file": pl.String, "source_row": pl.Int64}
@@ -127,25 +175,6 @@ def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
         return pl.DataFrame(schema=cols)
     frame = store.staging_frame(as_of, "verification_outcomes")
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
-
-
-def _day_files(store: WorkStore, as_of: date) -> dict[date, Path]:
-    """The flag day of every committed day before `as_of` (and, for warehouses of the earlier layout, its history)."""
-    files: dict[date, Path] = {}
-    legacy = store.history_dir("flag_days")
-    if legacy.is_dir():
-        for path in legacy.glob("*.parquet"):
-            try:
-                day = date.fromisoformat(path.stem)
-            except ValueError:
-                continue
-            if day < as_of:
-                files[day] = path
-    for day in store.completed_days():
-        folder = store.committed_dir(day)
-        if day < as_of and folder is not None and (folder / FLAG_DAY).exists():
-            files[day] = folder / FLAG_DAY
-    return files
 
 
 def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None) -> pl.DataFrame:
@@ -169,7 +198,8 @@ def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, fre
         return empty
     return (gone.drop("carried", "stale_feeds", strict=False).join(hits, on="flag_id")
             .with_columns(pl.lit(as_of).alias("as_of"), pl.lit(True).alias("carried"))
-            .select(*empty.columns))
+            .select(*empty.columns)
+            .sort("rule_id", "county_code", "subject_key", "period", "flag_id"))  # as the rules' output: reproducible
 
 
 def _overdue_table(overdue_days: int | Mapping[str, int]) -> tuple[pl.DataFrame, int]:
@@ -193,35 +223,39 @@ def _previous_subjects(store: WorkStore, previous_day: date | None, carried: pl.
 
 
 def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_days: int | Mapping[str, int],
-                households: pl.DataFrame, roster_sizes: pl.DataFrame, freshness: pl.DataFrame | None = None) -> Marts:
+                households: pl.DataFrame, roster_sizes: pl.DataFrame, freshness: pl.DataFrame | None = None,
+                settings: Settings | None = None) -> Marts:
     """Record day `as_of` and derive mart.flags, mart.household_risk, mart.county_summary, audit.flag_trend.
 
     `households` maps person_key → household_key (and county) for rolling person flags up to households;
     `roster_sizes` has county_code, roster_households, roster_persons, monitored_households;
     `overdue_days` is the policy's `outcome_overdue_days` per flag county (key "*" for the others);
-    `freshness` is the completeness guard's table for the day (lowincome/freshness.py).
+    `freshness` is the completeness guard's table for the day (lowincome/freshness.py);
+    `settings` bound DuckDB's memory (read from the environment when not given).
     """
-    earlier = _day_files(store, as_of)
-    previous_day = max(earlier) if earlier else None
+    previous_state, tokens, digests = history.state_before(store, as_of)
+    previous_day = previous_state.day
     today = evaluation.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
-    previous = pl.read_parquet(earlier[previous_day]) if previous_day else today.head(0)
-    if "carried" not in previous.columns:
-        previous = previous.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
+    previous = previous_state.facts()
     carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness)
     day = pl.concat([today, carried], how="vertical_relaxed")
-    out_dir = store.day_dir(as_of) / "mart"
-    day_path = write_atomic(store.day_dir(as_of) / FLAG_DAY, day)
-    day_files = [str(p) for _, p in sorted(earlier.items())] + [str(day_path)]
+    run_folder = store.day_dir(as_of)
+    out_dir = run_folder / "mart"
+    write_atomic(run_folder / FLAG_DAY, day)
+    state = history.step(previous_state, day, freshness, as_of)
+    history.record_day(run_folder, state, as_of, day, freshness, previous_state, tokens, digests)
     overdue_table, default_overdue = _overdue_table(overdue_days)
-    con = duckdb.connect()
+    con = configure_duckdb(duckdb.connect(), settings or replace(load_settings(), warehouse=store.warehouse))
     try:
+        con.register("state", state.flags.to_arrow())
+        con.register("evidence_log", state.evidence.to_arrow())
         con.register("outcomes_raw", _outcomes_frame(store, as_of).to_arrow())
         con.register("overdue_by_county", overdue_table.to_arrow())
-        params = {"days": day_files, "as_of": as_of, "overdue_days": default_overdue}
-        flags = pl.from_arrow(con.sql(LIFECYCLE_SQL, params=params).to_arrow_table())
-        trend = pl.from_arrow(con.sql(TREND_SQL, params={"days": day_files, "as_of": as_of}).to_arrow_table())
+        params = {"as_of": as_of, "previous_day": previous_day, "overdue_days": default_overdue}
+        flags = pl.from_arrow(con.sql(INCREMENTAL_SQL, params=params).to_arrow_table())
     finally:
         con.close()
+    trend = state.trend
 
     active = flags.filter(pl.col("status").is_in(["open", "confirmed"]))
     # person flags count for the person's household; household flags for themselves
@@ -277,11 +311,9 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     kept = _previous_subjects(store, previous_day, carried, subjects.columns)
     if kept is not None:
         subjects = pl.concat([subjects, kept], how="vertical_relaxed").unique("flag_id", keep="first").sort("flag_id")
-    if freshness is not None:
-        from ..freshness import freshness_history
-
+    if freshness is not None:  # audit.feed_freshness: the guard's table of every recorded day up to this one
         paths["audit.feed_freshness"] = write_atomic(out_dir / "feed_freshness.parquet",
-                                                     freshness_history(store, as_of, freshness))
+                                                     state.freshness.sort("as_of", "feed", "county"))
     restricted = {
         "caseworker_flags": write_atomic(out_dir / "caseworker_flags.parquet", subjects),
     }
@@ -295,3 +327,37 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
         "households_at_risk": household_risk.height,
     }
     return Marts(paths, restricted, counts)
+
+
+def commit_history(store: WorkStore, as_of: date) -> bool:
+    """Record the committed run's day in the lifecycle history (call right after `WorkStore.commit`).
+
+    Small and idempotent: an unchanged night adds a few hundred bytes. It never fails the run once
+    the day is committed: should it not complete (a full disk), the next night's `build_marts`
+    records the committed day from its run folder before anything reads the history.
+    """
+    folder = store.committed().committed_dir(as_of)
+    try:
+        return folder is not None and history.adopt(store, as_of, folder)
+    except OSError:
+        return False
+
+
+def full_lifecycle(day_files: list[Path], outcomes: pl.DataFrame, as_of: date, overdue_days: int | Mapping[str, int],
+                   settings: Settings | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """mart.flags (with evidence_hash) and audit.flag_trend by the definition: every day's full flag list at once.
+
+    The reference the incremental lifecycle is tested against, and a tool for audits; O(days x flags).
+    """
+    overdue_table, default_overdue = _overdue_table(overdue_days)
+    con = configure_duckdb(duckdb.connect(), settings or load_settings())
+    try:
+        con.register("outcomes_raw", outcomes.to_arrow())
+        con.register("overdue_by_county", overdue_table.to_arrow())
+        files = [str(p) for p in day_files]
+        flags = pl.from_arrow(con.sql(LIFECYCLE_SQL, params={"days": files, "as_of": as_of,
+                                                                           "overdue_days": default_overdue}).to_arrow_table())
+        trend = pl.from_arrow(con.sql(TREND_SQL, params={"days": files, "as_of": as_of}).to_arrow_table())
+    finally:
+        con.close()
+    return flags, trend
