@@ -152,7 +152,9 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
 def _prune(store: WorkStore, settings: Settings) -> str | int:
     """Drop per-night artifacts older than LOWINCOME_RETENTION_DAYS; a failure here is a warning, not a failed run."""
     try:
-        # what later days need of a pruned day is in work/history already (the lifecycle's per-day record)
+        from .rules.lifecycle_history import sync
+
+        sync(store)  # what later days need of a pruned day must be in work/history before its folder goes
         days = store.prune_days(settings.retention_days)
         parts = prune_published(settings.warehouse, settings.retention_days * 86400)
         return len(days) + len(parts)

@@ -194,8 +194,10 @@ def test_data_docs_are_not_rebuilt_without_a_new_result_and_are_with_one(deliver
     assert any(file_a in p.as_posix() for p in index.parent.rglob("*.html"))
 
     builds: list = []
-    real_make_offline = record.make_offline
-    monkeypatch.setattr(record, "make_offline", lambda site: builds.append(site) or real_make_offline(site))
+    import checks.data_docs as data_docs  # imported by render_data_docs when it rebuilds (GX is imported lazily)
+
+    real_make_offline = data_docs.make_offline
+    monkeypatch.setattr(data_docs, "make_offline", lambda site: builds.append(site) or real_make_offline(site))
     assert record.render_data_docs(work, reports) == index
     assert builds == []  # nothing stored since: not rebuilt
     assert {p.name for p in index.parent.rglob("*.html")} == pages
@@ -226,13 +228,15 @@ def test_validate_files_reads_the_parsed_file_not_a_frame(tmp_path, monkeypatch)
     spec = FEEDS["death_records"]
     files = ingest_feed(spec, inbox, END, work).files
     seen: list = []
-    real = record.run_suite
+    import checks.run as run_module  # imported by validate_files when a file is validated (GX is imported lazily)
+
+    real = run_module.run_suite
 
     def spy(spec_, validated, **kw):
         seen.append(validated)
         return real(spec_, validated, **kw)
 
-    monkeypatch.setattr(record, "run_suite", spy)
+    monkeypatch.setattr(run_module, "run_suite", spy)
     results = record.validate_files(spec, files, work)
     assert results.height > 0 and results["success"].all()
     assert seen and all(isinstance(v, Path) for v in seen)

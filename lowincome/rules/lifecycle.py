@@ -171,9 +171,12 @@ ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     cols = {"flag_id": pl.String, "outcome": pl.String, "decided_on": pl.Date, "delivered_on": pl.Date,
             "source_file": pl.String, "source_row": pl.Int64}
-    if not store.staging_path(as_of, "verification_outcomes").exists():
+    if store.staging_path(as_of, "verification_outcomes").exists():  # the day's manifest of parts
+        frame = store.staging_frame(as_of, "verification_outcomes")
+    elif store.path(as_of, "staging", "verification_outcomes").exists():  # one Parquet file (tools, tests)
+        frame = pl.read_parquet(store.path(as_of, "staging", "verification_outcomes"))
+    else:
         return pl.DataFrame(schema=cols)
-    frame = store.staging_frame(as_of, "verification_outcomes")
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
 
 
