@@ -29,8 +29,9 @@ from .privacy import redact
 from .rules.policy import Policy, load_policy
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
-                    store_dir, write_parquet_atomic)
+                    store_dir)
 from .staging import Staging
+from .workstore import write_atomic
 from .validation import REASONS, typed_columns, validate_rows
 
 
@@ -284,7 +285,7 @@ def empty_part(spec: FeedSpec, work_dir: Path) -> Path:
             pl.lit(None, dtype=pl.Date).alias("delivered_on"),
             pl.lit(None, dtype=pl.String).alias("file_county"),
         )
-        write_parquet_atomic(typed.select(LINEAGE + typed_columns(spec)), path)
+        write_atomic(path, typed.select(LINEAGE + typed_columns(spec)))
     return path
 
 

@@ -35,6 +35,7 @@ from .feeds import FeedSpec
 from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr
 from .reading import EXTRA_COLUMN, ROW_COLUMN
 from .staging import sql_list
+from .workstore import write_atomic
 from .validation import RAW_PREFIX, REASONS, typed_columns
 
 LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
@@ -49,18 +50,6 @@ def store_dir(work_dir: Path, feed: str) -> Path:
 
 def short_hash(*texts: str) -> str:
     return hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:16]
-
-
-def write_parquet_atomic(frame: pl.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 # ---- content hashes, once per file version ----------------------------------------------------
@@ -250,9 +239,9 @@ def file_parts(spec: FeedSpec, work_dir: Path, parse_key: str, file_name: str, s
     if spec.snapshot_key:
         good, copies = _within_file_copies(spec, good)
         bad.append(copies)
-    write_parquet_atomic(good.select(LINEAGE + typed_columns(spec)).sort("source_row"), accepted)
+    write_atomic(accepted, good.select(LINEAGE + typed_columns(spec)).sort("source_row"))
     rejected = pl.concat(bad, how="vertical_relaxed")
-    write_parquet_atomic(quarantine_rows(spec, rejected, file_names(spec, frame) if rejected.height else []), quarantine)
+    write_atomic(quarantine, quarantine_rows(spec, rejected, file_names(spec, frame) if rejected.height else []))
     meta.write_text(json.dumps({"accepted_rows": good.height}), encoding="utf-8")
     return FileParts(key, rel(accepted), rel(quarantine), good.height)
 
@@ -264,7 +253,7 @@ def held_back_part(spec: FeedSpec, work_dir: Path, parts: FileParts, file_name: 
     if not path.exists():
         frame = _with_lineage(pl.read_parquet(parsed_cache), file_name, sha, delivered_on, county)
         frame = frame.with_columns(pl.concat_list(pl.lit([reason]), pl.col(REASONS)).alias(REASONS))
-        write_parquet_atomic(quarantine_rows(spec, frame, file_names(spec, frame)), path)
+        write_atomic(path, quarantine_rows(spec, frame, file_names(spec, frame)))
     return str(path.relative_to(work_dir))
 
 
@@ -320,8 +309,8 @@ def resolve_duplicates(spec: FeedSpec, work_dir: Path, files: list[InUse], conne
         else:
             accepted = pl.read_parquet(work_dir / f.parts.accepted)
             kept = accepted.join(found.select("source_row"), on="source_row", how="anti")
-            kept_path = write_parquet_atomic(kept, folder / f"{f.parts.key}.kept.{prefix}.parquet")
-            dupq = write_parquet_atomic(_duplicate_quarantine(spec, work_dir, f, found), folder / f"{f.parts.key}.dupq.{prefix}.parquet")
+            kept_path = write_atomic(folder / f"{f.parts.key}.kept.{prefix}.parquet", kept)
+            dupq = write_atomic(folder / f"{f.parts.key}.dupq.{prefix}.parquet", _duplicate_quarantine(spec, work_dir, f, found))
             f.kept, f.duplicates, f.kept_rows = (str(kept_path.relative_to(work_dir)), str(dupq.relative_to(work_dir)),
                                                  kept.height)
         marker = _dup_marker(work_dir, spec.name, f.parts.key, prefix)
