@@ -58,11 +58,11 @@ DRIVER = textwrap.dedent(
         def full(path, *_a, **_k):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         pub._build = full
-    elif fault == "full-disk-ingest":  # every staging write fails as on a full disk
+    elif fault == "full-disk-ingest":  # every write into the run's folder fails as on a full disk
         import polars as pl
         real = pl.DataFrame.write_parquet
         def write(self, file, *a, **k):
-            if "/staging/" in str(file):
+            if "/work/days/" in str(file):
                 raise OSError(errno.ENOSPC, "No space left on device", str(file))
             return real(self, file, *a, **k)
         pl.DataFrame.write_parquet = write
@@ -90,8 +90,9 @@ def snapshot(warehouse: Path) -> dict:
     """What analysts see: every table's content (flags, staging counts), read through a fresh connection."""
     with duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True) as con:
         flags = pl.from_arrow(con.sql("SELECT * EXCLUDE (as_of) FROM mart.flags ORDER BY flag_id").to_arrow_table())
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'staging' ORDER BY 1").fetchall()]
+        tables = [r[0] for r in con.execute(  # staging.<feed> are views over the published parts
+            "SELECT view_name FROM duckdb_views() WHERE schema_name = 'staging' ORDER BY 1").fetchall()]
+        assert tables, "no staging views published"
         staged = {t: con.execute(f"SELECT count(*) FROM staging.{t}").fetchone()[0] for t in tables}
         published = con.execute("SELECT as_of FROM audit.publication").fetchone()[0]
     return {"flags": flags, "staged": staged, "as_of": published}
