@@ -165,32 +165,91 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
     meta = _cached_meta(cache, meta_path, warnings)
     if meta is not None:
         return cache, meta, None
-    try:
-        result = read_delivery(delivery.path, spec)
-        frame = validate_rows(result.frame, spec, delivery.extracted_on, delivery.county)
-    except DeliveryError:
-        raise
-    except MemoryError:
-        raise
-    except OSError as exc:
-        raise DeliveryError(f"cannot be read: {exc.strerror or type(exc).__name__}") from None
-    except Exception as exc:  # noqa: BLE001 (one broken file must not stop the night)
-        raise DeliveryError(_GENERIC_READ_FAILURE.format(type(exc).__name__)) from None
-    message = None
-    if result.missing_columns:
-        missing = ", ".join(result.missing_columns)
-        message = f"missing required column(s): {missing}; every row is quarantined"
-        frame = frame.with_columns(
-            pl.concat_list(pl.lit([f"file: missing required column(s) {missing}"]), pl.col(REASONS)).alias(REASONS)
-        )
     cache.parent.mkdir(parents=True, exist_ok=True)
     tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
-    frame.write_parquet(tmp)
+    try:
+        result = read_delivery(delivery.path, spec)
+        missing_reason = (f"file: missing required column(s) {', '.join(result.missing_columns)}"
+                          if result.missing_columns else None)
+        if result.frame.height <= VALIDATE_CHUNK_ROWS:
+            frame = _validated(result.frame, spec, delivery, missing_reason)
+        else:  # validated in slices written one after another: the peak is one slice's work, not the file's
+            frame = None
+            rows, invalid = _validate_in_slices(result.frame, spec, delivery, missing_reason, tmp)
+    except DeliveryError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except _WriteFailed as failed:  # the working storage, not the file: propagates as the OS error it is
+        tmp.unlink(missing_ok=True)
+        raise failed.error from None
+    except MemoryError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DeliveryError(f"cannot be read: {exc.strerror or type(exc).__name__}") from None
+    except Exception as exc:  # noqa: BLE001 (one broken file must not stop the night)
+        tmp.unlink(missing_ok=True)
+        raise DeliveryError(_GENERIC_READ_FAILURE.format(type(exc).__name__)) from None
+    message = (f"missing required column(s): {', '.join(result.missing_columns)}; every row is quarantined"
+               if result.missing_columns else None)
+    encoding, missing_columns = result.encoding, list(result.missing_columns)
+    del result
+    if frame is not None:
+        frame.write_parquet(tmp)
+        rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
-    meta = {"format": result.encoding, "message": message, "missing": result.missing_columns, "rows": frame.height,
-            "invalid": int((frame[REASONS].list.len() > 0).sum())}
+    meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
     _write_meta(meta_path, meta)  # written last: an entry without meta is incomplete and rebuilt
     return cache, meta, frame
+
+
+class _WriteFailed(Exception):
+    """Writing the parsed cache failed (a full disk): not the delivered file's fault."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+VALIDATE_CHUNK_ROWS = 400_000  # rows validated at once: validation's intermediate columns cost several times the text
+
+
+def _validated(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None) -> pl.DataFrame:
+    frame = validate_rows(raw, spec, delivery.extracted_on, delivery.county)
+    if missing_reason:
+        frame = frame.with_columns(pl.concat_list(pl.lit([missing_reason]), pl.col(REASONS)).alias(REASONS))
+    return frame
+
+
+def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None,
+                        target: Path) -> tuple[int, int]:
+    """Validate a large file slice by slice into one Parquet file; (rows, invalid rows).
+
+    Every check of `validate_rows` looks at one row, so slices give the same rows as the whole file.
+    """
+    writer = None
+    invalid = 0
+    try:
+        for start in range(0, raw.height, VALIDATE_CHUNK_ROWS):
+            part = _validated(raw.slice(start, VALIDATE_CHUNK_ROWS), spec, delivery, missing_reason)
+            invalid += int((part[REASONS].list.len() > 0).sum())
+            table = part.to_arrow()
+            del part
+            try:
+                if writer is None:
+                    writer = pq.ParquetWriter(target, table.schema, compression="zstd")
+                writer.write_table(table.cast(writer.schema))
+            except OSError as exc:
+                raise _WriteFailed(exc) from None
+            del table
+    finally:
+        if writer is not None:
+            try:
+                writer.close()
+            except OSError as exc:
+                raise _WriteFailed(exc) from None
+    return raw.height, invalid
 
 
 DEFAULT_BLOCKING_SHARE = 0.05

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from .feeds import FeedSpec
 from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr
@@ -125,9 +126,13 @@ def record_json(spec: FeedSpec, masked: bool, names: list[str] | tuple[str, ...]
     return mask_content_expr(record, names, format_words(spec)) if masked and by_content else record
 
 
+def _name_columns(spec: FeedSpec) -> list[str]:
+    return [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text"]
+
+
 def file_names(spec: FeedSpec, parsed: pl.DataFrame) -> list[str]:
     """Names known from one delivered file: its 姓名 (and caseworker) values."""
-    columns = [RAW_PREFIX + c.name for c in spec.columns if c.personal and c.kind == "text" and RAW_PREFIX + c.name in parsed.columns]
+    columns = [c for c in _name_columns(spec) if c in parsed.columns]
     if not columns or parsed.is_empty():
         return []
     values = (parsed.select(columns).unpivot()
@@ -231,19 +236,32 @@ def file_parts(spec: FeedSpec, work_dir: Path, parse_key: str, file_name: str, s
             return FileParts(key, rel(accepted), rel(quarantine), rows)
         except (ValueError, KeyError, TypeError):
             pass  # damaged: rebuilt below
+    ok = pl.col(REASONS).list.len() == 0
+    if parsed is None and not spec.snapshot_key:  # read back narrowly: the good rows' typed columns, the bad rows whole
+        scan = _with_lineage(pl.scan_parquet(parsed_cache), file_name, sha, delivered_on, county)
+        write_atomic(accepted, scan.filter(ok).select(*LINEAGE, *typed_columns(spec)).collect())
+        rows = pq.ParquetFile(accepted).metadata.num_rows
+        rejected = scan.filter(~ok).collect()
+        names = file_names(spec, scan.select(_name_columns(spec)).collect()) if rejected.height else []
+        write_atomic(quarantine, quarantine_rows(spec, rejected, names))
+        meta.write_text(json.dumps({"accepted_rows": rows}), encoding="utf-8")
+        return FileParts(key, rel(accepted), rel(quarantine), rows)
     frame = parsed if parsed is not None else pl.read_parquet(parsed_cache)
     frame = _with_lineage(frame, file_name, sha, delivered_on, county)
-    ok = pl.col(REASONS).list.len() == 0
-    good = frame.filter(ok)
-    bad = [frame.filter(~ok)]
-    if spec.snapshot_key:
-        good, copies = _within_file_copies(spec, good)
+    bad = [frame.filter(~ok)]  # few rows, with their delivered text
+    if spec.snapshot_key:  # a repeated key's quarantine row needs the delivered text too
+        good, copies = _within_file_copies(spec, frame.filter(ok))
         bad.append(copies)
-    write_atomic(accepted, good.select(LINEAGE + typed_columns(spec)).sort("source_row"))
+        good = good.select(LINEAGE + typed_columns(spec))
+    else:  # the typed columns only: copying the delivered text of millions of good rows would double the peak
+        good = frame.select(*LINEAGE, *typed_columns(spec), REASONS).filter(ok).drop(REASONS)
+    write_atomic(accepted, good)  # in row order already: rows are read and filtered in order
+    rows = good.height
+    del good
     rejected = pl.concat(bad, how="vertical_relaxed")
     write_atomic(quarantine, quarantine_rows(spec, rejected, file_names(spec, frame) if rejected.height else []))
-    meta.write_text(json.dumps({"accepted_rows": good.height}), encoding="utf-8")
-    return FileParts(key, rel(accepted), rel(quarantine), good.height)
+    meta.write_text(json.dumps({"accepted_rows": rows}), encoding="utf-8")
+    return FileParts(key, rel(accepted), rel(quarantine), rows)
 
 
 def held_back_part(spec: FeedSpec, work_dir: Path, parts: FileParts, file_name: str, sha: str, delivered_on, county: str,
