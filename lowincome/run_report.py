@@ -206,6 +206,24 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     return path
 
 
+def prune_reports(warehouse: Path, newest: date, keep_days: int) -> list[Path]:
+    """Remove run report pages of as-of days more than `keep_days` before `newest` (LOWINCOME_RETENTION_DAYS).
+
+    The pages render what `audit.runs`, `audit.deliveries` and `audit.validation_results` keep for good;
+    a page can be written again from them. The newest day's pages always stay (index.html points there).
+    """
+    removed = []
+    for page in (Path(warehouse) / REPORTS_DIR).glob("run_*_*.html"):
+        try:
+            day = date.fromisoformat(page.name.split("_")[1])
+        except (ValueError, IndexError):
+            continue
+        if (newest - day).days > keep_days:
+            page.unlink(missing_ok=True)
+            removed.append(page)
+    return removed
+
+
 _CSS = """
 body { font-family: system-ui, 'Noto Sans CJK SC', sans-serif; margin: 2em; color: #222; max-width: 1100px; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }

@@ -45,6 +45,9 @@ def test_pruned_nights_change_no_answer(generated, lowincome_env, monkeypatch, t
         _run(day)
     store = WorkStore(warehouse)
     assert store.completed_days() == [SAMPLE_END]  # the two older nights are more than a day older: pruned
+    # run report pages follow the same retention; the newest day's page stays
+    pages = sorted(p.name.split("_")[1] for p in (warehouse / "reports").glob("run_*_*.html"))
+    assert pages == [SAMPLE_END.isoformat()], pages
     # what later nights read of the pruned ones is in the permanent history
     assert sorted(p.name for p in (warehouse / "work" / "history" / "lifecycle").iterdir()) == [d.isoformat() for d in NIGHTS]
     kept_all = tmp_path / "kept"
