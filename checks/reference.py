@@ -20,6 +20,7 @@ from great_expectations.core.expectation_validation_result import ExpectationSui
 from lowincome.feeds import FeedSpec
 from lowincome.validation import RAW_PREFIX
 
+from .evaluate import suite_result
 from .suites import DELIVERED_PREFIX, PARSED_PREFIX, gx_input
 
 SMALL_FRAME_ROWS = 50_000
@@ -110,20 +111,7 @@ def validate_in_groups(spec: FeedSpec, suite, frame: pd.DataFrame, result_format
             results[i] = evr
         if key != "schema" and not meta:
             meta = dict(r.meta or {})
-    ok = sum(1 for r in results if r.success)
-    return ExpectationSuiteValidationResult(
-        success=ok == len(results),
-        results=results,
-        suite_name=suite.name,
-        suite_parameters=params,
-        statistics={
-            "evaluated_expectations": len(results),
-            "successful_expectations": ok,
-            "unsuccessful_expectations": len(results) - ok,
-            "success_percent": 100.0 * ok / len(results) if results else None,
-        },
-        meta=meta,
-    )
+    return suite_result(suite, results, params, meta)
 
 
 def evaluate_with_gx_pandas(spec: FeedSpec, suite, source, params: dict, present_columns: set[str],
