@@ -20,7 +20,7 @@ from great_expectations.core.expectation_validation_result import ExpectationSui
 from lowincome.feeds import FeedSpec
 from lowincome.validation import RAW_PREFIX
 
-from .evaluate import suite_result
+from .evaluate import _columns_of, suite_result
 from .suites import DELIVERED_PREFIX, PARSED_PREFIX, gx_input
 
 SMALL_FRAME_ROWS = 50_000
@@ -47,17 +47,6 @@ def _batch(frame: pd.DataFrame, label: str):
     source = ctx.data_sources.add_pandas(f"delivery_{n}")
     asset = source.add_dataframe_asset(label.rsplit("_", 1)[0] if label[-1].isdigit() else label)
     return asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": frame})
-
-
-def _columns_of(e) -> list[str]:
-    kw = e.configuration.kwargs
-    if "column" in kw:
-        return [kw["column"]]
-    if "column_list" in kw:
-        return list(kw["column_list"])
-    if "column_A" in kw:
-        return [kw["column_A"], kw["column_B"]]
-    return []
 
 
 def _family(spec: FeedSpec, gx_column: str) -> str:

@@ -12,7 +12,7 @@ parts out of core through a view.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -39,7 +39,6 @@ class Staging:
     latest: tuple[str, ...] = ()  # snapshots: source_file of the newest usable file per county
     quarantine: tuple[str, ...] = ()  # rejected rows, one or more parts per file
     rows: int = 0  # accepted rows over all parts
-    extra: dict = field(default_factory=dict, compare=False)
 
     def to_json(self) -> str:
         return json.dumps({"feed": self.feed, "snapshot": self.snapshot, "empty": self.empty, "parts": list(self.parts),

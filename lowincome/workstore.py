@@ -130,17 +130,6 @@ class WorkStore:
                 days.append(day)
         return sorted(days)
 
-    def committed_files(self, relative: str, before: date | None = None, through: date | None = None) -> list[Path]:
-        """The file `relative` (e.g. "mart/flag_day.parquet") of every committed day, optionally bounded."""
-        files = []
-        for day in self.completed_days():
-            if (before is not None and day >= before) or (through is not None and day > through):
-                continue
-            folder = self.committed_dir(day)
-            if folder is not None and (folder / relative).exists():
-                files.append(folder / relative)
-        return files
-
     # ---- history, across runs -----------------------------------------------------
     def history_dir(self, kind: str) -> Path:
         return self.root / "history" / kind
@@ -154,13 +143,12 @@ class WorkStore:
             return None
         return str(folder / "*.parquet")
 
-    def prune_days(self, keep_days: int, durable: dict[str, str] | None = None) -> list[Path]:
+    def prune_days(self, keep_days: int) -> list[Path]:
         """Remove the run folders of as-of days more than `keep_days` before the newest committed day.
 
-        What later days still need of them is in `history/` (the lifecycle records it at commit); files
-        named in `durable` (file in the run folder → history kind) are moved to
-        `history/<kind>/<day>.parquet` first. The newest committed day is never pruned. Replaying a pruned
-        day works: its deliveries are in the delivery store. Call under the warehouse lock.
+        What later days still need of them is in `history/` (the lifecycle records it at commit). The
+        newest committed day is never pruned. Replaying a pruned day works: its deliveries are in the
+        delivery store. Call under the warehouse lock.
         """
         days = self.completed_days()
         if not days:
@@ -173,12 +161,6 @@ class WorkStore:
             folder = self.committed_dir(day)
             if folder is None or _in_use(folder):
                 continue
-            for relative, kind in (durable or {}).items():
-                source = folder / relative
-                if source.exists():
-                    target = self.history_dir(kind) / f"{day.isoformat()}.parquet"
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(source, target)
             shutil.rmtree(self.asof_dir(day), ignore_errors=True)
             removed.append(self.asof_dir(day))
         return removed
