@@ -318,3 +318,39 @@ def parse_money_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
 
 def parse_int_expr(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
     return _pair(parse_int_struct(raw))
+
+
+# ---- canonical cells: what the full parse would give, decided cheaply ------------------
+# Each `fast_*` returns (value, ok): for a cell where `ok` holds, the full `parse_*_struct` gives
+# exactly `value` and no problem. Almost every delivered cell is canonical; `validation.validate_rows`
+# sends only the other rows through the full parse. Each canonical form is a strict subset of what
+# the full parse accepts, and the value comes from the same conversion the full parse ends with.
+
+_CANON_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_CANON_MONTH = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+_CANON_MONEY = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,2})?$"
+_CANON_INT = r"^(?:0|[1-9][0-9]{0,8})$"
+
+
+def fast_date(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`2026-03-01`: a real calendar date from 1900 on."""
+    value = raw.str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+    return value, raw.str.contains(_CANON_DATE) & (value >= pl.lit(_EARLIEST))
+
+
+def fast_month(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`2026-03`: months 01 to 12, from 1900 on; the value is the first day of the month."""
+    value = (raw + pl.lit("-01")).str.strptime(pl.Date, "%Y-%m-%d", strict=False, cache=False)
+    return value, raw.str.contains(_CANON_MONTH) & (value >= pl.lit(_EARLIEST))
+
+
+def fast_money(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`1234.5`: no sign, separator, currency sign or leading zero, at most two decimals."""
+    value = raw.cast(MONEY_DTYPE, strict=False)
+    return value, raw.str.contains(_CANON_MONEY) & value.is_not_null()
+
+
+def fast_int(raw: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """`3`: digits only, no leading zero, at most 9 digits."""
+    value = raw.str.to_integer(strict=False)
+    return value, raw.str.contains(_CANON_INT) & value.is_not_null()

@@ -21,8 +21,18 @@ from typing import Callable
 import polars as pl
 
 from .feeds import Column, FeedSpec
-from .identity import normalize_id_struct
-from .parsing import halfwidth_expr, parse_date_struct, parse_int_struct, parse_money_struct, parse_month_struct
+from .identity import fast_id, normalize_id_struct
+from .parsing import (
+    fast_date,
+    fast_int,
+    fast_money,
+    fast_month,
+    halfwidth_expr,
+    parse_date_struct,
+    parse_int_struct,
+    parse_money_struct,
+    parse_month_struct,
+)
 
 REASONS = "reasons"
 RAW_PREFIX = "raw_"
@@ -38,6 +48,36 @@ def _quote(raw: pl.Expr) -> pl.Expr:
 
 
 @dataclass(frozen=True)
+class Reason:
+    """One check's condition and its words, kept apart so that the words are built only where needed.
+
+    Building a message (quoting the cell, naming the column) costs more than every parse of the
+    row together, and almost every delivered row has no problem at all: `validate_rows` evaluates
+    the conditions on every row and the messages only on the rows where some condition holds.
+    """
+
+    cond: pl.Expr
+    message: pl.Expr
+
+    def expr(self) -> pl.Expr:
+        return pl.when(self.cond).then(self.message).otherwise(pl.lit(None, dtype=pl.String))
+
+
+@dataclass(frozen=True)
+class FastStage:
+    """The stage a column's cell gets when it is already in its canonical form.
+
+    `value` is what the full parse would give for such a cell and `ok` says the cell qualifies
+    (its text is canonical and the value passes every check the full parse makes, such as a real
+    calendar date or a matching check character). A row whose staged cells all qualify skips the
+    full parse; any other row takes it. `tests/test_validation_fast.py` holds the two paths equal.
+    """
+
+    value: pl.Expr
+    ok: pl.Expr
+
+
+@dataclass(frozen=True)
 class CheckedColumn:
     """Typed outputs of one column and the reasons it contributes.
 
@@ -48,8 +88,9 @@ class CheckedColumn:
     """
 
     outputs: dict[str, pl.Expr]
-    reasons: list[pl.Expr]
+    reasons: list[Reason]
     stage: dict[str, pl.Expr] = field(default_factory=dict)
+    fast: FastStage | None = None
 
 
 def _staged(c: Column, st: pl.Expr) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Expr]:
@@ -58,19 +99,22 @@ def _staged(c: Column, st: pl.Expr) -> tuple[dict[str, pl.Expr], pl.Expr, pl.Exp
     return {name: st}, pl.col(name).struct.field("value"), pl.col(name).struct.field("problem")
 
 
-def _reason(cond: pl.Expr, column: Column, text: str | pl.Expr) -> pl.Expr:
-    message = pl.lit(f"{column.label}: ") + (pl.lit(text) if isinstance(text, str) else text)
-    return pl.when(cond).then(message).otherwise(pl.lit(None, dtype=pl.String))
+def _reason(cond: pl.Expr, column: Column, text: str | pl.Expr) -> Reason:
+    return Reason(cond, pl.lit(f"{column.label}: ") + (pl.lit(text) if isinstance(text, str) else text))
 
 
-def _blank_reason(raw: pl.Expr, column: Column) -> list[pl.Expr]:
+def _cross(cond: pl.Expr, text: str | pl.Expr) -> Reason:
+    return Reason(cond, pl.lit(text) if isinstance(text, str) else text)
+
+
+def _blank_reason(raw: pl.Expr, column: Column) -> list[Reason]:
     return [] if column.nullable else [_reason(_blank(raw), column, "blank (a value is required)")]
 
 
 def _check_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     stage, norm, problem = _staged(c, normalize_id_struct(raw, today=extracted_on))
     reasons = [_reason(~_blank(raw) & problem.is_not_null(), c, problem)] + _blank_reason(raw, c)
-    return CheckedColumn({c.name: norm}, reasons, stage)
+    return CheckedColumn({c.name: norm}, reasons, stage, FastStage(*fast_id(raw, extracted_on)))
 
 
 def _check_text(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -122,8 +166,9 @@ def _check_dated(parse: Callable, what: str) -> Callable:
             _reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw)),
             _reason(future, c, f"{what} lies after the file's extraction date {extracted_on.isoformat()}"),
         ] + _blank_reason(raw, c)
-        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons, stage)
+        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons, stage, FastStage(*fast(raw)))
 
+    fast = fast_date if what == "date" else fast_month
     return check
 
 
@@ -135,7 +180,7 @@ def _check_money(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
             reasons.append(_reason(value.is_not_null() & (value <= c.min_value), c, "must be greater than 0"))
         else:
             reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, "negative amount"))
-    return CheckedColumn({c.name: value}, reasons, stage)
+    return CheckedColumn({c.name: value}, reasons, stage, FastStage(*fast_money(raw)))
 
 
 def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -143,7 +188,7 @@ def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
     if c.min_value is not None:
         reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, f"must be at least {c.min_value:g}"))
-    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons, stage)
+    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons, stage, FastStage(*fast_int(raw)))
 
 
 def _check_cert_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -176,34 +221,34 @@ def _present(col: str) -> pl.Expr:
     return pl.col(col).is_not_null()
 
 
-def _roster_checks() -> list[pl.Expr]:
+def _roster_checks() -> list[Reason]:
     return [
-        pl.when((pl.col("status") == "停保") & ~_present("ended_on") & pl.col(RAW_PREFIX + "ended_on").pipe(_blank))
-        .then(pl.lit("停保日期: missing although 保障状态 is 停保")),
-        pl.when((pl.col("status") == "在保") & _present("ended_on"))
-        .then(pl.lit("停保日期: present although 保障状态 is 在保 (must be blank unless 停保)")),
-        pl.when(_present("ended_on") & _present("enrolled_on") & (pl.col("ended_on") < pl.col("enrolled_on")))
-        .then(pl.lit("停保日期: before 纳入日期")),
+        _cross((pl.col("status") == "停保") & ~_present("ended_on") & pl.col(RAW_PREFIX + "ended_on").pipe(_blank),
+               "停保日期: missing although 保障状态 is 停保"),
+        _cross((pl.col("status") == "在保") & _present("ended_on"),
+               "停保日期: present although 保障状态 is 在保 (must be blank unless 停保)"),
+        _cross(_present("ended_on") & _present("enrolled_on") & (pl.col("ended_on") < pl.col("enrolled_on")),
+               "停保日期: before 纳入日期"),
     ]
 
 
-def _claims_checks() -> list[pl.Expr]:
+def _claims_checks() -> list[Reason]:
     parts = ["basic_insurance_paid", "critical_illness_paid", "medical_assistance_paid", "out_of_pocket"]
     all_present = pl.all_horizontal([_present(p) for p in parts + ["total_cost"]])
     total_parts = pl.sum_horizontal([pl.col(p) for p in parts])
     return [
-        pl.when(all_present & (total_parts != pl.col("total_cost")))
-        .then(
+        _cross(
+            all_present & (total_parts != pl.col("total_cost")),
             pl.lit("医疗总费用: does not equal 统筹 + 大病 + 医疗救助 + 个人自付 (parts sum to ")
             + total_parts.cast(pl.String)
             + pl.lit(", total is ")
             + pl.col("total_cost").cast(pl.String)
-            + pl.lit(")")
+            + pl.lit(")"),
         )
     ]
 
 
-def _cert_checks() -> list[pl.Expr]:
+def _cert_checks() -> list[Reason]:
     expected = pl.col("id_number") + pl.col("disability_category_code").cast(pl.String) + pl.col(
         "disability_level_code"
     ).cast(pl.String)
@@ -211,30 +256,25 @@ def _cert_checks() -> list[pl.Expr]:
         [_present(c) for c in ("certificate_id", "id_number", "disability_category_code", "disability_level_code")]
     )
     return [
-        pl.when(comparable & (pl.col("certificate_id") != expected)).then(
-            pl.lit("残疾人证号: is not the holder's 身份证号 followed by the 残疾类别 and 残疾等级 digits")
-        ),
-        pl.when((pl.col("certificate_status") != "注销") & _present("revoked_on")).then(
-            pl.lit("注销日期: present although 证件状态 is not 注销")
-        ),
+        _cross(comparable & (pl.col("certificate_id") != expected),
+               "残疾人证号: is not the holder's 身份证号 followed by the 残疾类别 and 残疾等级 digits"),
+        _cross((pl.col("certificate_status") != "注销") & _present("revoked_on"),
+               "注销日期: present although 证件状态 is not 注销"),
     ]
 
 
-def _rural_checks() -> list[pl.Expr]:
+def _rural_checks() -> list[Reason]:
     return [
-        pl.when((pl.col("household_kind") == "脱贫户") & _present("monitoring_category")).then(
-            pl.lit("监测对象类别: must be blank for a 脱贫户")
-        ),
-        pl.when((pl.col("household_kind") == "监测户") & pl.col(RAW_PREFIX + "monitoring_category").pipe(_blank)).then(
-            pl.lit("监测对象类别: blank for a 监测户")
-        ),
-        pl.when((pl.col("risk_eliminated") != "是") & _present("eliminated_on")).then(
-            pl.lit("风险消除时间: present although 风险是否消除 is not 是")
-        ),
+        _cross((pl.col("household_kind") == "脱贫户") & _present("monitoring_category"),
+               "监测对象类别: must be blank for a 脱贫户"),
+        _cross((pl.col("household_kind") == "监测户") & pl.col(RAW_PREFIX + "monitoring_category").pipe(_blank),
+               "监测对象类别: blank for a 监测户"),
+        _cross((pl.col("risk_eliminated") != "是") & _present("eliminated_on"),
+               "风险消除时间: present although 风险是否消除 is not 是"),
     ]
 
 
-CROSS_CHECKS: dict[str, Callable[[], list[pl.Expr]]] = {
+CROSS_CHECKS: dict[str, Callable[[], list[Reason]]] = {
     "civil_roster": _roster_checks,
     "medical_claims": _claims_checks,
     "disability_cert": _cert_checks,
@@ -245,7 +285,7 @@ CROSS_CHECKS: dict[str, Callable[[], list[pl.Expr]]] = {
 FILE_COUNTY = "file_county"
 
 
-def county_checks(spec: FeedSpec) -> list[pl.Expr]:
+def county_checks(spec: FeedSpec) -> list[Reason]:
     """A row's division code must lie in the county of the file it came in (feeds.md "Delivery").
 
     Reads the typed `county_code` and the `file_county` column `validate_rows` adds when it knows
@@ -257,13 +297,17 @@ def county_checks(spec: FeedSpec) -> list[pl.Expr]:
         return []
     code, county = pl.col("county_code"), pl.col(FILE_COUNTY)
     return [
-        pl.when(code.is_not_null() & county.is_not_null() & (code != county)).then(
-            pl.lit(f"{division.label}: lies in county ") + code + pl.lit(", not in the file's county ") + county
-        )
+        _cross(code.is_not_null() & county.is_not_null() & (code != county),
+               pl.lit(f"{division.label}: lies in county ") + code + pl.lit(", not in the file's county ") + county)
     ]
 
 
-def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county: str | None = None) -> pl.DataFrame:
+_ORDER = "_validation_order"  # the row's position in the input, to put the separately validated rows back in order
+_FAST = "_fast"
+
+
+def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county: str | None = None,
+                  *, fast: bool = True) -> pl.DataFrame:
     """Type every column and attach `reasons` (empty list = accepted).
 
     `raw` has the canonical text columns from `reading.read_delivery`. The
@@ -271,24 +315,68 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county:
     the quarantine can show the record as delivered. With the file's
     `county` (from its name), the result carries it as `file_county` and a
     row whose division code lies in another county is quarantined.
+
+    Why it is split: a feed of millions of rows is almost entirely rows in canonical form with no
+    problem. Rows whose staged cells are all canonical (`FastStage`) skip the full parse, and the
+    words of a reason are built only for rows where some check fails; both cost far more than
+    deciding. `fast=False` takes every row through the full parse and builds every reason on every
+    row: the reference the fast path is tested against, with the same result row for row.
     """
+    checked = [(column, _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on))
+               for column in spec.columns]
     stages: dict[str, pl.Expr] = {}
     typed: dict[str, pl.Expr] = {}
-    reasons: list[pl.Expr] = []
-    for column in spec.columns:
-        checked = _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on)
-        stages.update(checked.stage)
-        typed.update(checked.outputs)
-        reasons.extend(checked.reasons)
-    cross = [r.otherwise(pl.lit(None, dtype=pl.String)) for r in CROSS_CHECKS.get(spec.name, lambda: [])()]
+    reasons: list[Reason] = []
+    for _, c in checked:
+        stages.update(c.stage)
+        typed.update(c.outputs)
+        reasons.extend(c.reasons)
+    reasons += CROSS_CHECKS.get(spec.name, lambda: [])()
     frame = raw.rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
     if county is not None:
         frame = frame.with_columns(pl.lit(county, dtype=pl.String).alias(FILE_COUNTY))
-        cross += [r.otherwise(pl.lit(None, dtype=pl.String)) for r in county_checks(spec)]
-    frame = frame.with_columns(**stages)  # phase 1: each parse once
-    frame = frame.with_columns(pl.concat_list(reasons).list.drop_nulls().alias("_column_reasons"), **typed)
-    frame = frame.with_columns(pl.concat_list([pl.col("_column_reasons"), *cross]).list.drop_nulls().alias(REASONS))
-    return frame.drop("_column_reasons", *stages)
+        reasons += county_checks(spec)
+    columns = frame.columns + [name for name in typed if name not in frame.columns] + [REASONS]
+    frame = frame.with_row_index(_ORDER)
+
+    fast_stages = {name: c.fast for _, c in checked for name in c.stage if c.fast is not None}
+    if fast and stages and len(fast_stages) == len(stages):
+        frame = frame.with_columns(**{name: pl.struct(value=f.value, ok=f.ok.fill_null(False))
+                                      for name, f in fast_stages.items()})
+        frame = frame.with_columns(pl.all_horizontal([pl.col(n).struct.field("ok") for n in fast_stages]).alias(_FAST))
+        quick = frame.filter(pl.col(_FAST)).drop(_FAST).with_columns(
+            **{n: pl.struct(pl.col(n).struct.field("value"), pl.lit(None, dtype=pl.String).alias("problem"))
+               for n in fast_stages})
+        full = frame.filter(~pl.col(_FAST)).drop(_FAST, *fast_stages)
+        pieces = [quick, full.with_columns(**stages)] if full.height else [quick]
+    else:
+        pieces = [frame.with_columns(**stages)]  # phase 1: each parse once
+
+    out: list[pl.DataFrame] = []
+    for piece in pieces:
+        if piece.is_empty():
+            continue
+        piece = piece.with_columns(**typed)
+        if fast:
+            piece = piece.with_columns(pl.any_horizontal([r.cond.fill_null(False) for r in reasons]).alias(_FAST)
+                                       if reasons else pl.lit(False).alias(_FAST))
+            bad = piece.filter(pl.col(_FAST))
+            good = piece.filter(~pl.col(_FAST)).with_columns(_NO_REASONS)
+            out.append(good)
+        else:
+            bad = piece
+        if not bad.is_empty():
+            out.append(bad.with_columns(pl.concat_list([r.expr() for r in reasons]).list.drop_nulls().alias(REASONS)))
+    if not out:  # no rows: the typed schema still comes from the expressions
+        empty = pieces[0].with_columns(**typed)
+        return empty.with_columns(pl.lit(None, dtype=pl.List(pl.String)).alias(REASONS)).select(columns)
+    result = pl.concat([o.select(columns + [_ORDER]) for o in out])
+    if len(out) > 1:
+        result = result.sort(_ORDER)
+    return result.drop(_ORDER)
+
+
+_NO_REASONS = pl.lit(pl.Series(REASONS, [[]], dtype=pl.List(pl.String))).first()  # an empty list on every row
 
 
 def typed_columns(spec: FeedSpec) -> list[str]:
