@@ -135,9 +135,7 @@ def file_names(spec: FeedSpec, parsed: pl.DataFrame) -> list[str]:
     columns = [c for c in _name_columns(spec) if c in parsed.columns]
     if not columns or parsed.is_empty():
         return []
-    values = (parsed.select(columns).unpivot()
-              .select(pl.col("value").str.strip_chars(" \t\r\n\u3000\u00a0")).drop_nulls().unique()["value"])
-    return known_names(values.to_list(), exclude=format_words(spec))
+    return known_names(parsed.select(columns).unpivot()["value"], exclude=format_words(spec))
 
 
 _SEP = "\x1f"  # joins reasons and record for one masking pass; never part of a name

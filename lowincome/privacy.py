@@ -121,17 +121,23 @@ def known_names(values, exclude=()) -> list[str]:
 
     `exclude` holds words of the delivery format (headers, enum values): a header row repeated
     in the data, or a shifted row, can put those into the 姓名 column, and they must not be
-    masked wherever a reason names a column.
+    masked wherever a reason names a column. `values` may be a Polars Series: a city roster
+    holds hundreds of thousands of names, so everything but `str.isprintable` runs in Polars.
     """
-    skip = set(exclude)
-    out = set()
-    for v in values:
-        if v is None:
-            continue
-        v = str(v).strip(" \t\r\n\u3000\u00a0")
-        if MIN_NAME_CHARS <= len(v) <= MAX_NAME_CHARS and v not in skip and v.isprintable() and not _ID_RE.fullmatch(v):
-            out.add(v)
-    return sorted(out, key=lambda n: (-len(n), n))
+    if isinstance(values, pl.Series):
+        series = values.cast(pl.String)
+    else:
+        series = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
+    names = series.drop_nulls().str.strip_chars(_NAME_TRIM).unique()
+    length = names.str.len_chars()
+    names = names.filter(length.is_between(MIN_NAME_CHARS, MAX_NAME_CHARS)
+                         & ~names.is_in(pl.Series(sorted(set(exclude)), dtype=pl.String))
+                         & ~names.str.contains(f"^(?:{ID_PATTERN})$"))
+    ordered = pl.DataFrame({"n": names}).sort(pl.col("n").str.len_chars(), "n", descending=[True, False])["n"]
+    return [n for n in ordered.to_list() if n.isprintable()]
+
+
+_NAME_TRIM = " \t\r\n\u3000\u00a0"
 
 
 def mask_content_expr(col: pl.Expr, names: list[str] | tuple[str, ...] = (), keep=()) -> pl.Expr:

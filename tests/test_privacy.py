@@ -143,3 +143,31 @@ def test_analysts_get_no_free_text_and_only_icd10_diagnoses():
 def test_html_is_neutralised_into_inert_lookalikes():
     out = neutralize_html("<img src=x onerror=\"alert('1')\">&</script>`")
     assert not set("<>&\"'`") & set(out) and "＜img" in out
+
+
+def test_known_names_keeps_its_plain_definition():
+    """`known_names` runs in Polars for big rosters; it must still mean: trimmed, distinct, 2..12 printable
+    characters, not a format word, not shaped like an ID number, longest first then by code point."""
+    import random
+
+    from lowincome.privacy import _ID_RE, MAX_NAME_CHARS, MIN_NAME_CHARS, known_names
+
+    def plain(values, exclude):
+        out = set()
+        for v in values:
+            if v is None:
+                continue
+            v = str(v).strip(" \t\r\n\u3000\u00a0")
+            if (MIN_NAME_CHARS <= len(v) <= MAX_NAME_CHARS and v not in exclude and v.isprintable()
+                    and not _ID_RE.fullmatch(v)):
+                out.add(v)
+        return sorted(out, key=lambda n: (-len(n), n))
+
+    rng = random.Random(3)
+    alphabet = list("张王李赵孙 \t\u3000\u00a0\u200b\x00ab0123456789Xx．.eE+\n") + ["371302196001010017", "3.71302196E+17", "孙子女"]
+    values = [None] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 20))) for _ in range(20000)]
+    exclude = {"孙子女", "姓名", "张王"}
+    expected = plain(values, exclude)
+    assert len(expected) > 1000
+    assert known_names(values, exclude) == expected
+    assert known_names(pl.Series(values), exclude) == expected
