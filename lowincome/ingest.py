@@ -196,7 +196,7 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
     encoding, missing_columns = result.encoding, list(result.missing_columns)
     del result
     if frame is not None:
-        frame.write_parquet(tmp)
+        frame.write_parquet(tmp, statistics=False)  # read whole, never filtered: statistics only cost time
         rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
     meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
@@ -238,7 +238,10 @@ def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, m
             del part
             try:
                 if writer is None:
-                    writer = pq.ParquetWriter(target, table.schema, compression="zstd")
+                    # Read whole, never filtered: column statistics and dictionary attempts on millions of
+                    # distinct IDs and names only cost time (they took most of a large file's ingestion).
+                    writer = pq.ParquetWriter(target, table.schema, compression="zstd", use_dictionary=False,
+                                              write_statistics=False)
                 writer.write_table(table.cast(writer.schema))
             except OSError as exc:
                 raise _WriteFailed(exc) from None
