@@ -31,7 +31,7 @@ from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
 from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
                     store_dir)
 from .staging import Staging
-from .workstore import write_atomic
+from .workstore import PARQUET_ZSTD_LEVEL, write_atomic
 from .validation import REASONS, typed_columns, validate_rows
 
 
@@ -196,7 +196,8 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
     encoding, missing_columns = result.encoding, list(result.missing_columns)
     del result
     if frame is not None:
-        frame.write_parquet(tmp, statistics=False)  # read whole, never filtered: statistics only cost time
+        # read whole, never filtered: statistics only cost time
+        frame.write_parquet(tmp, statistics=False, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
         rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
     meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
@@ -241,7 +242,7 @@ def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, m
                     # Read whole, never filtered: column statistics and dictionary attempts on millions of
                     # distinct IDs and names only cost time (they took most of a large file's ingestion).
                     writer = pq.ParquetWriter(target, table.schema, compression="zstd", use_dictionary=False,
-                                              write_statistics=False)
+                                              write_statistics=False, compression_level=PARQUET_ZSTD_LEVEL)
                 writer.write_table(table.cast(writer.schema))
             except OSError as exc:
                 raise _WriteFailed(exc) from None

@@ -128,7 +128,7 @@ def known_names(values, exclude=()) -> list[str]:
         series = values.cast(pl.String)
     else:
         series = pl.Series([None if v is None else str(v) for v in values], dtype=pl.String)
-    names = series.drop_nulls().str.strip_chars(_NAME_TRIM).unique()
+    names = series.drop_nulls().unique().str.strip_chars(_NAME_TRIM).unique()  # a name recurs in many rows
     length = names.str.len_chars()
     names = names.filter(length.is_between(MIN_NAME_CHARS, MAX_NAME_CHARS)
                          & ~names.is_in(pl.Series(sorted(set(exclude)), dtype=pl.String))
