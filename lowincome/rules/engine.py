@@ -127,10 +127,20 @@ def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudo
                FROM flags AS f ORDER BY flag_id"""
         ).to_arrow_table())
         households = pl.from_arrow(con.sql(
-            """SELECT pkey(id_number) AS person_key,
-                      pkey('household:' || county_code || ':' || household_id) AS household_key,
-                      county_code, household_source
-               FROM household_of_person WHERE household_source <> 'person' ORDER BY person_key"""
+            # a household's key is computed once, not once per member: the HMAC is the cost here
+            """WITH members AS (
+                   SELECT id_number, county_code, household_id, household_source
+                   FROM household_of_person WHERE household_source <> 'person'
+               ),
+               household_keys AS (
+                   SELECT county_code, household_id, pkey('household:' || county_code || ':' || household_id) AS household_key
+                   FROM (SELECT DISTINCT county_code, household_id FROM members)
+               )
+               SELECT pkey(m.id_number) AS person_key, k.household_key, m.county_code, m.household_source
+               FROM members AS m
+               JOIN household_keys AS k
+                 ON k.county_code IS NOT DISTINCT FROM m.county_code AND k.household_id IS NOT DISTINCT FROM m.household_id
+               ORDER BY person_key"""
         ).to_arrow_table())
         roster_sizes = pl.from_arrow(con.sql(
             """WITH r AS (
