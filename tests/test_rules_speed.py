@@ -2,8 +2,8 @@
 
 `tests/rules_reference_sql/` keeps the first formulation of every SQL file the rewrite touched: the
 `persons` model (a pass over every row of every feed), `household_of_person` over it, W01 joining
-every claim to its household before totalling, R02/R03 gathering evidence for every holder and W04
-reading `persons`. Both formulations run on the same staged samples, under the bundled policy and
+every claim to its household before totalling, R02/R03 gathering evidence for every holder, R05
+reading the 人社 feed four times and W04 reading `persons`. Both formulations run on the same staged samples, under the bundled policy and
 under one where a county has its own look-back window, thresholds and 低保边缘 rule (so W01 totals
 claims in two windows at once), and every output of `evaluate` must be equal, evidence included.
 
@@ -32,7 +32,8 @@ from .conftest import SAMPLE_END
 
 REFERENCE = Path(__file__).parent / "rules_reference_sql"
 REWRITTEN = {"persons.sql": "models", "household_of_person.sql": "models", "r02_care_subsidy_ineligible.sql": "rules",
-             "r03_living_subsidy_ineligible.sql": "rules", "w01_medical_burden.sql": "rules",
+             "r03_living_subsidy_ineligible.sql": "rules", "r05_income_above_standard.sql": "rules",
+             "w01_medical_burden.sql": "rules",
              "w04_household_death_shock.sql": "rules"}
 COUNTY = "371302"
 
@@ -60,7 +61,7 @@ def county_policy(tmp_path: Path) -> Path:
     doc["counties"][COUNTY][0].update({"medical_lookback_days": 150, "medical_yellow_amount": 4000,
                                        "medical_orange_amount": 9000, "proactive_discovery_amount": 20000,
                                        "living_subsidy_includes_dibao_edge": True, "recent_window_days": 200,
-                                       "death_shock_age_max": 75})
+                                       "death_shock_age_max": 75, "employment_grace_months": 1})
     path = tmp_path / "county.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
     return path
@@ -86,7 +87,7 @@ def test_rewritten_rules_flag_exactly_what_the_first_formulation_flagged(staged,
     new = evaluate_with(monkeypatch, catalog.SQL_DIR, catalog.MODELS, staged, policy, SAMPLE_END)
     by_rule = dict(new.flags.group_by("rule_id").len().iter_rows())
     # the samples exercise every rewritten rule (otherwise equality would prove nothing about it)
-    assert all(by_rule.get(r, 0) > 0 for r in ("R02", "R03", "W01", "W04")), by_rule
+    assert all(by_rule.get(r, 0) > 0 for r in ("R02", "R03", "R05", "W01", "W04")), by_rule
     assert new.flags.filter(pl.col("rule_id") == "W01")["subject_type"].n_unique() == 2  # households and persons alone
     for name in ("flags", "subjects", "households", "roster_sizes"):
         assert same_rows(getattr(old, name), getattr(new, name)), name
