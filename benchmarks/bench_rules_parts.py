@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import tempfile
 import time
 from datetime import date
@@ -31,6 +32,46 @@ from lowincome.workstore import WorkStore
 def staged(warehouse: Path, as_of: date) -> dict[str, str]:
     store = WorkStore(warehouse)
     return {f: store.staging(as_of, f).relation_sql(store.root) for f in DEPARTMENT_FEEDS}
+
+
+class CpuTimed:
+    """A connection that records the CPU seconds (all DuckDB threads of this process) of each CREATE TABLE.
+
+    On a shared machine wall-clock time follows the other users' load; the process's CPU time
+    follows the work done, so before/after comparisons use both.
+    """
+
+    def __init__(self, con, cpu: dict[str, float]):
+        self._con, self._cpu = con, cpu
+
+    def __getattr__(self, name):
+        return getattr(self._con, name)
+
+    def execute(self, query, *args, **kwargs):
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        try:
+            return self._con.execute(query, *args, **kwargs)
+        finally:
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            words = query.split()
+            if words[:2] == ["CREATE", "TABLE"]:
+                name = words[2]
+                label = ("rule." + name[6:] if name.startswith("flags_") and name not in ("flags_raw",)
+                         else "outputs" if name in ("flags", "flags_raw") else "policy" if name == "policy"
+                         else f"model.{name}")
+                self._cpu[label] = self._cpu.get(label, 0.0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def cpu_timed_evaluate(staging, policy, as_of: date, settings):
+    """engine.evaluate, with the CPU seconds of each model and rule (the outputs' SELECTs are not counted)."""
+    cpu: dict[str, float] = {}
+    real = engine.connect
+    engine.connect = lambda *a, **k: CpuTimed(real(*a, **k), cpu)
+    try:
+        ev = engine.evaluate(staging, policy, as_of, DEV_PSEUDONYM_KEY, settings)
+    finally:
+        engine.connect = real
+    return ev, cpu
 
 
 def explain(staging: dict[str, str], as_of: date, step: str) -> None:
@@ -88,11 +129,15 @@ def main() -> None:
     for i in range(args.repeat):
         load = os.getloadavg()
         t = time.perf_counter()
-        ev = engine.evaluate(staging, policy, args.as_of, DEV_PSEUDONYM_KEY, settings)
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        ev, cpu = cpu_timed_evaluate(staging, policy, args.as_of, settings)
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         total = time.perf_counter() - t
         print(f"run {i + 1}: evaluate {total:.2f}s, {ev.flags.height:,} flags, load average "
               f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (before) / {os.getloadavg()[0]:.2f} (after)")
-        print("   " + ", ".join(f"{k} {v:.2f}" for k, v in ev.timings.items()))
+        print(f"   CPU {cpu1.ru_utime - cpu0.ru_utime + cpu1.ru_stime - cpu0.ru_stime:.2f}s")
+        print("   wall: " + ", ".join(f"{k} {v:.2f}" for k, v in ev.timings.items()))
+        print("   CPU:  " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
         print(f"   rules (R*, W*) {sum(v for k, v in ev.timings.items() if k.startswith('rule.')):.2f}s, "
               f"models {sum(v for k, v in ev.timings.items() if k.startswith('model.')):.2f}s, "
               f"not timed by the engine {total - sum(ev.timings.values()):.2f}s")

@@ -17,9 +17,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from bench_rules_parts import staged
+from bench_rules_parts import cpu_timed_evaluate, staged
 
-from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY, load_settings
+from lowincome.config import DEFAULT_POLICY, load_settings
 from lowincome.rules import catalog, engine
 from lowincome.rules.policy import load_policy
 
@@ -37,8 +37,8 @@ def run(staging, as_of: date, sql_dir: Path, models: tuple[str, ...]):
     catalog.SQL_DIR, engine.SQL_DIR, engine.MODELS = sql_dir, sql_dir, models
     try:
         t = time.perf_counter()
-        ev = engine.evaluate(staging, load_policy(DEFAULT_POLICY), as_of, DEV_PSEUDONYM_KEY, load_settings())
-        return ev, time.perf_counter() - t
+        ev, cpu = cpu_timed_evaluate(staging, load_policy(DEFAULT_POLICY), as_of, load_settings())
+        return ev, cpu, time.perf_counter() - t
     finally:
         catalog.SQL_DIR, engine.SQL_DIR, engine.MODELS = saved
 
@@ -51,12 +51,19 @@ def main() -> None:
     args = ap.parse_args()
     staging = staged(args.warehouse, args.as_of)
     load = os.getloadavg()[0]
-    ref, t_ref = run(staging, args.as_of, args.reference / "sql", reference_models(args.reference))
-    new, t_new = run(staging, args.as_of, catalog.SQL_DIR, catalog.MODELS)
+    ref, cpu_ref, t_ref = run(staging, args.as_of, args.reference / "sql", reference_models(args.reference))
+    new, cpu_new, t_new = run(staging, args.as_of, catalog.SQL_DIR, catalog.MODELS)
     print(f"evaluate: reference {t_ref:.2f}s, this checkout {t_new:.2f}s (load average {load:.2f} → {os.getloadavg()[0]:.2f})")
+    print(f"  {'step':<28} {'wall s':>15} {'CPU s':>15}   (reference / this checkout)")
+
+    def cell(x):
+        return "-" if x is None else f"{x:.2f}"
+
     for step in sorted(set(ref.timings) | set(new.timings)):
-        a, b = ref.timings.get(step), new.timings.get(step)
-        print(f"  {step:<28} {'-' if a is None else f'{a:.2f}':>7} {'-' if b is None else f'{b:.2f}':>7}")
+        print(f"  {step:<28} {cell(ref.timings.get(step)):>7} {cell(new.timings.get(step)):>7} "
+              f"{cell(cpu_ref.get(step)):>7} {cell(cpu_new.get(step)):>7}")
+    print(f"  {'total of the steps':<28} {sum(ref.timings.values()):>7.2f} {sum(new.timings.values()):>7.2f} "
+          f"{sum(cpu_ref.values()):>7.2f} {sum(cpu_new.values()):>7.2f}")
     bad = 0
     for name in ("flags", "subjects", "households", "roster_sizes"):
         a, b = getattr(ref, name), getattr(new, name)
