@@ -56,6 +56,6 @@ RULES: tuple[Rule, ...] = (
 BY_ID = {r.rule_id: r for r in RULES}
 
 # Models the rules read, in dependency order (sql/models/<name>.sql → table <name>).
-MODELS: tuple[str, ...] = ("persons", "roster_latest", "rural_latest", "certificates_latest", "deaths_by_person",
+MODELS: tuple[str, ...] = ("roster_latest", "rural_latest", "certificates_latest", "deaths_by_person",
                            "household_of_person")
 LEVEL_RANK = {"红": 3, "橙": 2, "黄": 1}

@@ -9,33 +9,36 @@
 -- Period: the payment month. Evidence: the payment and every certificate of the person (category,
 --   level, status, issue and revocation dates, file, row), never the certificate number.
 WITH care AS (
-    SELECT * FROM stg_subsidy_payments
+    SELECT payment_id, id_number, county_code, pay_month, amount, source_file, source_row
+    FROM stg_subsidy_payments
     WHERE subsidy_type = '重度残疾人护理补贴' AND pay_month <= $as_of::DATE
 ),
-cert_in_month AS (
-    SELECT p.payment_id, c.severe,
-           struct_pack(feed := 'disability_cert', file := c.source_file, "row" := c.source_row,
-                       category := c.disability_category, level := c.disability_level,
-                       status := c.certificate_status, issued_on := c.issued_on, revoked_on := c.revoked_on) AS cert
+certified AS (
+    -- per payment: the certificates valid in the payment month, and whether one makes the payee eligible
+    SELECT p.payment_id, bool_or(c.severe) AS eligible, count(*) AS valid_certificates
     FROM care AS p
     JOIN certificates_latest AS c USING (id_number)
     WHERE p.pay_month BETWEEN c.first_valid_month AND coalesce(c.last_valid_month, p.pay_month)
+    GROUP BY p.payment_id
 ),
 judged AS (
-    SELECT p.*,
-           coalesce(bool_or(m.severe), false) AS eligible,
-           count(m.cert) AS valid_certificates
+    SELECT p.*, coalesce(m.eligible, false) AS eligible, coalesce(m.valid_certificates, 0) AS valid_certificates
     FROM care AS p
-    LEFT JOIN cert_in_month AS m USING (payment_id)
-    GROUP BY ALL
+    LEFT JOIN certified AS m USING (payment_id)
+),
+ineligible AS (
+    SELECT * FROM judged WHERE NOT eligible
 ),
 all_certs AS (
+    -- the evidence: every certificate of each payee who fires (not of every holder)
     SELECT id_number,
            list(struct_pack(feed := 'disability_cert', file := source_file, "row" := source_row,
                             category := disability_category, level := disability_level,
                             status := certificate_status, issued_on := issued_on, revoked_on := revoked_on)
                 ORDER BY issued_on, source_file, source_row) AS certificates
-    FROM certificates_latest GROUP BY id_number
+    FROM certificates_latest
+    WHERE id_number IN (SELECT id_number FROM ineligible)
+    GROUP BY id_number
 )
 SELECT
     'R02' AS rule_id, 'person' AS subject_type, j.id_number AS subject_id, NULL AS subject_county,
@@ -47,6 +50,5 @@ SELECT
                                pay_month := strftime(j.pay_month, '%Y-%m'), amount := j.amount),
         certificates := coalesce(a.certificates, [])
     )) AS evidence
-FROM judged AS j
+FROM ineligible AS j
 LEFT JOIN all_certs AS a USING (id_number)
-WHERE NOT j.eligible

@@ -25,26 +25,33 @@ household_ok AS (
       AND (r.ended_on IS NULL OR r.ended_on >= date_trunc('month', p.pay_month))
       AND (r.status = '在保' OR r.ended_on IS NOT NULL)
 ),
+ineligible AS (
+    SELECT p.*, c.payment_id IS NULL AS no_valid_certificate, h.payment_id IS NULL AS no_qualifying_household
+    FROM living AS p
+    LEFT JOIN cert_ok AS c USING (payment_id)
+    LEFT JOIN household_ok AS h USING (payment_id)
+    WHERE c.payment_id IS NULL OR h.payment_id IS NULL
+),
 roster_rows AS (
+    -- the evidence: the roster rows of each payee who fires (not of every person on the roster)
     SELECT id_number,
            list(struct_pack(feed := 'civil_roster', file := source_file, "row" := source_row,
                             assistance_type := assistance_type, status := status,
                             enrolled_on := enrolled_on, ended_on := ended_on)
                 ORDER BY source_file, source_row) AS roster
-    FROM roster_latest GROUP BY id_number
+    FROM roster_latest
+    WHERE id_number IN (SELECT id_number FROM ineligible)
+    GROUP BY id_number
 )
 SELECT
     'R03' AS rule_id, 'person' AS subject_type, p.id_number AS subject_id, NULL AS subject_county,
     p.county_code, strftime(p.pay_month, '%Y-%m') AS period, '橙' AS level,
     to_json(struct_pack(
-        no_valid_certificate := c.payment_id IS NULL,
-        no_qualifying_household := h.payment_id IS NULL,
+        no_valid_certificate := p.no_valid_certificate,
+        no_qualifying_household := p.no_qualifying_household,
         payment := struct_pack(feed := 'subsidy_payments', file := p.source_file, "row" := p.source_row,
                                pay_month := strftime(p.pay_month, '%Y-%m'), amount := p.amount),
         roster := coalesce(rr.roster, [])
     )) AS evidence
-FROM living AS p
-LEFT JOIN cert_ok AS c USING (payment_id)
-LEFT JOIN household_ok AS h USING (payment_id)
+FROM ineligible AS p
 LEFT JOIN roster_rows AS rr USING (id_number)
-WHERE c.payment_id IS NULL OR h.payment_id IS NULL

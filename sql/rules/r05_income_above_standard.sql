@@ -19,23 +19,33 @@ members AS (
     SELECT DISTINCT roster_county AS county_code, household_id, id_number
     FROM roster_latest WHERE active AND assistance_type = '低保'
 ),
+bounds AS (
+    -- one pass for the first and the latest month reported by hrss
+    SELECT min(month) AS first_reported, max(month) AS last_reported
+    FROM stg_hrss_benefits WHERE month <= date_trunc('month', $as_of::DATE)
+),
 last_month AS (
-    SELECT max(month) AS m FROM stg_hrss_benefits WHERE month <= date_trunc('month', $as_of::DATE)
+    SELECT last_reported AS m FROM bounds
 ),
 first_month AS (
     -- two months before the first reported month, so that the first 3-month mean has its zeros;
     -- at most ten years back (a mistyped year must not make the series explode)
-    SELECT greatest(min(month) - INTERVAL 2 MONTH, (SELECT m FROM last_month) - INTERVAL 122 MONTH) AS m
-    FROM stg_hrss_benefits WHERE month <= date_trunc('month', $as_of::DATE)
+    SELECT greatest(first_reported - INTERVAL 2 MONTH, last_reported - INTERVAL 122 MONTH) AS m
+    FROM bounds
 ),
 months AS (
     SELECT unnest(generate_series((SELECT m FROM first_month), (SELECT m FROM last_month), INTERVAL 1 MONTH))::DATE AS month
 ),
-income AS (
-    SELECT mb.county_code, mb.household_id, h.month, sum(h.amount) AS amount
+member_rows AS (
+    -- the earned-income rows of the members, read once for the series and for the evidence
+    SELECT mb.county_code, mb.household_id, h.month, h.item, h.amount, h.source_file, h.source_row
     FROM members AS mb
     JOIN stg_hrss_benefits AS h USING (id_number)
     WHERE h.item IN ('城镇职工养老金', '就业登记工资') AND h.month <= (SELECT m FROM last_month)
+),
+income AS (
+    SELECT county_code, household_id, month, sum(amount) AS amount
+    FROM member_rows
     GROUP BY ALL
 ),
 monthly AS (
@@ -76,13 +86,12 @@ firing AS (
     FROM runs
 ),
 recent_rows AS (
-    SELECT mb.county_code, mb.household_id,
-           list(struct_pack(feed := 'hrss_benefits', file := h.source_file, "row" := h.source_row,
-                            month := strftime(h.month, '%Y-%m'), item := h.item, amount := h.amount)
-                ORDER BY h.month, h.source_file, h.source_row) AS rows
-    FROM members AS mb JOIN stg_hrss_benefits AS h USING (id_number)
-    WHERE h.item IN ('城镇职工养老金', '就业登记工资')
-      AND h.month > (SELECT m FROM last_month) - INTERVAL 3 MONTH AND h.month <= (SELECT m FROM last_month)
+    SELECT county_code, household_id,
+           list(struct_pack(feed := 'hrss_benefits', file := source_file, "row" := source_row,
+                            month := strftime(month, '%Y-%m'), item := item, amount := amount)
+                ORDER BY month, source_file, source_row) AS rows
+    FROM member_rows
+    WHERE month > (SELECT m FROM last_month) - INTERVAL 3 MONTH
     GROUP BY ALL
 )
 SELECT

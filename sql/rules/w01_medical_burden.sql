@@ -15,27 +15,44 @@
 --   household's county, else the claim's insured county), else the default block's.
 -- Period: the as-of year (one burden review per household per year; its level follows the costs).
 -- Evidence: total out of pocket, income, share, thresholds and the largest claims (up to 20) with file and row.
-WITH window_claims AS (
-    SELECT c.*, h.household_annual_income,
-           CASE WHEN h.household_source = 'person' THEN 'person' ELSE 'household' END AS subject_type,
-           CASE WHEN h.household_source = 'person' THEN c.id_number ELSE h.household_id END AS subject_id,
-           CASE WHEN h.household_source = 'person' THEN NULL ELSE h.county_code END AS subject_county,
-           coalesce(h.county_code, c.county_code) AS subject_county_code
-    FROM stg_medical_claims AS c
-    JOIN household_of_person AS h USING (id_number)
-    LEFT JOIN policy AS p ON p.county_code = coalesce(h.county_code, c.county_code)
+WITH windows AS (
+    -- the look-back windows in force in any county (usually one)
+    SELECT DISTINCT coalesce(p.medical_lookback_days, d.medical_lookback_days) AS window_days
+    FROM policy AS p
     CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
-    WHERE c.settled_on <= $as_of::DATE
-      AND c.settled_on > $as_of::DATE - to_days(coalesce(p.medical_lookback_days, d.medical_lookback_days)::INTEGER)
+),
+person_totals AS (
+    -- one pass over the claims, totalled per person, insured county and window before any join:
+    -- the history's claims are many, the persons few
+    SELECT c.id_number, c.county_code, w.window_days, sum(c.out_of_pocket) AS out_of_pocket, count(*) AS claims
+    FROM stg_medical_claims AS c
+    CROSS JOIN windows AS w
+    WHERE c.id_number IS NOT NULL
+      AND c.settled_on <= $as_of::DATE
+      AND c.settled_on > $as_of::DATE - to_days(w.window_days::INTEGER)
+    GROUP BY c.id_number, c.county_code, w.window_days
+),
+window_claims AS (
+    -- each person's totals in the window of their county (the household's, else the claim's insured county)
+    SELECT t.*, h.household_annual_income,
+           CASE WHEN h.id_number IS NULL THEN 'person' ELSE 'household' END AS subject_type,
+           CASE WHEN h.id_number IS NULL THEN t.id_number ELSE h.household_id END AS subject_id,
+           CASE WHEN h.id_number IS NULL THEN NULL ELSE h.county_code END AS subject_county,
+           coalesce(h.county_code, t.county_code) AS subject_county_code
+    FROM person_totals AS t
+    LEFT JOIN household_of_person AS h USING (id_number)
+    LEFT JOIN policy AS p ON p.county_code = coalesce(h.county_code, t.county_code)
+    CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
+    WHERE t.window_days = coalesce(p.medical_lookback_days, d.medical_lookback_days)
       AND coalesce(h.assistance_type, '') <> '特困'
 ),
 burden AS (
-    -- totals first: cheap on tens of millions of claims; the evidence is gathered only for subjects that fire
+    -- totals per subject; the evidence is gathered only for subjects that fire
     SELECT subject_type, subject_id, subject_county,
            min(subject_county_code) AS county_code,
            any_value(household_annual_income) AS annual_income,
            sum(out_of_pocket) AS out_of_pocket,
-           count(*) AS claims
+           sum(claims)::BIGINT AS claims
     FROM window_claims
     GROUP BY subject_type, subject_id, subject_county
 ),
@@ -65,14 +82,24 @@ levelled AS (
 firing AS (
     SELECT * FROM levelled WHERE level IS NOT NULL
 ),
-top_claims AS (
-    SELECT w.*
+firing_persons AS (
+    SELECT w.id_number, w.county_code, w.window_days, w.subject_type, w.subject_id, w.subject_county
     FROM window_claims AS w
     SEMI JOIN firing AS f
       ON f.subject_type = w.subject_type AND f.subject_id = w.subject_id
      AND f.subject_county IS NOT DISTINCT FROM w.subject_county
-    QUALIFY row_number() OVER (PARTITION BY w.subject_type, w.subject_id, w.subject_county
-                               ORDER BY w.out_of_pocket DESC, w.source_file, w.source_row) <= 20
+),
+top_claims AS (
+    -- the claims behind the firing subjects' totals, read again for them alone
+    SELECT m.subject_type, m.subject_id, m.subject_county,
+           c.source_file, c.source_row, c.settled_on, c.visit_type, c.out_of_pocket
+    FROM stg_medical_claims AS c
+    JOIN firing_persons AS m
+      ON m.id_number = c.id_number AND m.county_code IS NOT DISTINCT FROM c.county_code
+    WHERE c.settled_on <= $as_of::DATE
+      AND c.settled_on > $as_of::DATE - to_days(m.window_days::INTEGER)
+    QUALIFY row_number() OVER (PARTITION BY m.subject_type, m.subject_id, m.subject_county
+                               ORDER BY c.out_of_pocket DESC, c.source_file, c.source_row) <= 20
 ),
 largest AS (
     SELECT subject_type, subject_id, subject_county,

@@ -12,14 +12,18 @@ WITH bounds AS (
     SELECT max(recent_window_days) AS window_days, min(death_shock_age_min) AS age_min, max(death_shock_age_max) AS age_max
     FROM policy
 ),
-recent_deaths AS (
-    SELECT d.*, date_sub('year', p.birth_date, d.died_on) AS age_at_death
+born AS (
+    -- the birth date is in the (normalised, 18-character) ID number
+    SELECT d.*, strptime(substr(d.id_number, 7, 8), '%Y%m%d')::DATE AS birth_date
     FROM deaths_by_person AS d
-    JOIN persons AS p USING (id_number)
+),
+recent_deaths AS (
+    SELECT d.* EXCLUDE (birth_date), date_sub('year', d.birth_date, d.died_on) AS age_at_death
+    FROM born AS d
     CROSS JOIN bounds AS b
     WHERE d.died_on <= $as_of::DATE
       AND d.died_on > $as_of::DATE - to_days(b.window_days::INTEGER)
-      AND date_sub('year', p.birth_date, d.died_on) BETWEEN b.age_min AND b.age_max
+      AND date_sub('year', d.birth_date, d.died_on) BETWEEN b.age_min AND b.age_max
 ),
 member_households AS (
     SELECT DISTINCT d.id_number, 'civil' AS source, r.roster_county AS county_code, r.household_id, r.relation,
