@@ -17,6 +17,8 @@ when a result was stored since it was last rendered (a generation stamp, `render
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
 import os
 import uuid
@@ -101,9 +103,66 @@ def write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _suite_json(suite) -> str:
+    """What a stored suite is made of (name, expectations, meta without the per-file parameters), as text."""
+    expectations = [(e.configuration if hasattr(e, "configuration") else e).to_json_dict() for e in suite.expectations]
+    for e in expectations:
+        e.pop("id", None)  # GX assigns ids when a suite is stored: not part of what the suite checks
+    meta = {k: val for k, val in (suite.meta or {}).items() if k != "parameters"}
+    return json.dumps({"name": suite.name, "expectations": expectations, "meta": meta}, sort_keys=True, default=str)
+
+
+SUITES_STORED = ".suites"  # beside GX's own folder: <name>.sha256, the suite JSON last added to the store
+
+
+_CONFIRMED: set[tuple[Path, str, str]] = set()  # (store, suite name, code fingerprint) stored by this process
+
+
+def _store_suite(ctx, gx_dir: Path, suite) -> None:
+    """Add or update `suite` in the store only when it differs from the one stored last (or is missing).
+
+    `add_or_update` compares every expectation of the stored suite with pydantic (0.7 s a call for the
+    claims suite), so calling it for each file cost more than the suite's own evaluation. The digest of
+    what was stored is kept beside the store (so a later night skips it too), and the store must still
+    hold the suite. A suite is built by code (`checks.suites`), so within one process, under the same
+    code fingerprint, a suite once confirmed is not serialised again (0.2 s per file for the claims).
+    """
+    confirmed = (gx_dir, suite.name, _fingerprint())
+    if confirmed in _CONFIRMED and _suite_in_store(ctx, suite.name):
+        return
+    digest = hashlib.sha256(_suite_json(suite).encode("utf-8")).hexdigest()
+    marker = gx_dir / SUITES_STORED / f"{suite.name}.sha256"
+    try:
+        current = marker.read_text(encoding="utf-8").strip() == digest
+    except OSError:
+        current = False
+    if not (current and _suite_in_store(ctx, suite.name)):
+        from great_expectations import ExpectationSuite
+
+        stored = ExpectationSuite(
+            name=suite.name,
+            expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
+            meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
+        )
+        ctx.suites.add_or_update(stored)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(marker, digest)
+    _CONFIRMED.add(confirmed)
+
+
+def _suite_in_store(ctx, name: str) -> bool:
+    """Whether the store still holds the suite (a file under `gx/expectations/`: GX's key, not ours)."""
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    return bool(ctx.expectations_store.has_key(ExpectationSuiteIdentifier(name=name)))
+
+
 def _store(gx_dir: Path, validations: list) -> None:
-    """Put masked results into the persistent store; the key is the file, so a re-validation replaces it."""
-    from great_expectations import ExpectationSuite
+    """Put masked results into the persistent store; the key is the file, so a re-validation replaces it.
+
+    Each distinct suite is added to the store at most once per call, and not at all when the stored one
+    is the same (`_store_suite`); what remains per file is writing its result.
+    """
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
@@ -114,14 +173,12 @@ def _store(gx_dir: Path, validations: list) -> None:
         return
     with _locked(gx_dir):
         ctx = _docs_context(gx_dir)
+        seen: set[str] = set()
         for v in validations:
             suite = v.suite
-            stored = ExpectationSuite(
-                name=suite.name,
-                expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
-                meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
-            )
-            ctx.suites.add_or_update(stored)
+            if suite.name not in seen:
+                seen.add(suite.name)
+                _store_suite(ctx, gx_dir, suite)
             run_time = datetime(v.extracted_on.year, v.extracted_on.month, v.extracted_on.day, tzinfo=timezone.utc)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),

@@ -7,6 +7,7 @@ line or by the failure sensor. The next publication carries them all in
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import date, datetime, timezone
 
@@ -45,3 +46,132 @@ def record_run(store: WorkStore, run_id: str, as_of: date, started_at: datetime 
                                             status, exc_info=True)
         return False
     return True
+
+
+# ---- validation results: each file's results once, each run a reference ----------------------------
+#
+# `audit.validation_results` answers "what did we know on night D, and was the data sound": every
+# expectation of every file in use, for every run. Written out in full, a night with nothing new
+# repeated every earlier night's rows (18 KB a night in history at scale 2, more in lowincome.duckdb).
+# The history now keeps each file's results once, keyed by their content, each distinct set of files
+# in use once, and per run a single row naming its set; the view `audit.validation_results` joins them
+# back into the same rows as before.
+
+VALIDATION_RESULTS = "validation_results"  # history: rows of each distinct file result, with result_id
+VALIDATION_SETS = "validation_sets"  # history: <set_id>.parquet, the result_ids in use together
+VALIDATION_RUNS = "validation_runs"  # history: <as_of>_<run_id>.parquet, one row (run_id, as_of, set_id)
+LEGACY_VALIDATION = "validation"  # history before: every run's rows in full (migrated when next recorded)
+
+# What names one validated file's results within a run (checks.record.validate_files adds these).
+_FILE_KEY = ("feed", "file_name", "sha256", "extracted_on", "county", "previous_rows")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _result_id(rows: pl.DataFrame) -> str:
+    """A file's results named by their content: the same file validated the same way gets the same id."""
+    return _digest(rows.write_ndjson())
+
+
+def _known_result_ids(store: WorkStore) -> set[str]:
+    glob = store.history_glob(VALIDATION_RESULTS)
+    if glob is None:
+        return set()
+    return set(pl.scan_parquet(glob, missing_columns="insert", extra_columns="ignore")
+               .select("result_id").unique().collect()["result_id"].to_list())
+
+
+def record_validation(store: WorkStore, as_of: date, run_id: str, validation: pl.DataFrame) -> str | None:
+    """Record the run's validation results (every file in use); returns the run's set id (None: no rows).
+
+    Writes, all atomically and named by content or by run so that repeating it changes nothing:
+    the results of files not recorded before (one file per run that has any), the set of files in use
+    when it is new, and the run's own row last. A night with nothing new adds only that row.
+    """
+    migrate_validation_history(store)
+    return _record_validation(store, as_of, run_id, validation)
+
+
+def _record_validation(store: WorkStore, as_of: date, run_id: str, validation: pl.DataFrame) -> str | None:
+    if validation.height == 0:
+        return None
+    keys = [c for c in _FILE_KEY if c in validation.columns]
+    known = _known_result_ids(store)
+    ids: list[str] = []
+    new: list[pl.DataFrame] = []
+    for rows in validation.partition_by(keys, maintain_order=True):
+        rid = _result_id(rows)
+        ids.append(rid)
+        if rid not in known:
+            known.add(rid)
+            new.append(rows.select(pl.lit(rid).alias("result_id"), pl.all()))
+    if new:
+        store.write_history(VALIDATION_RESULTS, f"{as_of.isoformat()}_{run_id}", pl.concat(new, how="diagonal_relaxed"))
+    ids = sorted(set(ids))
+    set_id = _digest("\n".join(ids))
+    if not (store.history_dir(VALIDATION_SETS) / f"{set_id}.parquet").exists():
+        store.write_history(VALIDATION_SETS, set_id, pl.DataFrame({"set_id": [set_id] * len(ids), "result_id": ids},
+                                                                  schema={"set_id": pl.String, "result_id": pl.String}))
+    store.write_history(VALIDATION_RUNS, f"{as_of.isoformat()}_{run_id}",
+                        pl.DataFrame({"run_id": [run_id], "as_of": [as_of], "set_id": [set_id]},
+                                     schema={"run_id": pl.String, "as_of": pl.Date, "set_id": pl.String}))
+    return set_id
+
+
+def migrate_validation_history(store: WorkStore) -> int:
+    """Turn per-run files of full rows (`history/validation/`, before) into the shared layout; returns how many.
+
+    Each old file is recorded as its run(s) would be now, and removed only after its run rows are
+    written: an interrupted migration is finished by the next call and records nothing twice (the
+    names are the same). Call under the warehouse lock, like every history writer.
+    """
+    folder = store.history_dir(LEGACY_VALIDATION)
+    if not folder.is_dir():
+        return 0
+    done = 0
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pl.read_parquet(path)
+        if frame.height:
+            for (run_id, as_of), rows in frame.group_by(["run_id", "as_of"], maintain_order=True):
+                _record_validation(store, as_of, run_id, rows.drop("run_id", "as_of"))
+        path.unlink()
+        done += 1
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return done
+
+
+_EMPTY = {
+    "audit.validation_file_results": "SELECT NULL::VARCHAR result_id, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
+                                     "NULL::VARCHAR expectation, NULL::BOOLEAN success, NULL::VARCHAR observed_value, "
+                                     "NULL::BIGINT unexpected_count WHERE false",
+    "audit.validation_sets": "SELECT NULL::VARCHAR set_id, NULL::VARCHAR result_id WHERE false",
+    "audit.validation_runs": "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR set_id WHERE false",
+}
+_KINDS = {"audit.validation_file_results": VALIDATION_RESULTS, "audit.validation_sets": VALIDATION_SETS,
+          "audit.validation_runs": VALIDATION_RUNS}
+
+
+def load_validation(con, store: WorkStore) -> None:
+    """Create `audit.validation_results` (a view, same rows and columns as before) and the tables behind it.
+
+    `audit.validation_file_results` holds each file's results once, `audit.validation_sets` which
+    results were in use together, `audit.validation_runs` which set each run used. Run history older
+    than this layout is migrated first (`migrate_validation_history`).
+    """
+    migrate_validation_history(store)
+    for table, kind in _KINDS.items():
+        glob = store.history_glob(kind)
+        if glob:
+            con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($g, union_by_name = true)", {"g": glob})
+        else:
+            con.execute(f"CREATE TABLE {table} AS {_EMPTY[table]}")
+    con.execute(
+        """CREATE VIEW audit.validation_results AS
+           SELECT r.run_id, r.as_of, f.* EXCLUDE (result_id)
+           FROM audit.validation_runs r
+           JOIN audit.validation_sets s ON s.set_id = r.set_id
+           JOIN audit.validation_file_results f ON f.result_id = s.result_id"""
+    )

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .audit import record_run
+from .audit import record_run, record_validation
 from .config import Settings
 from .delivery import inventory_strays
 from .errors import LowincomeError, describe_os_error, os_reason
@@ -93,11 +93,7 @@ def _record_inputs(store: WorkStore, as_of: date, run_id: str, inbox: Path) -> p
         deliveries.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
     )
     validation = pl.concat([store.read(as_of, "validation", f) for f in FEEDS], how="diagonal_relaxed")
-    if validation.height:
-        store.write_history(
-            "validation", f"{as_of.isoformat()}_{run_id}",
-            validation.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
-        )
+    record_validation(store, as_of, run_id, validation)  # each file's results once; the run refers to them
     return deliveries
 
 
