@@ -36,6 +36,7 @@ from .background import (
 from .broken import write_broken_inbox
 from .deliveries import as_text, choose_format, deliveries, ext_of, spoil_file, write_file
 from .increments import MonthlyRows, claims_rows, hrss_rows, payments_rows
+from .manifest import RowRecords, write_manifest
 from .planted import plant_all
 from .population import add_months
 from .spoil import BAD_KINDS
@@ -136,6 +137,10 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     default, writes the bundled samples). A longer history is the same city over more months: the
     months before the recent year are drawn from their own random stream and written as further
     quarterly extracts, so the recent year's files stay as they are with 12 months.
+
+    Memory is bounded by the population plus one file, not by the history: the increments are
+    drawn per file (`increments`), and the manifest's `messy_valid` is a `manifest.RowRecords`
+    (a sequence of the same dicts, stored as columns), written to `expected.json` piece by piece.
     """
     if isinstance(months, bool) or not isinstance(months, numbers.Integral) or months < RECENT_MONTHS:
         raise BadHistory(f"months must be a whole number of at least {RECENT_MONTHS}, not {months!r} "
@@ -149,7 +154,7 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     older_rng = np.random.default_rng([seed + 1, OLDER_STREAM])
     recent_start = add_months(end_date, -(RECENT_MONTHS - 1))
     manifest: dict = {"seed": seed, "scale": scale, "end_date": end_date.isoformat(), "counties": list(counties),
-                      "files": [], "bad_rows": [], "messy_valid": [], "planted": world.cases, "redeliveries": []}
+                      "files": [], "bad_rows": [], "messy_valid": RowRecords(), "planted": world.cases, "redeliveries": []}
     if months != RECENT_MONTHS:  # the default manifest stays byte-identical
         manifest["months"] = months
     per_feed = deliveries(world.tables, world.increments, world.planted, end_date, list(counties))
@@ -174,7 +179,7 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
                                 county, extracted_on, typed, kinds, previous_keys)
     _write_redelivery(out, manifest, end_date)
     manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
-    (out / "expected.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_manifest(out / MANIFEST, manifest)
     return manifest
 
 

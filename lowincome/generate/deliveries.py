@@ -115,9 +115,24 @@ def write_file(frame: pl.DataFrame, spec: FeedSpec, path: Path, fmt: str, rng: n
     elif fmt == "parquet":
         out.write_parquet(path)
     else:
-        text = out.write_csv()
         encoding = {"csv-utf8": "utf-8", "csv-bom": "utf-8-sig", "csv-gb18030": "gb18030"}[fmt]
-        path.write_bytes(text.encode(encoding))
+        _write_csv(out, path, encoding)
+
+
+CSV_SLICE_ROWS = 100_000
+
+
+def _write_csv(frame: pl.DataFrame, path: Path, encoding: str) -> None:
+    """The CSV text of `frame` in `encoding`, written a slice of rows at a time.
+
+    Why slices: the text of a multi-million-row file, as a Python string and again as encoded bytes,
+    took more memory than the file's rows. Each field is quoted or not on its own, so the slices
+    put together are the text of the whole frame; only the first carries the header (and the BOM).
+    """
+    with open(path, "wb") as fh:
+        for start in range(0, max(frame.height, 1), CSV_SLICE_ROWS):
+            text = frame.slice(start, CSV_SLICE_ROWS).write_csv(include_header=start == 0)
+            fh.write(text.encode(encoding if start == 0 else encoding.removesuffix("-sig")))
 
 
 def choose_format(feed_idx: int, county_idx: int, file_idx: int, rows: int) -> str:
