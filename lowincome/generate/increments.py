@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from .background import _active_in, _claims_month, months, older_months
+from .background import active_in, claims_month, months, older_months
 from .population import month_end
 
 
@@ -59,10 +59,13 @@ def _claims_alive(claims: pl.DataFrame, died: pl.DataFrame) -> pl.DataFrame:
 def claims_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int,
                 end: date, history: int, older_rng: np.random.Generator, former: pl.DataFrame | None,
                 died: pl.DataFrame) -> MonthlyRows:
-    """`history` months of settlements (see `background.claims_for`), drawn now to advance the streams, kept as states.
+    """`history` months of settlements, drawn now to move the streams on, kept as the streams' states.
 
-    The months before the recent year come from `older_rng` with the former residents among the
-    claimants, the recent year from `rng`: exactly the draws of `claims_for`, in its order.
+    The recent year is drawn from `rng` as it always was; the months before it (history > 12) from
+    `older_rng`, with the `former` residents (who died before the recent year) among the claimants,
+    so a longer history leaves every draw of the recent year, and of everything drawn after it,
+    unchanged: the same city, with more history behind it. Claims settled after the claimant's
+    death are dropped.
     """
     pool = pl.concat([residents.select("id_number", "name", "division_code"),
                       roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
@@ -71,13 +74,13 @@ def claims_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, 
     states, rows, dates = [], [], []
     for gen, pool_, m in plan:
         states.append(gen.bit_generator.state)
-        drawn = _claims_month(gen, county, pool_, m, per_month, end).with_columns(county=pl.lit(county))
+        drawn = claims_month(gen, county, pool_, m, per_month, end).with_columns(county=pl.lit(county))
         rows.append(_claims_alive(drawn, died).height)
         dates.append(min(month_end(m), end))
         del drawn
 
     def build(indices: list[int]) -> pl.DataFrame:
-        drawn = [_claims_month(_restored(states[i]), county, plan[i][1], plan[i][2], per_month, end) for i in indices]
+        drawn = [claims_month(_restored(states[i]), county, plan[i][1], plan[i][2], per_month, end) for i in indices]
         return _claims_alive(pl.concat(drawn).with_columns(county=pl.lit(county)), died)
 
     return MonthlyRows(county, dates, rows, build)
@@ -85,7 +88,9 @@ def claims_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, 
 
 def hrss_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, end: date, history: int,
               died: pl.DataFrame) -> MonthlyRows:
-    """Pensions, wages and unemployment benefit (see `background.hrss_for`): drawn per person now, per month later.
+    """Pensions for retired residents, wages for employed ones, some unemployment benefit, over `history` months.
+
+    Who and how much is drawn per person now; the monthly rows are made per file.
 
     The whole-world generator listed them person group by person group, each over every month; a
     file's rows keep that order (group, then month), and the rows of the dead stop with their month.
@@ -117,7 +122,7 @@ def hrss_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, en
 
 
 def payments_rows(county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: date, history: int) -> MonthlyRows:
-    """Benefits paid month by month to those entitled that month (see `background.payments_for`); no draws."""
+    """Benefits paid month by month, over `history` months, to those entitled that month and to nobody else; no draws."""
     eligible_care = (pl.col("lvl") <= 2) | pl.col("cat").is_in([5, 6])
     paid_months = [m for m in months(end, history) if date(m.year, m.month, 20) <= end]
 
@@ -125,7 +130,7 @@ def payments_rows(county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: d
         rows = []
         for i in indices:
             m = paid_months[i]
-            active = _active_in(roster, m, "enrolled_on", "ended_true")
+            active = active_in(roster, m, "enrolled_on", "ended_true")
             heads = active.filter((pl.col("relation") == "本人") & (pl.col("assistance_type") == "低保"))
             rows.append(heads.select("id_number", "name", "division_code", pl.lit("低保金").alias("subsidy_type"), pl.col("monthly_benefit").alias("amount"), pl.lit(m).alias("_m")))
             tk = active.filter(pl.col("assistance_type") == "特困")
