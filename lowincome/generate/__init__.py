@@ -18,6 +18,7 @@ import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -172,11 +173,8 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
         for rng_, first_idx, batch in batches:
             previous_keys: list[str] = []
             for file_idx, (county, extracted_on, make) in enumerate(batch, start=first_idx):
-                typed = make()  # one file's rows at a time
-                if typed.height == 0:
-                    continue
                 _write_delivery(inbox, manifest, rng_, spec, feed, feed_idx, list(counties).index(county), file_idx,
-                                county, extracted_on, typed, kinds, previous_keys)
+                                county, extracted_on, make, kinds, previous_keys)
     _write_redelivery(out, manifest, end_date)
     manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
     write_manifest(out / MANIFEST, manifest)
@@ -184,19 +182,27 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
 
 
 def _write_delivery(inbox: Path, manifest: dict, rng: np.random.Generator, spec, feed: str, feed_idx: int, county_idx: int,
-                    file_idx: int, county: str, extracted_on: date, typed: pl.DataFrame, kinds: list,
+                    file_idx: int, county: str, extracted_on: date, make: Callable[[], pl.DataFrame], kinds: list,
                     previous_keys: list[str]) -> None:
-    """Spoil and write one delivery file, and list it, its bad rows and messy values in the manifest."""
+    """Make, spoil and write one delivery file, and list it, its bad rows and messy values in the manifest.
+
+    The file's typed rows are made here and let go once they are text, so that one file's rows
+    are held once at a time (an empty file is skipped before anything is drawn).
+    """
+    typed = make()
+    if typed.height == 0:
+        return
     typed = typed.sort(_sort_key(spec), maintain_order=True)
     fmt = choose_format(feed_idx, county_idx, file_idx, typed.height)
     name = f"{feed}_{county}_{extracted_on:%Y%m%d}.{ext_of(fmt)}"
     text = as_text(typed, spec)
+    second = np.flatnonzero(typed["_second"].fill_null(False).to_numpy()) if "_second" in typed.columns else []
+    del typed
     plan = [kinds[(file_idx + j) % len(kinds)] for j in range(min(BAD_ROWS_PER_FILE, len(kinds)))] if kinds else []
     text, bad, messy = spoil_file(text, spec, rng, file_name=name, extracted_on=extracted_on, bad_plan=plan,
                                   messy_share=MESSY_SHARE, previous_keys=previous_keys, bad_share=BAD_SHARE_CAP)
-    if "_second" in typed.columns:
-        for r in np.flatnonzero(typed["_second"].fill_null(False).to_numpy()):
-            messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
+    for r in second:
+        messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
     if spec.unique_key and len(spec.unique_key) == 1:
         key = spec.unique_key[0]
         previous_keys.extend(text[key].head(20).to_list())
