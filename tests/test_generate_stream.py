@@ -125,3 +125,19 @@ def test_the_manifest_is_written_as_json_dumps_wrote_it(tmp_path, n):
     assert (tmp_path / "m.json").read_text(encoding="utf-8") == json.dumps(plain, ensure_ascii=False, indent=1)
     write_manifest(tmp_path / "e.json", {})
     assert (tmp_path / "e.json").read_text(encoding="utf-8") == json.dumps({}, ensure_ascii=False, indent=1)
+
+
+def test_the_counted_rows_of_each_month_are_the_rows_it_builds():
+    """Claims are counted from their draws alone (dead claimants' later claims left out): the count is the build's."""
+    from lowincome.generate import build_world
+
+    world = build_world(3, 0.2, date(2026, 10, 31), months=24)
+    for table, sources in world.increments.items():
+        for source in sources:
+            built = [source.build([i]).height for i in range(len(source.rows))]
+            assert source.rows == built, (table, source.county)
+    claims = pl.concat([s.build(list(range(len(s.rows)))) for s in world.increments["claims"]])
+    died = world.tables["deaths"].filter(~pl.col("_second")).select("id_number", "died_on")
+    claimed_by_the_dead = claims.join(died, on="id_number")
+    assert claimed_by_the_dead.height > 0  # the dead did claim, before dying
+    assert claimed_by_the_dead.filter(pl.col("settled_on") > pl.col("died_on")).height == 0

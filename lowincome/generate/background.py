@@ -194,29 +194,41 @@ def older_months(end: date, count: int) -> list[date]:
     return months(end, count)[: max(count - RECENT_MONTHS, 0)]
 
 
-def claims_month(rng, county: str, pool: pl.DataFrame, m: date, per_month: int, end: date) -> pl.DataFrame:
-    """One month of settlements: mostly residents, a share for roster members; costs heavy-tailed.
+def claims_draws(rng, pool_size: int, m: date, per_month: int, end: date) -> dict[str, np.ndarray]:
+    """The random draws of one month of settlements, in the samples' generator's order.
 
-    The draws and their order are those of the samples' generator; `increments.claims_rows` draws
-    the months in the history's order and draws a file's months again from the saved states.
+    Mostly residents, a share for roster members (`who` indexes the claimant pool); costs
+    heavy-tailed. `increments.claims_rows` draws the months in the history's order (only these
+    arrays, to move the stream on and count the rows) and draws a file's months again from the
+    saved states, this time made into rows by `claims_frame`.
     """
     last = min(month_end(m), end)
     n = per_month
-    who = pool[rng.integers(0, pool.height, n)]
+    who = rng.integers(0, pool_size, n)
     visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
     median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
     total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
     basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
     critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
     assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)
-    oop = total - basic - critical - assist
-    return who.with_columns(
+    settled = random_dates(rng, m, last, n)
+    diagnosis = rng.choice(DIAGNOSES, n)
+    return {"who": who, "visit": visit, "total": total, "basic": basic, "critical": critical, "assist": assist,
+            "settled": settled, "diagnosis": diagnosis}
+
+
+def claims_frame(draws: dict[str, np.ndarray], county: str, pool: pl.DataFrame, m: date, end: date) -> pl.DataFrame:
+    """One month of settlements as rows (claimant, settlement number, costs), from `claims_draws`."""
+    n = len(draws["who"])
+    total, basic, critical, assist = draws["total"], draws["basic"], draws["critical"], draws["assist"]
+    return pool[draws["who"]].with_columns(
         settlement_id=pl.lit(f"JS-{county}-{m:%Y%m}-") + pl.int_range(n).cast(pl.String).str.zfill(7),
-        settled_on=pl.Series(random_dates(rng, m, last, n)).cast(pl.Date),
-        visit_type=pl.Series(visit), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
-        critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist), out_of_pocket=pl.Series(oop),
-        diagnosis_code=pl.Series(rng.choice(DIAGNOSES, n)),
-        _file_date=pl.lit(last),
+        settled_on=pl.Series(draws["settled"]).cast(pl.Date),
+        visit_type=pl.Series(draws["visit"]), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
+        critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist),
+        out_of_pocket=pl.Series(total - basic - critical - assist),
+        diagnosis_code=pl.Series(draws["diagnosis"]),
+        _file_date=pl.lit(min(month_end(m), end)),
     )
 
 

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from .background import active_in, claims_month, months, older_months
+from .background import active_in, claims_draws, claims_frame, months, older_months
 from .population import month_end
 
 
@@ -71,16 +71,20 @@ def claims_rows(rng: np.random.Generator, county: str, residents: pl.DataFrame, 
                       roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
     older_pool = pool if former is None or former.is_empty() else pl.concat([pool, former.select(pool.columns)])
     plan = [(older_rng, older_pool, m) for m in older_months(end, history)] + [(rng, pool, m) for m in months(end)]
+    # when each claimant of a pool died (NaT: alive), to count a month's rows from its draws alone
+    death_of = {id(p): p.select("id_number").join(died, on="id_number", how="left", maintain_order="left")["died_on"]
+                .cast(pl.Datetime("ms")).to_numpy().astype("datetime64[D]") for p in (pool, older_pool)}
     states, rows, dates = [], [], []
     for gen, pool_, m in plan:
         states.append(gen.bit_generator.state)
-        drawn = claims_month(gen, county, pool_, m, per_month, end).with_columns(county=pl.lit(county))
-        rows.append(_claims_alive(drawn, died).height)
+        drawn = claims_draws(gen, pool_.height, m, per_month, end)
+        death = death_of[id(pool_)][drawn["who"]]
+        rows.append(int((np.isnat(death) | (drawn["settled"] <= death)).sum()))
         dates.append(min(month_end(m), end))
-        del drawn
 
     def build(indices: list[int]) -> pl.DataFrame:
-        drawn = [claims_month(_restored(states[i]), county, plan[i][1], plan[i][2], per_month, end) for i in indices]
+        drawn = [claims_frame(claims_draws(_restored(states[i]), plan[i][1].height, plan[i][2], per_month, end),
+                              county, plan[i][1], plan[i][2], end) for i in indices]
         return _claims_alive(pl.concat(drawn).with_columns(county=pl.lit(county)), died)
 
     return MonthlyRows(county, dates, rows, build)
