@@ -179,10 +179,10 @@ def increment_files(source: MonthlyRows, planted: pl.DataFrame | None, end: date
             g["dates"].append(fd)
     if planted is not None and planted.height:
         planted = planted.filter(pl.col("_file_date") <= end)
-        for fd in planted["_file_date"].unique().to_list():
-            groups.setdefault(_quarter(fd, end), {"months": [], "dates": []})["dates"].append(fd)
-        k = end.year * 12 + end.month - (pl.col("_file_date").dt.year().cast(pl.Int32) * 12 + pl.col("_file_date").dt.month().cast(pl.Int32))
-        planted = planted.with_columns(_quarter=pl.when(k >= 3).then(k // 3 * 3).otherwise(k))
+        quarter_of = {fd: _quarter(fd, end) for fd in planted["_file_date"].unique().to_list()}
+        for fd, q in quarter_of.items():
+            groups.setdefault(q, {"months": [], "dates": []})["dates"].append(fd)
+        planted = planted.with_columns(_quarter=pl.col("_file_date").replace_strict(quarter_of, return_dtype=pl.Int64))
 
     def maker(indices: list[int], quarter: int, file_date: date) -> Callable[[], pl.DataFrame]:
         def make() -> pl.DataFrame:
