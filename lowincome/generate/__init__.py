@@ -15,8 +15,10 @@ import json
 import numbers
 import os
 import shutil
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -29,14 +31,13 @@ from .background import (
     assign_all_ids,
     attach_certificates,
     build_county,
-    claims_for,
     deaths_for,
     former_residents,
-    hrss_for,
-    payments_for,
 )
 from .broken import write_broken_inbox
 from .deliveries import as_text, choose_format, deliveries, ext_of, spoil_file, write_file
+from .increments import MonthlyRows, claims_rows, hrss_rows, payments_rows
+from .manifest import RowRecords, write_manifest
 from .planted import plant_all
 from .population import add_months
 from .spoil import BAD_KINDS
@@ -64,8 +65,23 @@ def _older_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, OLDER_STREAM])
 
 
+@dataclass
+class World:
+    """The city: population-sized tables whole, the increments month by month (drawn per file when written)."""
+
+    tables: dict[str, pl.DataFrame]  # roster, rural, certs, deaths: every county plus the planted rows
+    increments: dict[str, list[MonthlyRows]]  # claims, payments, hrss: one entry per county, in county order
+    planted: dict[str, pl.DataFrame]  # the planted rows of the increments
+    cases: list[dict]
+
+
 def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: set[str] | None = None,
-                claims_factor: float = 1.0, months: int = RECENT_MONTHS) -> tuple[dict[str, pl.DataFrame], list[dict]]:
+                claims_factor: float = 1.0, months: int = RECENT_MONTHS) -> World:
+    """Draw the city in the order the generator always drew it, so the same seed gives the same city.
+
+    The increments are not kept: claims are drawn here (to move the random streams on exactly as
+    before) and drawn again from saved states when their file is written; see `increments`.
+    """
     rng = np.random.default_rng(seed)
     older_rng = _older_rng(seed)
     sizes = Sizes().scaled(scale)
@@ -78,7 +94,12 @@ def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: se
         former[county] = former_residents(older_rng, county, sizes.residents, end, months, taken)
         if former[county].height:
             taken = pl.concat([taken, former[county]["id_number"]])
-    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "claims", "payments", "deaths", "hrss")}
+    del taken
+    tables: dict[str, list[pl.DataFrame]] = {k: [] for k in ("roster", "rural", "certs", "deaths")}
+    increments: dict[str, list[MonthlyRows]] = {"claims": [], "payments": []}
+    want_hrss = feeds is None or "hrss_benefits" in feeds
+    if want_hrss:
+        increments["hrss"] = []
     for county, p in zip(counties, parts):
         certs = attach_certificates(rng, p, county)
         roster = p["roster"].with_columns(county=pl.lit(county))
@@ -86,25 +107,22 @@ def build_world(seed: int, scale: float, end: date, counties=COUNTIES, feeds: se
         residents = p["residents"]
         deaths, dead = deaths_for(rng, county, residents, end, former[county], older_rng)
         died = deaths.filter(~pl.col("_second")).select("id_number", "died_on")
-        claims = claims_for(rng, county, residents, roster, sizes.claims_per_month, end, months, older_rng,
-                            former[county])
-        claims = claims.join(died, on="id_number", how="left", maintain_order="left").filter(pl.col("died_on").is_null() | (pl.col("settled_on") <= pl.col("died_on"))).drop("died_on")
-        hrss = hrss_for(rng, county, residents, end, months) if feeds is None or "hrss_benefits" in feeds else None
-        if hrss is not None:
-            hrss = hrss.join(died.with_columns(dm=pl.col("died_on").dt.strftime("%Y-%m")), on="id_number", how="left", maintain_order="left")
-            hrss = hrss.filter(pl.col("dm").is_null() | (pl.col("month") <= pl.col("dm"))).drop("died_on", "dm")
-            tables["hrss"].append(hrss)
+        increments["claims"].append(claims_rows(rng, county, residents, roster, sizes.claims_per_month, end, months,
+                                                older_rng, former[county], died))
+        if want_hrss:
+            increments["hrss"].append(hrss_rows(rng, county, residents, end, months, died))
         tables["roster"].append(roster)
         tables["rural"].append(rural)
         tables["certs"].append(certs)
-        tables["claims"].append(claims)
-        tables["payments"].append(payments_for(rng, county, roster, certs, end, months))
+        increments["payments"].append(payments_rows(county, roster, certs, end, months))
         tables["deaths"].append(deaths)
     planter = plant_all(end, rng, counties[0], counties[-1])
-    for k, frame in planter.frames().items():
-        tables[k].append(frame)
+    planted = planter.frames()
+    for k in tables:
+        if k in planted:
+            tables[k].append(planted[k])
     world = {k: pl.concat(v, how="diagonal_relaxed") for k, v in tables.items() if v}
-    return world, planter.cases
+    return World(world, increments, {k: v for k, v in planted.items() if k in increments}, planter.cases)
 
 
 def _sort_key(spec) -> list[str]:
@@ -120,6 +138,10 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     default, writes the bundled samples). A longer history is the same city over more months: the
     months before the recent year are drawn from their own random stream and written as further
     quarterly extracts, so the recent year's files stay as they are with 12 months.
+
+    Memory is bounded by the population plus one file, not by the history: the increments are
+    drawn per file (`increments`), and the manifest's `messy_valid` is a `manifest.RowRecords`
+    (a sequence of the same dicts, stored as columns), written to `expected.json` piece by piece.
     """
     if isinstance(months, bool) or not isinstance(months, numbers.Integral) or months < RECENT_MONTHS:
         raise BadHistory(f"months must be a whole number of at least {RECENT_MONTHS}, not {months!r} "
@@ -128,15 +150,15 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
     inbox = out / "inbox"
     clear_previous_output(out)
     wanted = set(feeds or FEEDS)
-    world, cases = build_world(seed, scale, end_date, counties, wanted, claims_factor, int(months))
+    world = build_world(seed, scale, end_date, counties, wanted, claims_factor, int(months))
     rng = np.random.default_rng(seed + 1)
     older_rng = np.random.default_rng([seed + 1, OLDER_STREAM])
     recent_start = add_months(end_date, -(RECENT_MONTHS - 1))
     manifest: dict = {"seed": seed, "scale": scale, "end_date": end_date.isoformat(), "counties": list(counties),
-                      "files": [], "bad_rows": [], "messy_valid": [], "planted": cases, "redeliveries": []}
+                      "files": [], "bad_rows": [], "messy_valid": RowRecords(), "planted": world.cases, "redeliveries": []}
     if months != RECENT_MONTHS:  # the default manifest stays byte-identical
         manifest["months"] = months
-    per_feed = deliveries(world, end_date, list(counties))
+    per_feed = deliveries(world.tables, world.increments, world.planted, end_date, list(counties))
     for feed_idx, (feed, spec) in enumerate(FEEDS.items()):
         if feed not in wanted:
             continue
@@ -150,31 +172,37 @@ def generate(out: Path | str, seed: int = 7, scale: float = 1.0, end_date: date 
         batches = ((older_rng, -len(older), older), (rng, 0, recent))
         for rng_, first_idx, batch in batches:
             previous_keys: list[str] = []
-            for file_idx, (county, extracted_on, typed) in enumerate(batch, start=first_idx):
-                if typed.height == 0:
-                    continue
+            for file_idx, (county, extracted_on, make) in enumerate(batch, start=first_idx):
                 _write_delivery(inbox, manifest, rng_, spec, feed, feed_idx, list(counties).index(county), file_idx,
-                                county, extracted_on, typed, kinds, previous_keys)
+                                county, extracted_on, make, kinds, previous_keys)
     _write_redelivery(out, manifest, end_date)
     manifest["broken_files"] = write_broken_inbox(out / "broken_inbox", end_date)
-    (out / "expected.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    write_manifest(out / MANIFEST, manifest)
     return manifest
 
 
 def _write_delivery(inbox: Path, manifest: dict, rng: np.random.Generator, spec, feed: str, feed_idx: int, county_idx: int,
-                    file_idx: int, county: str, extracted_on: date, typed: pl.DataFrame, kinds: list,
+                    file_idx: int, county: str, extracted_on: date, make: Callable[[], pl.DataFrame], kinds: list,
                     previous_keys: list[str]) -> None:
-    """Spoil and write one delivery file, and list it, its bad rows and messy values in the manifest."""
+    """Make, spoil and write one delivery file, and list it, its bad rows and messy values in the manifest.
+
+    The file's typed rows are made here and let go once they are text, so that one file's rows
+    are held once at a time (an empty file is skipped before anything is drawn).
+    """
+    typed = make()
+    if typed.height == 0:
+        return
     typed = typed.sort(_sort_key(spec), maintain_order=True)
     fmt = choose_format(feed_idx, county_idx, file_idx, typed.height)
     name = f"{feed}_{county}_{extracted_on:%Y%m%d}.{ext_of(fmt)}"
     text = as_text(typed, spec)
+    second = np.flatnonzero(typed["_second"].fill_null(False).to_numpy()) if "_second" in typed.columns else []
+    del typed
     plan = [kinds[(file_idx + j) % len(kinds)] for j in range(min(BAD_ROWS_PER_FILE, len(kinds)))] if kinds else []
     text, bad, messy = spoil_file(text, spec, rng, file_name=name, extracted_on=extracted_on, bad_plan=plan,
                                   messy_share=MESSY_SHARE, previous_keys=previous_keys, bad_share=BAD_SHARE_CAP)
-    if "_second" in typed.columns:
-        for r in np.flatnonzero(typed["_second"].fill_null(False).to_numpy()):
-            messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
+    for r in second:
+        messy.append({"feed": feed, "file": name, "row": int(r) + 1, "kind": "death_reported_by_a_second_source", "column": "source"})
     if spec.unique_key and len(spec.unique_key) == 1:
         key = spec.unique_key[0]
         previous_keys.extend(text[key].head(20).to_list())

@@ -40,20 +40,6 @@ class Sizes:
                                                                self.claims_per_month)))
 
 
-@dataclass
-class World:
-    """Typed tables (canonical column names, money in cents) for all counties."""
-
-    residents: pl.DataFrame
-    roster: pl.DataFrame
-    rural: pl.DataFrame
-    certs: pl.DataFrame
-    claims: pl.DataFrame
-    payments: pl.DataFrame
-    deaths: pl.DataFrame
-    hrss: pl.DataFrame
-
-
 def _households(rng, county: str, n: int, today: date, prefix: str, sizes_p) -> tuple[pl.DataFrame, np.ndarray]:
     """Members of `n` households: (frame of members with relation and ages, per-household size)."""
     size = rng.choice(np.arange(1, len(sizes_p) + 1), n, p=sizes_p)
@@ -208,80 +194,48 @@ def older_months(end: date, count: int) -> list[date]:
     return months(end, count)[: max(count - RECENT_MONTHS, 0)]
 
 
-def claims_for(rng, county: str, residents: pl.DataFrame, roster: pl.DataFrame, per_month: int, end: date,
-               history: int = RECENT_MONTHS, older_rng: np.random.Generator | None = None,
-               former: pl.DataFrame | None = None) -> pl.DataFrame:
-    """`history` months of settlements: mostly residents, a share for roster members; costs heavy-tailed.
+def claims_draws(rng, pool_size: int, m: date, per_month: int, end: date) -> dict[str, np.ndarray]:
+    """The random draws of one month of settlements, in the samples' generator's order.
 
-    The recent year is drawn from `rng` exactly as it always was; the months before it (history > 12)
-    from `older_rng`, with the `former` residents (who died before the recent year) among the
-    claimants, so a longer history leaves every draw of the recent year, and of everything drawn
-    after it, unchanged: the same city, with more history behind it.
+    Mostly residents, a share for roster members (`who` indexes the claimant pool); costs
+    heavy-tailed. `increments.claims_rows` draws the months in the history's order (only these
+    arrays, to move the stream on and count the rows) and draws a file's months again from the
+    saved states, this time made into rows by `claims_frame`.
     """
-    pool = pl.concat([residents.select("id_number", "name", "division_code"),
-                      roster.unique("id_number", keep="first", maintain_order=True).select("id_number", "name", "division_code")])
-    older_pool = pool if former is None or former.is_empty() else pl.concat([pool, former.select(pool.columns)])
-    older = [_claims_month(older_rng, county, older_pool, m, per_month, end) for m in older_months(end, history)]
-    recent = [_claims_month(rng, county, pool, m, per_month, end) for m in months(end)]
-    return pl.concat(older + recent).with_columns(county=pl.lit(county))
-
-
-def _claims_month(rng, county: str, pool: pl.DataFrame, m: date, per_month: int, end: date) -> pl.DataFrame:
-    """One month of settlements (the draws, in their order, of one pass of the original loop)."""
     last = min(month_end(m), end)
     n = per_month
-    who = pool[rng.integers(0, pool.height, n)]
+    who = rng.integers(0, pool_size, n)
     visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
     median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
     total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
     basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
     critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
     assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)
-    oop = total - basic - critical - assist
-    return who.with_columns(
+    settled = random_dates(rng, m, last, n)
+    diagnosis = rng.choice(DIAGNOSES, n)
+    return {"who": who, "visit": visit, "total": total, "basic": basic, "critical": critical, "assist": assist,
+            "settled": settled, "diagnosis": diagnosis}
+
+
+def claims_frame(draws: dict[str, np.ndarray], county: str, pool: pl.DataFrame, m: date, end: date) -> pl.DataFrame:
+    """One month of settlements as rows (claimant, settlement number, costs), from `claims_draws`."""
+    n = len(draws["who"])
+    total, basic, critical, assist = draws["total"], draws["basic"], draws["critical"], draws["assist"]
+    return pool[draws["who"]].with_columns(
         settlement_id=pl.lit(f"JS-{county}-{m:%Y%m}-") + pl.int_range(n).cast(pl.String).str.zfill(7),
-        settled_on=pl.Series(random_dates(rng, m, last, n)).cast(pl.Date),
-        visit_type=pl.Series(visit), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
-        critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist), out_of_pocket=pl.Series(oop),
-        diagnosis_code=pl.Series(rng.choice(DIAGNOSES, n)),
-        _file_date=pl.lit(last),
+        settled_on=pl.Series(draws["settled"]).cast(pl.Date),
+        visit_type=pl.Series(draws["visit"]), total_cost=pl.Series(total), basic_insurance_paid=pl.Series(basic),
+        critical_illness_paid=pl.Series(critical), medical_assistance_paid=pl.Series(assist),
+        out_of_pocket=pl.Series(total - basic - critical - assist),
+        diagnosis_code=pl.Series(draws["diagnosis"]),
+        _file_date=pl.lit(min(month_end(m), end)),
     )
 
 
-def _active_in(frame: pl.DataFrame, m: date, start_col: str, end_col: str) -> pl.DataFrame:
+def active_in(frame: pl.DataFrame, m: date, start_col: str, end_col: str) -> pl.DataFrame:
     """Rows active for the whole month m (started before its end, not ended before its end)."""
     me = month_end(m)
     return frame.filter((pl.col(start_col) <= me) & (pl.col(end_col).is_null() | (pl.col(end_col) >= me)))
-
-
-def payments_for(rng, county: str, roster: pl.DataFrame, certs: pl.DataFrame, end: date,
-                 history: int = RECENT_MONTHS) -> pl.DataFrame:
-    """Benefits paid month by month, over `history` months, to those entitled that month, and to nobody else."""
-    rows = []
-    eligible_care = (pl.col("lvl") <= 2) | pl.col("cat").is_in([5, 6])
-    for m in months(end, history):
-        if date(m.year, m.month, 20) > end:
-            continue
-        active = _active_in(roster, m, "enrolled_on", "ended_true")
-        heads = active.filter((pl.col("relation") == "本人") & (pl.col("assistance_type") == "低保"))
-        rows.append(heads.select("id_number", "name", "division_code", pl.lit("低保金").alias("subsidy_type"), pl.col("monthly_benefit").alias("amount"), pl.lit(m).alias("_m")))
-        tk = active.filter(pl.col("assistance_type") == "特困")
-        rows.append(tk.select("id_number", "name", "division_code", pl.lit("特困供养金").alias("subsidy_type"), pl.col("monthly_benefit").alias("amount"), pl.lit(m).alias("_m")))
-        valid = certs.filter((pl.col("issued_on") <= month_end(m)) & (pl.col("revoked_on").is_null() | (pl.col("revoked_on") > month_end(m))) & ~pl.col("moved_out"))
-        dibao_members = active.filter(pl.col("assistance_type") == "低保").select("id_number").unique(maintain_order=True)
-        living = valid.join(dibao_members, on="id_number", maintain_order="left").filter(pl.col("pick") < 0.9)
-        rows.append(living.select("id_number", "name", "division_code", pl.lit("困难残疾人生活补贴").alias("subsidy_type"), pl.lit(8000, dtype=pl.Int64).alias("amount"), pl.lit(m).alias("_m")))
-        care = valid.filter(eligible_care & (pl.col("pick") < 0.92))
-        rows.append(care.select("id_number", "name", "division_code", pl.lit("重度残疾人护理补贴").alias("subsidy_type"), pl.lit(9000, dtype=pl.Int64).alias("amount"), pl.lit(m).alias("_m")))
-    pay = pl.concat(rows)
-    pay = pay.filter(pl.col("amount") > 0)
-    return pay.with_columns(
-        pay_month=pl.col("_m").dt.strftime("%Y-%m"),
-        _file_date=pl.col("_m").dt.offset_by("19d"),
-        county=pl.lit(county),
-    ).with_columns(
-        payment_id=pl.lit(f"FF-{county}-") + pl.col("_m").dt.strftime("%Y%m-") + pl.int_range(pl.len()).over("_m").cast(pl.String).str.zfill(6)
-    ).drop("_m")
 
 
 def deaths_for(rng, county: str, residents: pl.DataFrame, end: date, former: pl.DataFrame | None = None,
@@ -348,18 +302,3 @@ def _reported(rng, dead: pl.DataFrame, end: date) -> pl.DataFrame:
         _second=pl.lit(True),
     )
     return pl.concat([first.with_columns(_second=pl.lit(False)), second], how="diagonal")
-
-
-def hrss_for(rng, county: str, residents: pl.DataFrame, end: date, history: int = RECENT_MONTHS) -> pl.DataFrame:
-    """Pensions for retired residents, wages for employed ones, some unemployment benefit, over `history` months."""
-    age = (pl.lit(end) - pl.col("birth")).dt.total_days() / 365.25
-    pensioners = residents.filter((age >= 60) & pl.Series(rng.random(residents.height) < 0.3))
-    workers = residents.filter((age >= 22) & (age < 60) & pl.Series(rng.random(residents.height) < 0.18))
-    jobless = residents.filter((age >= 22) & (age < 60) & pl.Series(rng.random(residents.height) < 0.01))
-    frames = []
-    for people, item, lo, hi in ((pensioners, "城镇职工养老金", 1800, 4500), (workers, "就业登记工资", 2200, 8000), (jobless, "失业保险金", 1400, 1800)):
-        base = (rng.uniform(lo, hi, people.height) * 100).round(-2).astype(np.int64)
-        for m in months(end, history):
-            frames.append(people.select("id_number", "name").with_columns(
-                item=pl.lit(item), month=pl.lit(f"{m:%Y-%m}"), amount=pl.Series(base), _file_date=pl.lit(min(month_end(m), end))))
-    return pl.concat(frames).with_columns(county=pl.lit(county))

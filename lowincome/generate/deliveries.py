@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import polars as pl
 
 from ..feeds import DEPARTMENT_FEEDS as FEEDS, FeedSpec
+from .increments import MonthlyRows, increment_files
 from .population import add_months, month_end
 from .spoil import BAD_KINDS, bad_row_applicable, bad_value, cents_text, choose_rows, messy_options, messy_value
 
@@ -112,9 +115,24 @@ def write_file(frame: pl.DataFrame, spec: FeedSpec, path: Path, fmt: str, rng: n
     elif fmt == "parquet":
         out.write_parquet(path)
     else:
-        text = out.write_csv()
         encoding = {"csv-utf8": "utf-8", "csv-bom": "utf-8-sig", "csv-gb18030": "gb18030"}[fmt]
-        path.write_bytes(text.encode(encoding))
+        _write_csv(out, path, encoding)
+
+
+CSV_SLICE_ROWS = 100_000
+
+
+def _write_csv(frame: pl.DataFrame, path: Path, encoding: str) -> None:
+    """The CSV text of `frame` in `encoding`, written a slice of rows at a time.
+
+    Why slices: the text of a multi-million-row file, as a Python string and again as encoded bytes,
+    took more memory than the file's rows. Each field is quoted or not on its own, so the slices
+    put together are the text of the whole frame; only the first carries the header (and the BOM).
+    """
+    with open(path, "wb") as fh:
+        for start in range(0, max(frame.height, 1), CSV_SLICE_ROWS):
+            text = frame.slice(start, CSV_SLICE_ROWS).write_csv(include_header=start == 0)
+            fh.write(text.encode(encoding if start == 0 else encoding.removesuffix("-sig")))
 
 
 def choose_format(feed_idx: int, county_idx: int, file_idx: int, rows: int) -> str:
@@ -185,18 +203,31 @@ def quarterly_backlog(rows: pl.DataFrame, end: date) -> pl.DataFrame:
     return rows.with_columns(_file_date=pl.col("_file_date").max().over(group))
 
 
-def deliveries(world: dict[str, pl.DataFrame], end: date, counties: list[str]) -> dict[str, list[tuple[str, date, pl.DataFrame]]]:
-    """(county, extraction date, typed rows) per feed, one entry per delivery file."""
-    out: dict[str, list[tuple[str, date, pl.DataFrame]]] = {f: [] for f in FEEDS}
+def deliveries(world: dict[str, pl.DataFrame], increments: dict[str, list[MonthlyRows]], planted: dict[str, pl.DataFrame],
+               end: date, counties: list[str]) -> dict[str, list[tuple[str, date, Callable[[], pl.DataFrame]]]]:
+    """(county, extraction date, typed rows on demand) per feed, one entry per delivery file.
+
+    `world` holds the population-sized tables (rosters, rural households, certificates, deaths),
+    `increments` the claims, payments and 人社 rows of each county month by month, and `planted`
+    the planted rows of those three. A file's rows are made when it is written, one file at a
+    time, so the generator never holds the whole history.
+    """
+    out: dict[str, list[tuple[str, date, Callable[[], pl.DataFrame]]]] = {f: [] for f in FEEDS}
     snapshot_of = {"civil_roster": ("roster", roster_at), "rural_monitoring": ("rural", rural_at), "disability_cert": ("certs", certs_at)}
-    increment_of = {"medical_claims": "claims", "subsidy_payments": "payments", "death_records": "deaths", "hrss_benefits": "hrss"}
-    for county in counties:
+    increment_of = {"medical_claims": "claims", "subsidy_payments": "payments", "hrss_benefits": "hrss"}
+    for ci, county in enumerate(counties):
         for feed, (table, cut) in snapshot_of.items():
             rows = world[table].filter(pl.col("county") == county)
             for s in snapshot_dates(feed, end):
-                out[feed].append((county, s, cut(rows, s)))
+                out[feed].append((county, s, partial(cut, rows, s)))
+        deaths = quarterly_backlog(world["deaths"].filter((pl.col("county") == county) & (pl.col("_file_date") <= end)), end)
+        for (d,), part in sorted(deaths.partition_by("_file_date", as_dict=True).items()):
+            out["death_records"].append((county, d, partial(lambda p: p, part)))
         for feed, table in increment_of.items():
-            rows = quarterly_backlog(world[table].filter((pl.col("county") == county) & (pl.col("_file_date") <= end)), end)
-            for (d,), part in sorted(rows.partition_by("_file_date", as_dict=True).items()):
-                out[feed].append((county, d, part))
+            if table not in increments:
+                continue
+            mine = planted.get(table)
+            mine = mine.filter(pl.col("county") == county) if mine is not None else None
+            for d, make in increment_files(increments[table][ci], mine, end):
+                out[feed].append((county, d, make))
     return out
