@@ -345,7 +345,8 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
         try:
             install_key_macro(rcon, pseudonym_key)
             configure_duckdb(rcon, settings)
-            _build_restricted(rcon, store, manifests, restricted_tables or {}, (extra_tables or {}).get("mart.flags"))
+            _build_restricted(rcon, store, manifests, restricted_tables or {}, (extra_tables or {}).get("mart.flags"),
+                              pseudonym_key)
             rcon.execute("CHECKPOINT")
         finally:
             rcon.close()
@@ -364,27 +365,129 @@ def _rows(store: WorkStore, parts) -> int:
     return sum(pq.ParquetFile(store.root / p).metadata.num_rows for p in parts)
 
 
-def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None) -> None:
+def _seen_sql(feed: str, source: str) -> str:
+    """The (id_number, name, county_code, delivered_on) rows of one feed that the person index is made of."""
+    by_name = FEEDS[feed].by_name
+    rows = (f"SELECT id_number, {'name' if 'name' in by_name else 'NULL'} AS name, "
+            f"coalesce({'county_code' if 'county_code' in by_name else 'NULL'}, file_county) AS county_code, delivered_on "
+            f"FROM ({source}) WHERE id_number IS NOT NULL")
+    if feed == "civil_roster":  # household heads are persons too
+        rows += f" UNION ALL SELECT head_id_number, NULL, county_code, delivered_on FROM ({source})"
+    return rows
+
+
+def _person_feeds() -> list[str]:
+    return [f for f, spec in FEEDS.items() if "id_number" in spec.by_name or f == "civil_roster"]
+
+
+# One row per person of a set of parts: the newest name and county with the (delivered_on, value) they won by,
+# so that the state of some parts merged with the rows of further parts gives the index of them all.
+# arg_max skips rows whose value is NULL; the `_on` columns are taken from the same winning row.
+_PERSON_STATE_AGG = """arg_max(name, ({on}, name)) FILTER (WHERE name IS NOT NULL) AS name,
+       arg_max({on}, ({on}, name)) FILTER (WHERE name IS NOT NULL) AS name_on,
+       arg_max(county_code, ({con}, county_code)) AS county_code,
+       arg_max({con}, ({con}, county_code)) FILTER (WHERE county_code IS NOT NULL) AS county_on"""
+
+PERSON_STATE_DIR = "person_index"  # under work/: identified, read only by the publishing run
+PERSON_STATE_VERSION = "1"  # bump when the state's meaning changes: older states are then ignored
+PERSON_STATES_KEPT = 2
+
+
+def _state_tag(pseudonym_key: str) -> str:
+    return f"v{PERSON_STATE_VERSION}-{_key_tag(pseudonym_key)}"
+
+
+def _person_state_base(folder: Path, tag: str, parts: set[str]) -> tuple[Path, set[str]] | None:
+    """The saved person state covering the most of `parts` and nothing else (None: start from no state)."""
+    best = None
+    for note in folder.glob(f"{tag}.*.json"):
+        data = note.with_suffix(".parquet")
+        try:
+            covered = set(json.loads(note.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+        if data.exists() and covered <= parts and (best is None or len(covered) > len(best[1])):
+            best = (data, covered)
+    return best
+
+
+def _save_person_state(con, folder: Path, tag: str, parts: set[str]) -> None:
+    """Keep the state of these parts for the next night (Parquet first, then the note that makes it usable)."""
+    folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    stem = f"{tag}.{time.time_ns()}"
+    data, note = folder / f"{stem}.parquet", folder / f"{stem}.json"
+    tmp = folder / f".{stem}.{os.getpid()}.tmp"
+    try:
+        con.execute(f"COPY person_state TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+        os.replace(tmp, data)
+        tmp.write_text(json.dumps(sorted(parts)), encoding="utf-8")
+        os.replace(tmp, note)
+    finally:
+        tmp.unlink(missing_ok=True)
+    notes = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in notes[PERSON_STATES_KEPT:]:  # a few recent states: a replay of an older day starts from scratch
+        old.unlink(missing_ok=True)
+        old.with_suffix(".parquet").unlink(missing_ok=True)
+    for stray in folder.glob("*.parquet"):
+        if not stray.with_suffix(".json").exists():
+            stray.unlink(missing_ok=True)
+
+
+def _person_index(con, store: WorkStore, manifests: dict[str, Staging], pseudonym_key: str) -> None:
+    """`person_index` (person_key → ID number, newest name and county) at the cost of the parts added since last night.
+
+    The index is an aggregate over every staged row with an ID number. The state of the parts indexed
+    last time (kept under work/, with the list of those parts) is merged with the rows of the parts
+    added since, and keys are computed for new ID numbers only. When a part went away (a corrected
+    file, a replay of an older day) no saved state fits and the index is built from every part.
+    """
+    root = store.root
+    parts = {p for f in _person_feeds() for p in manifests[f].parts}
+    folder = root / PERSON_STATE_DIR
+    tag = _state_tag(pseudonym_key)
+    base = _person_state_base(folder, tag, parts)
+    covered = base[1] if base else set()
+    new = []
+    for f in _person_feeds():
+        added = [str(root / p) for p in manifests[f].parts if p not in covered]
+        if added:
+            new.append(_seen_sql(f, f"SELECT * FROM read_parquet({sql_list(added)}, union_by_name = true)"))
+    if base and not new:
+        con.execute(f"CREATE TEMP TABLE person_state AS SELECT * FROM read_parquet({sql_text(str(base[0]))})")
+    else:
+        rows = " UNION ALL ".join(new) if new else (
+            "SELECT NULL::VARCHAR AS id_number, NULL::VARCHAR AS name, NULL::VARCHAR AS county_code, "
+            "NULL::DATE AS delivered_on WHERE false")
+        added = (f"SELECT id_number, NULL::VARCHAR AS person_key, {_PERSON_STATE_AGG.format(on='delivered_on', con='delivered_on')} "
+                 f"FROM ({rows}) WHERE id_number IS NOT NULL GROUP BY id_number")
+        if base:
+            merged = (f"SELECT id_number, max(person_key) AS person_key, {_PERSON_STATE_AGG.format(on='name_on', con='county_on')} "
+                      f"FROM (SELECT id_number, person_key, name, name_on, county_code, county_on "
+                      f"FROM read_parquet({sql_text(str(base[0]))}) UNION ALL "
+                      f"SELECT id_number, person_key, name, name_on, county_code, county_on FROM ({added})) "
+                      "GROUP BY id_number")
+        else:
+            merged = added
+        con.execute(  # keys for the new ID numbers only (pkey is a subquery: keep it out of the rows that have one)
+            f"""CREATE TEMP TABLE person_state AS
+                WITH m AS ({merged}),
+                     k AS (SELECT id_number AS v, pkey(id_number) AS k FROM m WHERE person_key IS NULL)
+                SELECT m.id_number, coalesce(m.person_key, k.k) AS person_key,
+                       m.name, m.name_on::DATE AS name_on, m.county_code, m.county_on::DATE AS county_on
+                FROM m LEFT JOIN k ON k.v = m.id_number"""
+        )
+        _save_person_state(con, folder, tag, parts)
+    con.execute("""CREATE TABLE person_index AS
+                   SELECT person_key, id_number, name, county_code FROM person_state ORDER BY county_code, person_key""")
+    con.execute("DROP TABLE person_state")
+
+
+def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None,
+                      pseudonym_key: str) -> None:
     """Identified indexes for caseworkers: key → ID number and name, household → members."""
     root = store.root
     staging = {f: m.relation_sql(root) for f, m in manifests.items()}
-    seen = " UNION ALL ".join(
-        f"SELECT id_number, {'name' if 'name' in FEEDS[f].by_name else 'NULL'} AS name, "
-        f"coalesce({'county_code' if 'county_code' in FEEDS[f].by_name else 'NULL'}, file_county) AS county_code, delivered_on "
-        f"FROM ({sql}) WHERE id_number IS NOT NULL"
-        for f, sql in staging.items() if "id_number" in FEEDS[f].by_name)
-    con.execute(
-        f"""CREATE TABLE person_index AS
-           WITH seen AS (
-               {seen}
-               UNION ALL
-               SELECT head_id_number, NULL, county_code, delivered_on FROM ({staging['civil_roster']})
-           )
-           SELECT pkey(id_number) AS person_key, id_number,
-                  arg_max(name, (delivered_on, name)) FILTER (WHERE name IS NOT NULL) AS name,
-                  arg_max(county_code, (delivered_on, county_code)) AS county_code  -- ties: one answer every run
-           FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key"""
-    )
+    _person_index(con, store, manifests, pseudonym_key)
     con.execute(
         f"""CREATE TABLE household_index AS
             SELECT {household_key_sql('household_id')} AS household_key, 'civil_roster' AS source,
