@@ -460,12 +460,17 @@ def _person_index(con, store: WorkStore, manifests: dict[str, Staging], pseudony
             "NULL::DATE AS delivered_on WHERE false")
         added = (f"SELECT id_number, NULL::VARCHAR AS person_key, {_PERSON_STATE_AGG.format(on='delivered_on', con='delivered_on')} "
                  f"FROM ({rows}) WHERE id_number IS NOT NULL GROUP BY id_number")
-        if base:
-            merged = (f"SELECT id_number, max(person_key) AS person_key, {_PERSON_STATE_AGG.format(on='name_on', con='county_on')} "
-                      f"FROM (SELECT id_number, person_key, name, name_on, county_code, county_on "
-                      f"FROM read_parquet({sql_text(str(base[0]))}) UNION ALL "
-                      f"SELECT id_number, person_key, name, name_on, county_code, county_on FROM ({added})) "
-                      "GROUP BY id_number")
+        if base:  # persons the new parts do not mention keep their state row as it is
+            con.execute(f"CREATE TEMP TABLE person_added AS {added}")
+            state = f"read_parquet({sql_text(str(base[0]))})"
+            columns = "id_number, person_key, name, name_on, county_code, county_on"
+            merged = (f"SELECT {columns} FROM {state} AS s WHERE NOT EXISTS "
+                      "(SELECT 1 FROM person_added AS a WHERE a.id_number = s.id_number) "
+                      f"UNION ALL SELECT id_number, max(person_key) AS person_key, "
+                      f"{_PERSON_STATE_AGG.format(on='name_on', con='county_on')} "
+                      f"FROM (SELECT {columns} FROM {state} AS s WHERE EXISTS "
+                      "(SELECT 1 FROM person_added AS a WHERE a.id_number = s.id_number) "
+                      f"UNION ALL SELECT {columns} FROM person_added) GROUP BY id_number")
         else:
             merged = added
         con.execute(  # keys for the new ID numbers only (pkey is a subquery: keep it out of the rows that have one)
@@ -480,6 +485,7 @@ def _person_index(con, store: WorkStore, manifests: dict[str, Staging], pseudony
     con.execute("""CREATE TABLE person_index AS
                    SELECT person_key, id_number, name, county_code FROM person_state ORDER BY county_code, person_key""")
     con.execute("DROP TABLE person_state")
+    con.execute("DROP TABLE IF EXISTS person_added")
 
 
 def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None,
