@@ -79,18 +79,23 @@ def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
                      for sql, alias, key in _analyst_columns(spec, columns))
 
 
-def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str) -> str:
+def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str | None = None) -> str:
     """SELECT of the analysts' copy of one part, each key computed once per distinct value.
 
     The pseudonymous key is an HMAC (two SHA-256 per value): a claims file repeats each person many
     times, so keying the distinct values and joining them back costs a fraction of keying every row.
+    With `keys` (a table of (v, k) already holding every value of the part, see `_copy_parts`), the
+    part's values are looked up there instead of keyed again.
     """
     cols = _analyst_columns(spec, columns)
     keyed = [(i, sql) for i, (sql, _, key) in enumerate(cols) if key]
     ctes = [f"src AS (SELECT * FROM read_parquet({source}))"]
     joins, select = [], []
     for i, sql in keyed:
-        ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
+        if keys:
+            ctes.append(f"k{i} AS (SELECT v, k FROM {keys} WHERE v IN (SELECT ({sql}) FROM src))")
+        else:
+            ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
         joins.append(f"LEFT JOIN k{i} ON k{i}.v = ({sql})")  # k<i> has only v and k: the other names are src's
     for i, (sql, alias, key) in enumerate(cols):
         if key:
@@ -242,15 +247,43 @@ def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -
     spec = FEEDS[staging.feed]
     tag = _key_tag(pseudonym_key)
     folder = store.warehouse / PUBLISHED_DIR / "staging" / staging.feed
-    out = []
+    out, todo = [], []
     for rel in staging.parts or (staging.empty,):
         source = store.root / rel
         target = folder / f"{Path(rel).stem}.{tag}.parquet"
         if not target.exists():
-            cols = [f.name for f in pq.read_schema(source)]
-            _copy_part(con, analyst_copy_sql(spec, cols, sql_text(str(source))), target)
+            todo.append((source, target))
         out.append(str(target))
+    if todo:
+        _copy_parts(con, spec, todo)
     return out
+
+
+_PART_KEYS = "_analyst_keys"
+
+
+def _copy_parts(con, spec: FeedSpec, todo: list[tuple[Path, Path]]) -> None:
+    """Copy the parts of one feed a night has not published yet, keying each distinct value once for them all.
+
+    A person recurs in every monthly part of a feed: keying the distinct values of all new parts at
+    once (one temporary table, in the copying connection only) and looking each part's values up
+    there does the HMAC once per value instead of once per value and part.
+    """
+    columns = {source: [f.name for f in pq.read_schema(source)] for source, _ in todo}
+    exprs = list(dict.fromkeys(sql for cols in columns.values() for sql, _, key in _analyst_columns(spec, cols) if key))
+    shared = bool(exprs) and len(todo) > 1
+    if shared:
+        files = f"read_parquet({sql_list(source for source, _ in todo)}, union_by_name = true)"
+        values = " UNION ALL ".join(f"SELECT ({sql}) AS v FROM {files}" for sql in exprs)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_PART_KEYS} AS "
+                    f"SELECT v, pkey(v) AS k FROM (SELECT DISTINCT v FROM ({values}) WHERE v IS NOT NULL)")
+    try:
+        for source, target in todo:
+            _copy_part(con, analyst_copy_sql(spec, columns[source], sql_text(str(source)), _PART_KEYS if shared else None),
+                       target)
+    finally:
+        if shared:
+            con.execute(f"DROP TABLE IF EXISTS {_PART_KEYS}")
 
 
 _QUARANTINE_COLUMNS = ("feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on, "
@@ -296,20 +329,26 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
     manifests = {f: store.staging(as_of, f) for f in FEEDS}
     referenced: list[str] = []
     try:
+        # the analysts' parts first, in a connection of their own: its temporary key table holds ID numbers
+        copier = configure_duckdb(duckdb.connect(), settings)
+        try:
+            install_key_macro(copier, pseudonym_key)
+            parts = {f: analyst_parts(copier, store, manifests[f], pseudonym_key) for f in FEEDS}
+            quarantine_parts = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
+        finally:
+            copier.close()
         con = _build(analysts_tmp)
         try:
             configure_duckdb(con, settings)
-            install_key_macro(con, pseudonym_key)
             for schema in ("staging", "quarantine", "audit", "mart"):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             quarantine: list[str] = []
             for spec in FEEDS.values():
                 staging = manifests[spec.name]
-                parts = analyst_parts(con, store, staging, pseudonym_key)
-                referenced += parts
-                con.execute(f"CREATE VIEW staging.{spec.name} AS {staging.relation_sql(store.root, parts)}")
+                referenced += parts[spec.name]
+                con.execute(f"CREATE VIEW staging.{spec.name} AS {staging.relation_sql(store.root, parts[spec.name])}")
                 counts[f"staging.{spec.name}"] = staging.rows
-                quarantine += analyst_quarantine(con, store, staging)
+                quarantine += quarantine_parts[spec.name]
             referenced += quarantine
             source = (f"SELECT * FROM read_parquet({sql_list(quarantine)}, union_by_name = true)" if quarantine
                       else _EMPTY_QUARANTINE)
