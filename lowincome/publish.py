@@ -421,11 +421,12 @@ def _person_feeds() -> list[str]:
 
 # One row per person of a set of parts: the newest name and county with the (delivered_on, value) they won by,
 # so that the state of some parts merged with the rows of further parts gives the index of them all.
-# arg_max skips rows whose value is NULL; the `_on` columns are taken from the same winning row.
+# arg_max skips rows whose value is NULL; the winning row's day is the newest day among the rows with a
+# value (the day comes first in the ordering), so the `_on` columns are a plain max over those rows.
 _PERSON_STATE_AGG = """arg_max(name, ({on}, name)) FILTER (WHERE name IS NOT NULL) AS name,
-       arg_max({on}, ({on}, name)) FILTER (WHERE name IS NOT NULL) AS name_on,
+       max({on}) FILTER (WHERE name IS NOT NULL) AS name_on,
        arg_max(county_code, ({con}, county_code)) AS county_code,
-       arg_max({con}, ({con}, county_code)) FILTER (WHERE county_code IS NOT NULL) AS county_on"""
+       max({con}) FILTER (WHERE county_code IS NOT NULL) AS county_on"""
 
 PERSON_STATE_DIR = "person_index"  # under work/: identified, read only by the publishing run
 PERSON_STATE_VERSION = "1"  # bump when the state's meaning changes: older states are then ignored
