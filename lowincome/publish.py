@@ -80,18 +80,23 @@ def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
                      for sql, alias, key in _analyst_columns(spec, columns))
 
 
-def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str) -> str:
+def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str | None = None) -> str:
     """SELECT of the analysts' copy of one part, each key computed once per distinct value.
 
     The pseudonymous key is an HMAC (two SHA-256 per value): a claims file repeats each person many
     times, so keying the distinct values and joining them back costs a fraction of keying every row.
+    With `keys` (a table of (v, k) already holding every value of the part, see `_copy_parts`), the
+    part's values are looked up there instead of keyed again.
     """
     cols = _analyst_columns(spec, columns)
     keyed = [(i, sql) for i, (sql, _, key) in enumerate(cols) if key]
     ctes = [f"src AS (SELECT * FROM read_parquet({source}))"]
     joins, select = [], []
     for i, sql in keyed:
-        ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
+        if keys:
+            ctes.append(f"k{i} AS (SELECT v, k FROM {keys} WHERE v IN (SELECT ({sql}) FROM src))")
+        else:
+            ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
         joins.append(f"LEFT JOIN k{i} ON k{i}.v = ({sql})")  # k<i> has only v and k: the other names are src's
     for i, (sql, alias, key) in enumerate(cols):
         if key:
@@ -243,15 +248,43 @@ def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -
     spec = FEEDS[staging.feed]
     tag = _key_tag(pseudonym_key)
     folder = store.warehouse / PUBLISHED_DIR / "staging" / staging.feed
-    out = []
+    out, todo = [], []
     for rel in staging.parts or (staging.empty,):
         source = store.root / rel
         target = folder / f"{Path(rel).stem}.{tag}.parquet"
         if not target.exists():
-            cols = [f.name for f in pq.read_schema(source)]
-            _copy_part(con, analyst_copy_sql(spec, cols, sql_text(str(source))), target)
+            todo.append((source, target))
         out.append(str(target))
+    if todo:
+        _copy_parts(con, spec, todo)
     return out
+
+
+_PART_KEYS = "_analyst_keys"
+
+
+def _copy_parts(con, spec: FeedSpec, todo: list[tuple[Path, Path]]) -> None:
+    """Copy the parts of one feed a night has not published yet, keying each distinct value once for them all.
+
+    A person recurs in every monthly part of a feed: keying the distinct values of all new parts at
+    once (one temporary table, in the copying connection only) and looking each part's values up
+    there does the HMAC once per value instead of once per value and part.
+    """
+    columns = {source: [f.name for f in pq.read_schema(source)] for source, _ in todo}
+    exprs = list(dict.fromkeys(sql for cols in columns.values() for sql, _, key in _analyst_columns(spec, cols) if key))
+    shared = bool(exprs) and len(todo) > 1
+    if shared:
+        files = f"read_parquet({sql_list(source for source, _ in todo)}, union_by_name = true)"
+        values = " UNION ALL ".join(f"SELECT ({sql}) AS v FROM {files}" for sql in exprs)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {_PART_KEYS} AS "
+                    f"SELECT v, pkey(v) AS k FROM (SELECT DISTINCT v FROM ({values}) WHERE v IS NOT NULL)")
+    try:
+        for source, target in todo:
+            _copy_part(con, analyst_copy_sql(spec, columns[source], sql_text(str(source)), _PART_KEYS if shared else None),
+                       target)
+    finally:
+        if shared:
+            con.execute(f"DROP TABLE IF EXISTS {_PART_KEYS}")
 
 
 _QUARANTINE_COLUMNS = ("feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on, "
@@ -297,20 +330,26 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
     manifests = {f: store.staging(as_of, f) for f in FEEDS}
     referenced: list[str] = []
     try:
+        # the analysts' parts first, in a connection of their own: its temporary key table holds ID numbers
+        copier = configure_duckdb(duckdb.connect(), settings)
+        try:
+            install_key_macro(copier, pseudonym_key)
+            parts = {f: analyst_parts(copier, store, manifests[f], pseudonym_key) for f in FEEDS}
+            quarantine_parts = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
+        finally:
+            copier.close()
         con = _build(analysts_tmp)
         try:
             configure_duckdb(con, settings)
-            install_key_macro(con, pseudonym_key)
             for schema in ("staging", "quarantine", "audit", "mart"):
                 con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             quarantine: list[str] = []
             for spec in FEEDS.values():
                 staging = manifests[spec.name]
-                parts = analyst_parts(con, store, staging, pseudonym_key)
-                referenced += parts
-                con.execute(f"CREATE VIEW staging.{spec.name} AS {staging.relation_sql(store.root, parts)}")
+                referenced += parts[spec.name]
+                con.execute(f"CREATE VIEW staging.{spec.name} AS {staging.relation_sql(store.root, parts[spec.name])}")
                 counts[f"staging.{spec.name}"] = staging.rows
-                quarantine += analyst_quarantine(con, store, staging)
+                quarantine += quarantine_parts[spec.name]
             referenced += quarantine
             source = (f"SELECT * FROM read_parquet({sql_list(quarantine)}, union_by_name = true)" if quarantine
                       else _EMPTY_QUARANTINE)
@@ -343,7 +382,8 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
         try:
             install_key_macro(rcon, pseudonym_key)
             configure_duckdb(rcon, settings)
-            _build_restricted(rcon, store, manifests, restricted_tables or {}, (extra_tables or {}).get("mart.flags"))
+            _build_restricted(rcon, store, manifests, restricted_tables or {}, (extra_tables or {}).get("mart.flags"),
+                              pseudonym_key)
             rcon.execute("CHECKPOINT")
         finally:
             rcon.close()
@@ -362,27 +402,136 @@ def _rows(store: WorkStore, parts) -> int:
     return sum(pq.ParquetFile(store.root / p).metadata.num_rows for p in parts)
 
 
-def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None) -> None:
+def _seen_sql(feed: str, source: str) -> str:
+    """The (id_number, name, county_code, delivered_on) rows of one feed that the person index is made of."""
+    by_name = FEEDS[feed].by_name
+    rows = (f"SELECT id_number, {'name' if 'name' in by_name else 'NULL'} AS name, "
+            f"coalesce({'county_code' if 'county_code' in by_name else 'NULL'}, file_county) AS county_code, delivered_on "
+            f"FROM ({source}) WHERE id_number IS NOT NULL")
+    if feed == "civil_roster":  # household heads are persons too
+        rows += f" UNION ALL SELECT head_id_number, NULL, county_code, delivered_on FROM ({source})"
+    return rows
+
+
+def _person_feeds() -> list[str]:
+    return [f for f, spec in FEEDS.items() if "id_number" in spec.by_name or f == "civil_roster"]
+
+
+# One row per person of a set of parts: the newest name and county with the (delivered_on, value) they won by,
+# so that the state of some parts merged with the rows of further parts gives the index of them all.
+# arg_max skips rows whose value is NULL; the winning row's day is the newest day among the rows with a
+# value (the day comes first in the ordering), so the `_on` columns are a plain max over those rows.
+_PERSON_STATE_AGG = """arg_max(name, ({on}, name)) FILTER (WHERE name IS NOT NULL) AS name,
+       max({on}) FILTER (WHERE name IS NOT NULL) AS name_on,
+       arg_max(county_code, ({con}, county_code)) AS county_code,
+       max({con}) FILTER (WHERE county_code IS NOT NULL) AS county_on"""
+
+PERSON_STATE_DIR = "person_index"  # under work/: identified, read only by the publishing run
+PERSON_STATE_VERSION = "1"  # bump when the state's meaning changes: older states are then ignored
+PERSON_STATES_KEPT = 2
+
+
+def _state_tag(pseudonym_key: str) -> str:
+    return f"v{PERSON_STATE_VERSION}-{_key_tag(pseudonym_key)}"
+
+
+def _person_state_base(folder: Path, tag: str, parts: set[str]) -> tuple[Path, set[str]] | None:
+    """The saved person state covering the most of `parts` and nothing else (None: start from no state)."""
+    best = None
+    for note in folder.glob(f"{tag}.*.json"):
+        data = note.with_suffix(".parquet")
+        try:
+            covered = set(json.loads(note.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+        if data.exists() and covered <= parts and (best is None or len(covered) > len(best[1])):
+            best = (data, covered)
+    return best
+
+
+def _save_person_state(con, folder: Path, tag: str, parts: set[str]) -> None:
+    """Keep the state of these parts for the next night (Parquet first, then the note that makes it usable)."""
+    folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    stem = f"{tag}.{time.time_ns()}"
+    data, note = folder / f"{stem}.parquet", folder / f"{stem}.json"
+    tmp = folder / f".{stem}.{os.getpid()}.tmp"
+    try:
+        con.execute(f"COPY person_state TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+        os.replace(tmp, data)
+        tmp.write_text(json.dumps(sorted(parts)), encoding="utf-8")
+        os.replace(tmp, note)
+    finally:
+        tmp.unlink(missing_ok=True)
+    notes = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for old in notes[PERSON_STATES_KEPT:]:  # a few recent states: a replay of an older day starts from scratch
+        old.unlink(missing_ok=True)
+        old.with_suffix(".parquet").unlink(missing_ok=True)
+    for stray in folder.glob("*.parquet"):
+        if not stray.with_suffix(".json").exists():
+            stray.unlink(missing_ok=True)
+
+
+def _person_index(con, store: WorkStore, manifests: dict[str, Staging], pseudonym_key: str) -> None:
+    """`person_index` (person_key → ID number, newest name and county) at the cost of the parts added since last night.
+
+    The index is an aggregate over every staged row with an ID number. The state of the parts indexed
+    last time (kept under work/, with the list of those parts) is merged with the rows of the parts
+    added since, and keys are computed for new ID numbers only. When a part went away (a corrected
+    file, a replay of an older day) no saved state fits and the index is built from every part.
+    """
+    root = store.root
+    parts = {p for f in _person_feeds() for p in manifests[f].parts}
+    folder = root / PERSON_STATE_DIR
+    tag = _state_tag(pseudonym_key)
+    base = _person_state_base(folder, tag, parts)
+    covered = base[1] if base else set()
+    new = []
+    for f in _person_feeds():
+        added = [str(root / p) for p in manifests[f].parts if p not in covered]
+        if added:
+            new.append(_seen_sql(f, f"SELECT * FROM read_parquet({sql_list(added)}, union_by_name = true)"))
+    if base and not new:
+        con.execute(f"CREATE TEMP TABLE person_state AS SELECT * FROM read_parquet({sql_text(str(base[0]))})")
+    else:
+        rows = " UNION ALL ".join(new) if new else (
+            "SELECT NULL::VARCHAR AS id_number, NULL::VARCHAR AS name, NULL::VARCHAR AS county_code, "
+            "NULL::DATE AS delivered_on WHERE false")
+        added = (f"SELECT id_number, NULL::VARCHAR AS person_key, {_PERSON_STATE_AGG.format(on='delivered_on', con='delivered_on')} "
+                 f"FROM ({rows}) WHERE id_number IS NOT NULL GROUP BY id_number")
+        if base:  # persons the new parts do not mention keep their state row as it is
+            con.execute(f"CREATE TEMP TABLE person_added AS {added}")
+            state = f"read_parquet({sql_text(str(base[0]))})"
+            columns = "id_number, person_key, name, name_on, county_code, county_on"
+            merged = (f"SELECT {columns} FROM {state} AS s WHERE NOT EXISTS "
+                      "(SELECT 1 FROM person_added AS a WHERE a.id_number = s.id_number) "
+                      f"UNION ALL SELECT id_number, max(person_key) AS person_key, "
+                      f"{_PERSON_STATE_AGG.format(on='name_on', con='county_on')} "
+                      f"FROM (SELECT {columns} FROM {state} AS s WHERE EXISTS "
+                      "(SELECT 1 FROM person_added AS a WHERE a.id_number = s.id_number) "
+                      f"UNION ALL SELECT {columns} FROM person_added) GROUP BY id_number")
+        else:
+            merged = added
+        con.execute(  # keys for the new ID numbers only (pkey is a subquery: keep it out of the rows that have one)
+            f"""CREATE TEMP TABLE person_state AS
+                WITH m AS ({merged}),
+                     k AS (SELECT id_number AS v, pkey(id_number) AS k FROM m WHERE person_key IS NULL)
+                SELECT m.id_number, coalesce(m.person_key, k.k) AS person_key,
+                       m.name, m.name_on::DATE AS name_on, m.county_code, m.county_on::DATE AS county_on
+                FROM m LEFT JOIN k ON k.v = m.id_number"""
+        )
+        _save_person_state(con, folder, tag, parts)
+    con.execute("""CREATE TABLE person_index AS
+                   SELECT person_key, id_number, name, county_code FROM person_state ORDER BY county_code, person_key""")
+    con.execute("DROP TABLE person_state")
+    con.execute("DROP TABLE IF EXISTS person_added")
+
+
+def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tables: dict[str, Path], flags: Path | None,
+                      pseudonym_key: str) -> None:
     """Identified indexes for caseworkers: key → ID number and name, household → members."""
     root = store.root
     staging = {f: m.relation_sql(root) for f, m in manifests.items()}
-    seen = " UNION ALL ".join(
-        f"SELECT id_number, {'name' if 'name' in FEEDS[f].by_name else 'NULL'} AS name, "
-        f"coalesce({'county_code' if 'county_code' in FEEDS[f].by_name else 'NULL'}, file_county) AS county_code, delivered_on "
-        f"FROM ({sql}) WHERE id_number IS NOT NULL"
-        for f, sql in staging.items() if "id_number" in FEEDS[f].by_name)
-    con.execute(
-        f"""CREATE TABLE person_index AS
-           WITH seen AS (
-               {seen}
-               UNION ALL
-               SELECT head_id_number, NULL, county_code, delivered_on FROM ({staging['civil_roster']})
-           )
-           SELECT pkey(id_number) AS person_key, id_number,
-                  arg_max(name, (delivered_on, name)) FILTER (WHERE name IS NOT NULL) AS name,
-                  arg_max(county_code, (delivered_on, county_code)) AS county_code  -- ties: one answer every run
-           FROM seen WHERE id_number IS NOT NULL GROUP BY id_number ORDER BY county_code, person_key"""
-    )
+    _person_index(con, store, manifests, pseudonym_key)
     con.execute(
         f"""CREATE TABLE household_index AS
             SELECT {household_key_sql('household_id')} AS household_key, 'civil_roster' AS source,
