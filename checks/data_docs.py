@@ -99,8 +99,17 @@ def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
     return html, unmapped
 
 
-def make_offline(site: Path) -> list[str]:
-    """Vendor the static files into `site` and rewrite every HTML page; returns URLs that had no local copy."""
+def page_times(site: Path) -> dict[Path, int]:
+    """Every page of the site with its modification time (ns): what a partial build leaves untouched."""
+    return {page: page.stat().st_mtime_ns for page in site.rglob("*.html")}
+
+
+def make_offline(site: Path, only_changed_since: dict[Path, int] | None = None) -> list[str]:
+    """Vendor the static files into `site` and rewrite its HTML pages; returns URLs that had no local copy.
+
+    With `only_changed_since` (from `page_times` before a partial build), only pages that are new or
+    were written since are rewritten: the others were made offline when they were drawn.
+    """
     shutil.copytree(STATIC_DIR, site / VENDOR_DIR, dirs_exist_ok=True, ignore=shutil.ignore_patterns("README*"))
     unmapped: list[str] = []
     for css in site.rglob("*.css"):  # GX's own stylesheet draws the remote logo as a background
@@ -109,6 +118,8 @@ def make_offline(site: Path) -> list[str]:
         if cleaned != text:
             css.write_text(cleaned, encoding="utf-8", errors="surrogateescape")
     for page in site.rglob("*.html"):
+        if only_changed_since is not None and only_changed_since.get(page) == page.stat().st_mtime_ns:
+            continue
         html, missing = _rewrite_page(page.read_text(encoding="utf-8"), page, site)
         unmapped += missing
         page.write_text(html, encoding="utf-8")

@@ -174,6 +174,7 @@ def _store(gx_dir: Path, validations: list) -> None:
     with _locked(gx_dir):
         ctx = _docs_context(gx_dir)
         seen: set[str] = set()
+        stored: list[list] = []
         for v in validations:
             suite = v.suite
             if suite.name not in seen:
@@ -186,6 +187,8 @@ def _store(gx_dir: Path, validations: list) -> None:
                 batch_identifier=v.feed,
             )
             ctx.validation_results_store.set(key, v.result)
+            stored.append(list(key.to_tuple()))
+        _note_unrendered(gx_dir, stored)
         _bump_generation(gx_dir)
 
 
@@ -246,14 +249,41 @@ def _read_cached(cache: Path) -> pl.DataFrame | None:
     return frame
 
 
+UNRENDERED = ".unrendered"  # in the GX store: results stored since the site was last rendered (one JSON key per line)
+
+
+def _note_unrendered(gx_dir: Path, keys: list[list]) -> None:
+    """Remember which results the site lacks, so the next render draws only their pages (called under the lock)."""
+    if not keys:
+        return
+    path = gx_dir / UNRENDERED
+    try:
+        earlier = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        earlier = ""
+    write_text_atomic(path, earlier + "".join(json.dumps(k, ensure_ascii=False) + "\n" for k in keys))
+
+
+def _unrendered(gx_dir: Path) -> list | None:
+    """The keys stored since the last render, or None when that is not known (then the whole site is rebuilt)."""
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    try:
+        lines = (gx_dir / UNRENDERED).read_text(encoding="utf-8").splitlines()
+        return [ValidationResultIdentifier.from_tuple(tuple(json.loads(line))) for line in lines if line.strip()]
+    except (OSError, ValueError, TypeError, IndexError):
+        return None
+
+
 def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
     """Render the Data Docs of every stored delivery validation into `<reports_dir>/validation/`, offline.
 
-    GX rebuilds the whole site from every stored result, which grows with the history; a night that
-    stored nothing new would pay for it again. The site records (`.rendered`) the store generation it
-    was rendered from, with the validation code's fingerprint; when both are unchanged and the site's
-    index is there, nothing is rebuilt. Any stored result changes the generation (`_store`), so a new or
-    re-validated file always reaches the site.
+    GX rebuilds the whole site from every stored result, which grows with the history, so a night
+    renders only what it must. The site records (`.rendered`) the store generation it was rendered
+    from, with the validation code's fingerprint: when both are unchanged and the site's index is
+    there, nothing is rebuilt. When only new results were stored since (`_store` lists them in
+    `.unrendered`), only their pages and the index are drawn. When the code changed, the site is
+    missing or the list is lost, every page is drawn again.
     """
     gx_dir = work_dir / "gx"
     site_dir = (Path(reports_dir) / SITE_NAME).resolve()
@@ -268,15 +298,24 @@ def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
         if rendered == stamp and index.is_file():
             LOG.info("Data Docs unchanged since the last render (no new validation result): not rebuilt")
             return index
+        same_code = index.is_file() and rendered.split(" ")[1:] == [_fingerprint()]
+        new_keys = _unrendered(gx_dir) if same_code else None
         (site_dir / RENDERED).unlink(missing_ok=True)  # a failed build below must not look current
         ctx = _docs_context(gx_dir)
         for name in list(ctx.get_config().data_docs_sites or {}):
             ctx.delete_data_docs_site(name)
-        from .data_docs import _site_config, make_offline  # imports GX: only when the site is rebuilt
+        from .data_docs import _site_config, make_offline, page_times  # imports GX: only when the site is rebuilt
 
         ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
-        ctx.build_data_docs(site_names=[SITE_NAME])
-        make_offline(site_dir)
+        if new_keys:
+            before = page_times(site_dir)
+            ctx.build_data_docs(site_names=[SITE_NAME], resource_identifiers=new_keys)
+            make_offline(site_dir, only_changed_since=before)
+            LOG.info(f"Data Docs: {len(new_keys)} new page(s) drawn, the others kept")
+        else:
+            ctx.build_data_docs(site_names=[SITE_NAME])
+            make_offline(site_dir)
+        (gx_dir / UNRENDERED).unlink(missing_ok=True)
         write_text_atomic(site_dir / RENDERED, stamp)
     return index
 
