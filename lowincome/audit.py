@@ -175,3 +175,93 @@ def load_validation(con, store: WorkStore) -> None:
            JOIN audit.validation_sets s ON s.set_id = r.set_id
            JOIN audit.validation_file_results f ON f.result_id = s.result_id"""
     )
+
+
+# ---- deliveries: each distinct listing of the inbox once, each run a reference -------------------------
+#
+# `audit.deliveries` lists, for every run, every file of the inbox with what became of it. Written out in
+# full, a night with nothing new repeated the whole listing (10.5 KB a night in history at scale 2). The
+# history now keeps each distinct listing once, named by its content, and per run one row naming it; the
+# view `audit.deliveries` joins them back into the same rows and columns as before.
+
+DELIVERY_LISTS = "delivery_lists"  # history: <as_of>_<run_id>.parquet of the first run with that listing, with list_id
+DELIVERY_RUNS = "delivery_runs"  # history: <as_of>_<run_id>.parquet, one row (run_id, as_of, list_id)
+LEGACY_DELIVERIES = "deliveries"  # history before: every run's listing in full (migrated when next recorded)
+
+_DELIVERIES_EMPTY = ("SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
+                     "NULL::VARCHAR sha256, NULL::BIGINT rows_read, NULL::BIGINT rows_accepted, "
+                     "NULL::BIGINT rows_quarantined WHERE false")
+
+
+def _known_list_ids(store: WorkStore) -> set[str]:
+    glob = store.history_glob(DELIVERY_LISTS)
+    if glob is None:
+        return set()
+    return set(pl.scan_parquet(glob, missing_columns="insert", extra_columns="ignore")
+               .select("list_id").unique().collect()["list_id"].to_list())
+
+
+def record_deliveries(store: WorkStore, as_of: date, run_id: str, deliveries: pl.DataFrame) -> str:
+    """Record the run's listing of the inbox (`audit.deliveries` rows without run and day); returns its list id.
+
+    The listing is written only when no earlier run had the same one (the same files, statuses, counts
+    and columns), under the name of this run; the run's own row is written last. Repeating it changes
+    nothing (every name is the run's or the content's).
+    """
+    migrate_delivery_history(store)
+    return _record_deliveries(store, as_of, run_id, deliveries)
+
+
+def _record_deliveries(store: WorkStore, as_of: date, run_id: str, deliveries: pl.DataFrame) -> str:
+    schema = ",".join(f"{name}:{dtype}" for name, dtype in deliveries.schema.items())
+    list_id = _digest(schema + "\n" + deliveries.write_ndjson())  # an empty listing keeps its columns too
+    name = f"{as_of.isoformat()}_{run_id}"
+    if list_id not in _known_list_ids(store):
+        store.write_history(DELIVERY_LISTS, name, deliveries.select(pl.lit(list_id).alias("list_id"), pl.all()))
+    store.write_history(DELIVERY_RUNS, name, pl.DataFrame({"run_id": [run_id], "as_of": [as_of], "list_id": [list_id]},
+                                                          schema={"run_id": pl.String, "as_of": pl.Date,
+                                                                  "list_id": pl.String}))
+    return list_id
+
+
+def migrate_delivery_history(store: WorkStore) -> int:
+    """Turn per-run listings (`history/deliveries/`, before) into the shared layout; returns how many files.
+
+    Like `migrate_validation_history`: each old file is recorded as its run(s) would be now and removed
+    only afterwards, so an interrupted migration is finished by the next call without duplicates.
+    """
+    folder = store.history_dir(LEGACY_DELIVERIES)
+    if not folder.is_dir():
+        return 0
+    done = 0
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pl.read_parquet(path)
+        for (run_id, as_of), rows in frame.group_by(["run_id", "as_of"], maintain_order=True):
+            _record_deliveries(store, as_of, run_id, rows.drop("run_id", "as_of"))
+        path.unlink()
+        done += 1
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return done
+
+
+def load_deliveries(con, store: WorkStore) -> None:
+    """Create the table `audit.deliveries`: the same rows and columns as when every run's listing was kept whole.
+
+    Materialised from the history's listings and run rows (a join), so the analysts' database has the
+    same tables as before; only `work/history/` stores each listing once. Run history older than this
+    layout is migrated first (`migrate_delivery_history`).
+    """
+    migrate_delivery_history(store)
+    lists, runs = store.history_glob(DELIVERY_LISTS), store.history_glob(DELIVERY_RUNS)
+    if lists is None or runs is None:
+        con.execute(f"CREATE TABLE audit.deliveries AS {_DELIVERIES_EMPTY}")
+        return
+    con.execute(
+        """CREATE TABLE audit.deliveries AS
+           SELECT r.run_id, r.as_of, l.* EXCLUDE (list_id, file_row_number)
+           FROM read_parquet($runs, union_by_name = true) r
+           JOIN read_parquet($lists, union_by_name = true, file_row_number = true) l ON l.list_id = r.list_id
+           ORDER BY r.as_of, r.run_id, l.file_row_number""",
+        {"runs": runs, "lists": lists},
+    )

@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .audit import record_run, record_validation
+from .audit import record_deliveries, record_run, record_validation
 from .config import Settings
 from .delivery import inventory_strays
 from .errors import LowincomeError, describe_os_error, os_reason
@@ -88,10 +88,7 @@ def _record_inputs(store: WorkStore, as_of: date, run_id: str, inbox: Path) -> p
     """
     feeds = [store.read(as_of, "deliveries", f) for f in FEEDS]
     deliveries = pl.concat([*feeds, inventory_strays(inbox, as_of)], how="diagonal_relaxed")
-    store.write_history(
-        "deliveries", f"{as_of.isoformat()}_{run_id}",
-        deliveries.select(pl.lit(run_id).alias("run_id"), pl.lit(as_of).alias("as_of"), pl.all()),
-    )
+    record_deliveries(store, as_of, run_id, deliveries)  # each distinct listing once; the run refers to it
     validation = pl.concat([store.read(as_of, "validation", f) for f in FEEDS], how="diagonal_relaxed")
     record_validation(store, as_of, run_id, validation)  # each file's results once; the run refers to them
     return deliveries

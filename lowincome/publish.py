@@ -24,7 +24,7 @@ import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
-from .audit import load_validation
+from .audit import load_deliveries, load_validation
 from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
 from .privacy import PRIVATE_DIR_MODE, install_key_macro
@@ -363,10 +363,7 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
                           "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::TIMESTAMP started_at, "
                           "NULL::TIMESTAMP finished_at, NULL::VARCHAR status, NULL::VARCHAR code_version, "
                           "NULL::VARCHAR message WHERE false", also=run_record)
-            _load_history(con, store, "deliveries", "audit.deliveries",
-                          "SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCHAR feed, NULL::VARCHAR file_name, "
-                          "NULL::VARCHAR sha256, NULL::BIGINT rows_read, NULL::BIGINT rows_accepted, "
-                          "NULL::BIGINT rows_quarantined WHERE false")
+            load_deliveries(con, store)  # audit.deliveries: from listings stored once each (lowincome/audit.py)
             load_validation(con, store)  # audit.validation_results: a view over results stored once per file
             for table, path in (extra_tables or {}).items():
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)", {"p": str(path)})

@@ -9,7 +9,9 @@ replaces the pointer file `work/days/<D>/CURRENT` in one `os.replace`. (No
 columns to every table read from them.) So a
 run killed half-way leaves an uncommitted folder that no publication ever
 reads, and a publication is built from one complete run per day, never from a
-mix of two. History that auditors need across runs (runs, deliveries,
+mix of two. A committed folder's files that the previous committed run
+already holds byte for byte are hard links to them (`share_unchanged`): a night
+with nothing new stores little of its own. History that auditors need across runs (runs, deliveries,
 validation results) is kept as one Parquet file per run, append-only.
 """
 
@@ -113,6 +115,7 @@ class WorkStore:
         folder = self.run_dir(as_of)
         if not folder.is_dir():
             raise FileNotFoundError(errno.ENOENT, "run folder missing", str(folder))
+        share_unchanged(folder, self.previous_dirs(as_of))
         pointer = self.asof_dir(as_of) / CURRENT
         tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
@@ -120,6 +123,14 @@ class WorkStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, pointer)
+
+    def previous_dirs(self, as_of: date) -> list[Path]:
+        """Committed folders a new run of `as_of` most likely repeats: the day's current one, the newest earlier day's."""
+        folders = [self.committed_dir(as_of)]
+        earlier = [d for d in self.completed_days() if d < as_of]
+        if earlier:
+            folders.append(self.committed_dir(max(earlier)))
+        return [f for f in folders if f is not None]
 
     def completed_days(self) -> list[date]:
         """As-of days with a committed run (every feed's staging and the rules' outputs complete)."""
@@ -198,6 +209,57 @@ class WorkStore:
             for tmp in day_dir.glob(f".{CURRENT}.*.tmp"):
                 tmp.unlink(missing_ok=True)
         return removed
+
+
+def share_unchanged(folder: Path, previous: list[Path]) -> int:
+    """Replace each file of `folder` that is byte-identical to the same file of a `previous` folder by a hard link to it.
+
+    A night with nothing new writes mostly the same files as the night before (the lifecycle's
+    state, the marts, every feed's deliveries and validation); kept for the retention period, each
+    copy cost a run folder's size a night. Linked, the bytes are stored once. Safe because nothing
+    writes a work file in place: every writer replaces the file whole (`write_atomic`, `os.replace`),
+    which gives the new file its own inode and leaves the linked one alone; and pruning an older
+    folder only removes one name of the file, the data stays for the folders that still link it.
+    Hidden files (the live lock, temporaries) are left alone. Where the file system has no hard
+    links, or anything else fails, the copy is kept: this only saves space. Returns how many files
+    were linked.
+    """
+    linked = 0
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or path.is_symlink() or not path.is_file():
+            continue
+        for other in previous:
+            old = other / rel
+            try:
+                if old.is_symlink() or not old.is_file():
+                    continue
+                new_st, old_st = path.stat(), old.stat()
+                if (new_st.st_dev, new_st.st_ino) == (old_st.st_dev, old_st.st_ino):
+                    break  # already one file
+                if new_st.st_dev != old_st.st_dev or new_st.st_size != old_st.st_size or not _same_bytes(path, old):
+                    continue
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+                try:
+                    os.link(old, tmp)
+                    os.replace(tmp, path)
+                finally:
+                    tmp.unlink(missing_ok=True)
+            except OSError:
+                continue
+            linked += 1
+            break
+    return linked
+
+
+def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        while True:
+            x, y = fa.read(chunk), fb.read(chunk)
+            if x != y:
+                return False
+            if not x:
+                return True
 
 
 def _day(name: str) -> date | None:
