@@ -63,6 +63,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import stat
 import statistics
@@ -165,6 +166,7 @@ def plain_read(files: list[dict], inbox: Path) -> dict:
 
     con = duckdb.connect()
     out = {"seconds": 0.0, "rows": 0, "files": len(files), "duckdb_s": 0.0, "polars_s": 0.0, "polars_files": 0}
+    cpu_before = _cpu(resource.RUSAGE_SELF)
     for f in files:
         path = str(inbox / f["feed"] / f["file"])
         t = time.perf_counter()
@@ -195,7 +197,14 @@ def plain_read(files: list[dict], inbox: Path) -> dict:
         if int(rows) != f["rows"]:
             print(f"note: {f['file']}: read {rows:,} rows, the manifest says {f['rows']:,}", file=sys.stderr)
     con.close()
+    out["cpu"] = _cpu(resource.RUSAGE_SELF) - cpu_before
     return out
+
+
+def _cpu(who: int) -> float:
+    """User + system CPU seconds: on a shared machine they move far less with the load than wall time."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- one night through the command line ------------------------------------------------------------------
@@ -237,6 +246,7 @@ def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: 
     load_before = os.getloadavg()
     offset = warehouse_log.stat().st_size if warehouse_log.exists() else 0
     started, t = time.time(), time.perf_counter()
+    cpu_before = _cpu(resource.RUSAGE_CHILDREN)  # the run's whole tree, once the CLI has been waited for
     with out_path.open("w", encoding="utf-8") as out:
         proc = subprocess.Popen([str(cli), "run", "--as-of", as_of.isoformat(), *extra], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
@@ -245,13 +255,14 @@ def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: 
         code = proc.wait()
         sampler.stop()
     seconds = time.perf_counter() - t
+    cpu = _cpu(resource.RUSAGE_CHILDREN) - cpu_before
     text = out_path.read_text(encoding="utf-8", errors="replace")
     log = ""
     if warehouse_log.exists():
         with warehouse_log.open("rb") as f:
             f.seek(offset if warehouse_log.stat().st_size >= offset else 0)  # rotated at 10 MB meanwhile
             log = f.read().decode("utf-8", errors="replace")
-    return {"as_of": as_of, "seconds": seconds, "code": code, "peak": sampler.peak, "processes": sampler.most_processes,
+    return {"as_of": as_of, "seconds": seconds, "cpu": cpu, "code": code, "peak": sampler.peak, "processes": sampler.most_processes,
             "phases": phases(log, started, started + seconds), "last_line": (text.strip().splitlines() or [""])[-1],
             "load": (load_before, os.getloadavg()), "output": text}
 
@@ -313,17 +324,18 @@ def table(floor_first: dict, floor_next: dict, nights: list[tuple[str, dict, dic
     lines = ["| measurement | files | rows | time | ratio | peak RSS (tree) | lowincome.duckdb | restricted.duckdb | work/ |",
              "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for label, floor in (("plain read, first night's files", floor_first), ("plain read, next night's new files", floor_next)):
-        lines.append(f"| {label} | {floor['files']} | {floor['rows']:,} | {floor['seconds']:.1f} s | "
+        lines.append(f"| {label} | {floor['files']} | {floor['rows']:,} | {floor['seconds']:.1f} s (CPU {floor['cpu']:.1f} s) | "
                      f"DuckDB {floor['duckdb_s']:.1f} s + Polars {floor['polars_s']:.1f} s ({floor['polars_files']} GB18030/xlsx files) | – | – | – | – |")
     for label, night, size in nights:
         if label.startswith("first"):
-            ratio = f"{night['seconds'] / floor_first['seconds']:.1f}× the plain read"
+            ratio = (f"{night['seconds'] / floor_first['seconds']:.1f}× the plain read "
+                     f"(CPU: {night['cpu'] / floor_first['cpu']:.1f}×)")
         else:
-            ratio = f"{night['seconds'] / first:.0%} of the first night"
+            ratio = f"{night['seconds'] / first:.0%} of the first night (CPU: {night['cpu'] / nights[0][1]['cpu']:.0%})"
             if label.startswith("next"):
                 ratio += f"; {night['seconds'] / floor_next['seconds']:.0f}× the plain read of its new files"
         failed = "" if night["code"] == 0 else f" (FAILED, exit {night['code']})"
-        lines.append(f"| {label} (`--as-of {night['as_of']}`){failed} | | | {night['seconds']:.1f} s | {ratio} | "
+        lines.append(f"| {label} (`--as-of {night['as_of']}`){failed} | | | {night['seconds']:.1f} s (CPU {night['cpu']:.1f} s) | {ratio} | "
                      f"{_mb(night['peak'])} ({night['processes']} process{'es' if night['processes'] > 1 else ''}) | {_mb(size['lowincome.duckdb'])} | "
                      f"{_mb(size['restricted.duckdb'])} | {_mb(size['work/'])} |")
     return "\n".join(lines)
@@ -472,7 +484,7 @@ def main() -> None:
             if label.startswith("first"):
                 after_first = storage(warehouse)
             (b1, _, _), (a1, _, _) = night["load"]
-            print(f"{label}: {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])}; load average "
+            print(f"{label}: {night['seconds']:.1f} s (CPU {night['cpu']:.1f} s), exit {night['code']}, peak {_mb(night['peak'])}; load average "
                   f"{b1:.2f} before, {a1:.2f} after; {night['last_line'][:200]}", flush=True)
             if night["code"] != 0:
                 print(f"  the run failed; its output is in {work}/run-{len(nights)}-{day}.log", flush=True)

@@ -75,12 +75,35 @@ def _result_id(rows: pl.DataFrame) -> str:
     return _digest(rows.write_ndjson())
 
 
-def _known_result_ids(store: WorkStore) -> set[str]:
-    glob = store.history_glob(VALIDATION_RESULTS)
+def _known_ids(store: WorkStore, kind: str, column: str) -> set[str]:
+    """The content names already stored under `history/<kind>/` (results or listings kept once each)."""
+    glob = store.history_glob(kind)
     if glob is None:
         return set()
     return set(pl.scan_parquet(glob, missing_columns="insert", extra_columns="ignore")
-               .select("result_id").unique().collect()["result_id"].to_list())
+               .select(column).unique().collect()[column].to_list())
+
+
+def _migrate(store: WorkStore, legacy: str, record) -> int:
+    """Turn per-run history files of `legacy` into the stored-once layout via `record`; returns how many files.
+
+    Each old file is recorded as its run(s) would be now, and removed only after its run rows are
+    written: an interrupted migration is finished by the next call and records nothing twice (the
+    names are the same). Call under the warehouse lock, like every history writer.
+    """
+    folder = store.history_dir(legacy)
+    if not folder.is_dir():
+        return 0
+    done = 0
+    for path in sorted(folder.glob("*.parquet")):
+        frame = pl.read_parquet(path)
+        for (run_id, as_of), rows in frame.group_by(["run_id", "as_of"], maintain_order=True):
+            record(store, as_of, run_id, rows.drop("run_id", "as_of"))
+        path.unlink()
+        done += 1
+    if not any(folder.iterdir()):
+        folder.rmdir()
+    return done
 
 
 def record_validation(store: WorkStore, as_of: date, run_id: str, validation: pl.DataFrame) -> str | None:
@@ -98,7 +121,7 @@ def _record_validation(store: WorkStore, as_of: date, run_id: str, validation: p
     if validation.height == 0:
         return None
     keys = [c for c in _FILE_KEY if c in validation.columns]
-    known = _known_result_ids(store)
+    known = _known_ids(store, VALIDATION_RESULTS, "result_id")
     ids: list[str] = []
     new: list[pl.DataFrame] = []
     for rows in validation.partition_by(keys, maintain_order=True):
@@ -121,26 +144,8 @@ def _record_validation(store: WorkStore, as_of: date, run_id: str, validation: p
 
 
 def migrate_validation_history(store: WorkStore) -> int:
-    """Turn per-run files of full rows (`history/validation/`, before) into the shared layout; returns how many.
-
-    Each old file is recorded as its run(s) would be now, and removed only after its run rows are
-    written: an interrupted migration is finished by the next call and records nothing twice (the
-    names are the same). Call under the warehouse lock, like every history writer.
-    """
-    folder = store.history_dir(LEGACY_VALIDATION)
-    if not folder.is_dir():
-        return 0
-    done = 0
-    for path in sorted(folder.glob("*.parquet")):
-        frame = pl.read_parquet(path)
-        if frame.height:
-            for (run_id, as_of), rows in frame.group_by(["run_id", "as_of"], maintain_order=True):
-                _record_validation(store, as_of, run_id, rows.drop("run_id", "as_of"))
-        path.unlink()
-        done += 1
-    if not any(folder.iterdir()):
-        folder.rmdir()
-    return done
+    """Turn per-run files of full rows (`history/validation/`, before) into the shared layout (`_migrate`)."""
+    return _migrate(store, LEGACY_VALIDATION, _record_validation)
 
 
 _EMPTY = {
@@ -193,14 +198,6 @@ _DELIVERIES_EMPTY = ("SELECT NULL::VARCHAR run_id, NULL::DATE as_of, NULL::VARCH
                      "NULL::BIGINT rows_quarantined WHERE false")
 
 
-def _known_list_ids(store: WorkStore) -> set[str]:
-    glob = store.history_glob(DELIVERY_LISTS)
-    if glob is None:
-        return set()
-    return set(pl.scan_parquet(glob, missing_columns="insert", extra_columns="ignore")
-               .select("list_id").unique().collect()["list_id"].to_list())
-
-
 def record_deliveries(store: WorkStore, as_of: date, run_id: str, deliveries: pl.DataFrame) -> str:
     """Record the run's listing of the inbox (`audit.deliveries` rows without run and day); returns its list id.
 
@@ -216,7 +213,7 @@ def _record_deliveries(store: WorkStore, as_of: date, run_id: str, deliveries: p
     schema = ",".join(f"{name}:{dtype}" for name, dtype in deliveries.schema.items())
     list_id = _digest(schema + "\n" + deliveries.write_ndjson())  # an empty listing keeps its columns too
     name = f"{as_of.isoformat()}_{run_id}"
-    if list_id not in _known_list_ids(store):
+    if list_id not in _known_ids(store, DELIVERY_LISTS, "list_id"):
         store.write_history(DELIVERY_LISTS, name, deliveries.select(pl.lit(list_id).alias("list_id"), pl.all()))
     store.write_history(DELIVERY_RUNS, name, pl.DataFrame({"run_id": [run_id], "as_of": [as_of], "list_id": [list_id]},
                                                           schema={"run_id": pl.String, "as_of": pl.Date,
@@ -225,24 +222,8 @@ def _record_deliveries(store: WorkStore, as_of: date, run_id: str, deliveries: p
 
 
 def migrate_delivery_history(store: WorkStore) -> int:
-    """Turn per-run listings (`history/deliveries/`, before) into the shared layout; returns how many files.
-
-    Like `migrate_validation_history`: each old file is recorded as its run(s) would be now and removed
-    only afterwards, so an interrupted migration is finished by the next call without duplicates.
-    """
-    folder = store.history_dir(LEGACY_DELIVERIES)
-    if not folder.is_dir():
-        return 0
-    done = 0
-    for path in sorted(folder.glob("*.parquet")):
-        frame = pl.read_parquet(path)
-        for (run_id, as_of), rows in frame.group_by(["run_id", "as_of"], maintain_order=True):
-            _record_deliveries(store, as_of, run_id, rows.drop("run_id", "as_of"))
-        path.unlink()
-        done += 1
-    if not any(folder.iterdir()):
-        folder.rmdir()
-    return done
+    """Turn per-run listings (`history/deliveries/`, before) into the shared layout (`_migrate`)."""
+    return _migrate(store, LEGACY_DELIVERIES, _record_deliveries)
 
 
 def load_deliveries(con, store: WorkStore) -> None:
