@@ -197,7 +197,8 @@ def test_data_docs_are_not_rebuilt_without_a_new_result_and_are_with_one(deliver
     import checks.data_docs as data_docs  # imported by render_data_docs when it rebuilds (GX is imported lazily)
 
     real_make_offline = data_docs.make_offline
-    monkeypatch.setattr(data_docs, "make_offline", lambda site: builds.append(site) or real_make_offline(site))
+    monkeypatch.setattr(data_docs, "make_offline",
+                        lambda site, **kw: builds.append(site) or real_make_offline(site, **kw))
     assert record.render_data_docs(work, reports) == index
     assert builds == []  # nothing stored since: not rebuilt
     assert {p.name for p in index.parent.rglob("*.html")} == pages
