@@ -303,7 +303,8 @@ def county_checks(spec: FeedSpec) -> list[Reason]:
 
 
 _ORDER = "_validation_order"  # the row's position in the input, to put the separately validated rows back in order
-_FAST = "_fast"
+_FAST = "_fast"  # the row takes the fast path
+_BAD = "_bad"  # some check fails: the row gets the words of its reasons
 
 
 def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county: str | None = None,
@@ -322,12 +323,11 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county:
     deciding. `fast=False` takes every row through the full parse and builds every reason on every
     row: the reference the fast path is tested against, with the same result row for row.
     """
-    checked = [(column, _BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on))
-               for column in spec.columns]
+    checked = [_BY_KIND[column.kind](pl.col(RAW_PREFIX + column.name), column, extracted_on) for column in spec.columns]
     stages: dict[str, pl.Expr] = {}
     typed: dict[str, pl.Expr] = {}
     reasons: list[Reason] = []
-    for _, c in checked:
+    for c in checked:
         stages.update(c.stage)
         typed.update(c.outputs)
         reasons.extend(c.reasons)
@@ -339,7 +339,7 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county:
     columns = frame.columns + [name for name in typed if name not in frame.columns] + [REASONS]
     frame = frame.with_row_index(_ORDER)
 
-    fast_stages = {name: c.fast for _, c in checked for name in c.stage if c.fast is not None}
+    fast_stages = {name: c.fast for c in checked for name in c.stage if c.fast is not None}
     if fast and stages and len(fast_stages) == len(stages):
         frame = frame.with_columns(**{name: pl.struct(value=f.value, ok=f.ok.fill_null(False))
                                       for name, f in fast_stages.items()})
@@ -358,10 +358,10 @@ def validate_rows(raw: pl.DataFrame, spec: FeedSpec, extracted_on: date, county:
             continue
         piece = piece.with_columns(**typed)
         if fast:
-            piece = piece.with_columns(pl.any_horizontal([r.cond.fill_null(False) for r in reasons]).alias(_FAST)
-                                       if reasons else pl.lit(False).alias(_FAST))
-            bad = piece.filter(pl.col(_FAST))
-            good = piece.filter(~pl.col(_FAST)).with_columns(_NO_REASONS)
+            piece = piece.with_columns(pl.any_horizontal([r.cond.fill_null(False) for r in reasons]).alias(_BAD)
+                                       if reasons else pl.lit(False).alias(_BAD))
+            bad = piece.filter(pl.col(_BAD)).drop(_BAD)
+            good = piece.filter(~pl.col(_BAD)).drop(_BAD).with_columns(_NO_REASONS)
             out.append(good)
         else:
             bad = piece

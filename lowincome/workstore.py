@@ -18,6 +18,7 @@ validation results) is kept as one Parquet file per run, append-only.
 from __future__ import annotations
 
 import errno
+import filecmp
 import fcntl
 import os
 import shutil
@@ -237,7 +238,7 @@ def share_unchanged(folder: Path, previous: list[Path]) -> int:
                 new_st, old_st = path.stat(), old.stat()
                 if (new_st.st_dev, new_st.st_ino) == (old_st.st_dev, old_st.st_ino):
                     break  # already one file
-                if new_st.st_dev != old_st.st_dev or new_st.st_size != old_st.st_size or not _same_bytes(path, old):
+                if new_st.st_dev != old_st.st_dev or new_st.st_size != old_st.st_size or not filecmp.cmp(path, old, shallow=False):
                     continue
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
                 try:
@@ -250,16 +251,6 @@ def share_unchanged(folder: Path, previous: list[Path]) -> int:
             linked += 1
             break
     return linked
-
-
-def _same_bytes(a: Path, b: Path, chunk: int = 1 << 20) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(chunk), fb.read(chunk)
-            if x != y:
-                return False
-            if not x:
-                return True
 
 
 def _day(name: str) -> date | None:
