@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import polars as pl
 
 from lowincome.audit import (DELIVERY_LISTS, DELIVERY_RUNS, LEGACY_DELIVERIES, load_deliveries,
                              migrate_delivery_history, record_deliveries)
 from lowincome.workstore import WorkStore
+
+from .audit_tables import per_run_rows, published
 
 
 def _listing(status: str, extra: bool = False) -> pl.DataFrame:
@@ -26,19 +27,11 @@ RUNS = [("r1", date(2026, 10, 30), _listing("used")), ("r2", date(2026, 10, 31),
 
 
 def _legacy_table(runs) -> pl.DataFrame:
-    """What the old layout published: every run's listing with run_id and as_of, read by name."""
-    frames = [rows.select(pl.lit(r).alias("run_id"), pl.lit(d).alias("as_of"), pl.all()) for r, d, rows in runs]
-    return pl.concat(frames, how="diagonal_relaxed")
+    return per_run_rows(runs)
 
 
 def _published(store: WorkStore) -> pl.DataFrame:
-    con = duckdb.connect()
-    try:
-        con.execute("CREATE SCHEMA audit")
-        load_deliveries(con, store)
-        return pl.from_arrow(con.sql("SELECT * FROM audit.deliveries").to_arrow_table())
-    finally:
-        con.close()
+    return published(store, load_deliveries, "audit.deliveries")
 
 
 def _same_rows(a: pl.DataFrame, b: pl.DataFrame) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import date
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -22,6 +21,8 @@ from lowincome.audit import (
     record_validation,
 )
 from lowincome.workstore import WorkStore
+
+from .audit_tables import per_run_rows, published
 
 
 def _file(feed: str, name: str, sha: str, rows: int, failing: int, prev: int | None = None) -> pl.DataFrame:
@@ -45,17 +46,11 @@ def _file(feed: str, name: str, sha: str, rows: int, failing: int, prev: int | N
 
 
 def _expected(runs: list[tuple[str, date, pl.DataFrame]]) -> pl.DataFrame:
-    return pl.concat([f.select(pl.lit(r).alias("run_id"), pl.lit(d).alias("as_of"), pl.all()) for r, d, f in runs])
+    return per_run_rows(runs)
 
 
 def _published(store: WorkStore) -> pl.DataFrame:
-    con = duckdb.connect()
-    try:
-        con.execute("CREATE SCHEMA audit")
-        load_validation(con, store)
-        return pl.from_arrow(con.sql("SELECT * FROM audit.validation_results").to_arrow_table())
-    finally:
-        con.close()
+    return published(store, load_validation, "audit.validation_results")
 
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
