@@ -22,6 +22,7 @@ from lowincome.freshness import FRESHNESS_FILE, check_not_empty, describe_stale,
 from lowincome.rules.catalog import RULES
 from lowincome.rules.engine import evaluate
 from lowincome.rules.lifecycle import build_marts
+from lowincome.rules.reuse import KeptResult
 from lowincome.workstore import write_atomic
 from lowincome.rules.policy import DEFAULT_COUNTY, load_policy
 from pipelines.partitions import daily_partitions
@@ -69,8 +70,11 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         policy = load_policy(settings.policy)
         freshness = feed_freshness(store, as_of, policy, deliveries)
         write_atomic(store.day_dir(as_of) / FRESHNESS_FILE, freshness)
-        staging = {f: store.staging(as_of, f).relation_sql(store.root) for f in DEPARTMENT_FEEDS}
-        evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key)
+        manifests = {f: store.staging(as_of, f) for f in DEPARTMENT_FEEDS}
+        staging = {f: m.relation_sql(store.root) for f, m in manifests.items()}
+        # identical inputs (a re-run) reuse the result an earlier run kept (lowincome/rules/reuse.py)
+        kept = KeptResult.for_inputs(store.root, manifests, policy, as_of, settings.pseudonym_key, settings.retention_days)
+        evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key, settings, kept=kept)
         counties = set(evaluation.flags["county_code"].drop_nulls().to_list()) | set(policy.counties)
         overdue = {c: int(policy.in_force(c, as_of)["outcome_overdue_days"]) for c in counties | {DEFAULT_COUNTY}}
         marts = build_marts(store, as_of, evaluation, overdue, evaluation.households, evaluation.roster_sizes, freshness)
@@ -81,7 +85,8 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
     published = pl.read_parquet(marts.paths["mart.flags"])
     total = sum(evaluation.timings.values())
     context.log.info(
-        f"rules as of {as_of}: {marts.counts['open']} open flag(s), {marts.counts['new']} new, "
+        f"rules as of {as_of}{' (result of identical inputs reused)' if 'reused' in evaluation.timings else ''}: "
+        f"{marts.counts['open']} open flag(s), {marts.counts['new']} new, "
         f"{marts.counts['resolved_today']} resolved, {marts.counts['carried_stale']} carried on stale data, "
         f"{marts.counts['overdue']} overdue ({total:.2f}s)"
     )
