@@ -78,21 +78,22 @@ def explain(staging: dict[str, str], as_of: date, step: str) -> None:
     """EXPLAIN ANALYZE one model or rule, after the models it reads have been built."""
     policy = load_policy(DEFAULT_POLICY)
     con = engine.connect(staging, None, DEV_PSEUDONYM_KEY)
-    con.register("_policy", policy.table(list(policy.counties), as_of).to_arrow())
+    table = policy.table(list(policy.counties), as_of)
+    con.register("_policy", table.to_arrow())
     con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
-    params = {"as_of": as_of}
+    values = engine.parameters(table, as_of)
     target = SQL_DIR / "models" / f"{step}.sql" if step in MODELS else BY_ID[step].sql_path
     for model in MODELS:
         if model == step:
             break
         sql = engine.read_sql(SQL_DIR / "models" / f"{model}.sql")
-        con.execute(f"CREATE TABLE {model} AS {sql}", params if "$as_of" in sql else None)
+        con.execute(f"CREATE TABLE {model} AS {sql}", engine.bound(sql, values))
     sql = engine.read_sql(target)
     out = Path(tempfile.mkdtemp()) / "profile.json"
     con.execute("PRAGMA enable_profiling = 'json'")
     con.execute(f"PRAGMA profiling_output = '{out}'")
     t = time.perf_counter()
-    con.execute(f"CREATE TABLE _profiled AS {sql}", params if "$as_of" in sql else None)
+    con.execute(f"CREATE TABLE _profiled AS {sql}", engine.bound(sql, values))
     print(f"{step}: {time.perf_counter() - t:.2f}s; operators by own time (flattened plan):")
     con.close()
     rows = []

@@ -8,9 +8,10 @@ mart and, separately, the identified subject for the caseworkers' list.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
@@ -92,23 +93,44 @@ def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudo
     return evaluation
 
 
+def parameters(policy_table: pl.DataFrame, as_of: date) -> dict[str, date]:
+    """The values a rule's SQL may bind: `$as_of`, and constants derived from the policy table.
+
+    `$medical_window_start`: the day before the longest medical look-back window in force in any
+    county begins (a claim counts when settled after it). Every county's own window is within it, so a
+    rule may add `settled_on > $medical_window_start` to its scan without changing its result: as a
+    constant, DuckDB checks it against each Parquet row group's statistics and skips the claims of
+    older parts (a history longer than the window is not read for W01). The policy table itself stays
+    the rules' source of each county's value.
+    """
+    longest = int(policy_table["medical_lookback_days"].max())
+    return {"as_of": as_of, "medical_window_start": as_of - timedelta(days=longest)}
+
+
+def bound(sql: str, values: dict) -> dict | None:
+    """The parameters `sql` uses (DuckDB refuses unused ones)."""
+    used = {k: v for k, v in values.items() if re.search(rf"\${k}\b", sql)}
+    return used or None
+
+
 def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
               settings: Settings | None) -> Evaluation:
     con = connect(staging, None, pseudonym_key, settings)
     t = time.perf_counter()
     counties = [r[0] for r in con.execute(
         " UNION ".join(f"SELECT DISTINCT file_county FROM stg_{f} WHERE file_county IS NOT NULL" for f in staging)).fetchall()]
-    con.register("_policy", policy.table(counties, as_of).to_arrow())
+    table = policy.table(counties, as_of)
+    con.register("_policy", table.to_arrow())
     con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
     con.unregister("_policy")
     timings: dict[str, float] = {"policy": time.perf_counter() - t}
-    params = {"as_of": as_of}
+    values = parameters(table, as_of)
     try:
         for model in MODELS:
             t = time.perf_counter()
             sql = read_sql(SQL_DIR / "models" / f"{model}.sql")
             try:
-                con.execute(f"CREATE TABLE {model} AS {sql}", params if "$as_of" in sql else None)
+                con.execute(f"CREATE TABLE {model} AS {sql}", bound(sql, values))
             except duckdb.Error as exc:
                 raise RuleError(f"model {model} (sql/models/{model}.sql) failed: {str(exc).splitlines()[0]}") from None
             timings[f"model.{model}"] = time.perf_counter() - t
@@ -117,7 +139,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
             t = time.perf_counter()
             sql = read_sql(rule.sql_path)
             try:
-                con.execute(f"CREATE TABLE flags_{rule.rule_id} AS {sql}", params if "$as_of" in sql else None)
+                con.execute(f"CREATE TABLE flags_{rule.rule_id} AS {sql}", bound(sql, values))
             except duckdb.Error as exc:
                 raise RuleError(f"rule {rule.rule_id} ({rule.sql_path.name}) failed: {str(exc).splitlines()[0]}") from None
             parts.append(f"SELECT *, '{rule.name}' AS rule_name, '{rule.kind}' AS kind FROM flags_{rule.rule_id}")
@@ -135,7 +157,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                       md5(evidence::VARCHAR) AS evidence_hash,
                       subject_id, subject_county
                FROM flags_raw""",
-            params,
+            {"as_of": as_of},
         )
         flags = pl.from_arrow(con.sql(
             f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY rule_id, county_code, subject_key, period"

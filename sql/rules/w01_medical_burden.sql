@@ -29,6 +29,7 @@ person_totals AS (
     CROSS JOIN windows AS w
     WHERE c.id_number IS NOT NULL
       AND c.settled_on <= $as_of::DATE
+      AND c.settled_on > $medical_window_start::DATE  -- the longest window: older parts are skipped unread
       AND c.settled_on > $as_of::DATE - to_days(w.window_days::INTEGER)
     GROUP BY c.id_number, c.county_code, w.window_days
 ),
@@ -97,6 +98,7 @@ top_claims AS (
     JOIN firing_persons AS m
       ON m.id_number = c.id_number AND m.county_code IS NOT DISTINCT FROM c.county_code
     WHERE c.settled_on <= $as_of::DATE
+      AND c.settled_on > $medical_window_start::DATE
       AND c.settled_on > $as_of::DATE - to_days(m.window_days::INTEGER)
     QUALIFY row_number() OVER (PARTITION BY m.subject_type, m.subject_id, m.subject_county
                                ORDER BY c.out_of_pocket DESC, c.source_file, c.source_row) <= 20
