@@ -3,6 +3,7 @@
     LOWINCOME_INBOX=... LOWINCOME_WAREHOUSE=/tmp/wh .venv/bin/lowincome run --as-of 2026-10-31   # once
     .venv/bin/python benchmarks/bench_rules_parts.py /tmp/wh --as-of 2026-10-31 --repeat 3
     .venv/bin/python benchmarks/bench_rules_parts.py /tmp/wh --explain R05      # DuckDB EXPLAIN ANALYZE of one step
+    .venv/bin/python benchmarks/bench_rules_parts.py /tmp/wh --repeat 2 --reuse # run 1 keeps its result, run 2 reuses it
 
 The rules read the day's staging exactly as the nightly `mart__flags` asset does (DuckDB views over the
 Parquet parts named by the committed run's manifests), so the figures are those of the real path without
@@ -26,6 +27,7 @@ from lowincome.feeds import DEPARTMENT_FEEDS
 from lowincome.rules import engine
 from lowincome.rules.catalog import BY_ID, MODELS, SQL_DIR
 from lowincome.rules.policy import load_policy
+from lowincome.rules.reuse import KeptResult, inputs_digest, results_dir
 from lowincome.workstore import WorkStore
 
 
@@ -62,13 +64,13 @@ class CpuTimed:
                 self._cpu[label] = self._cpu.get(label, 0.0) + (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def cpu_timed_evaluate(staging, policy, as_of: date, settings):
+def cpu_timed_evaluate(staging, policy, as_of: date, settings, kept=None):
     """engine.evaluate, with the CPU seconds of each model and rule (the outputs' SELECTs are not counted)."""
     cpu: dict[str, float] = {}
     real = engine.connect
     engine.connect = lambda *a, **k: CpuTimed(real(*a, **k), cpu)
     try:
-        ev = engine.evaluate(staging, policy, as_of, DEV_PSEUDONYM_KEY, settings)
+        ev = engine.evaluate(staging, policy, as_of, DEV_PSEUDONYM_KEY, settings, kept=kept)
     finally:
         engine.connect = real
     return ev, cpu
@@ -120,6 +122,9 @@ def main() -> None:
     ap.add_argument("--as-of", type=date.fromisoformat, default=date(2026, 10, 31))
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--explain", metavar="STEP", help="a rule id (R05) or a model name (persons)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="keep the result as the nightly asset does (in a temporary folder, not the warehouse's): "
+                         "the first run evaluates and keeps it, the next ones reuse it")
     args = ap.parse_args()
     staging = staged(args.warehouse, args.as_of)
     if args.explain:
@@ -127,11 +132,17 @@ def main() -> None:
         return
     settings = load_settings()
     policy = load_policy(DEFAULT_POLICY)
+    kept = None
+    if args.reuse:
+        store = WorkStore(args.warehouse)
+        manifests = {f: store.staging(args.as_of, f) for f in DEPARTMENT_FEEDS}
+        digest = inputs_digest(store.root, manifests, policy, args.as_of, DEV_PSEUDONYM_KEY)
+        kept = KeptResult(results_dir(Path(tempfile.mkdtemp(prefix="bench-rules-"))) / digest, settings.retention_days)
     for i in range(args.repeat):
         load = os.getloadavg()
         t = time.perf_counter()
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
-        ev, cpu = cpu_timed_evaluate(staging, policy, args.as_of, settings)
+        ev, cpu = cpu_timed_evaluate(staging, policy, args.as_of, settings, kept)
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         total = time.perf_counter() - t
         print(f"run {i + 1}: evaluate {total:.2f}s, {ev.flags.height:,} flags, load average "
