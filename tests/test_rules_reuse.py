@@ -143,3 +143,37 @@ def test_results_unused_for_the_retention_period_are_dropped(tmp_path):
     os.utime(recent, (1, 1))
     reuse.KeptResult(folder, retention_days=7).prune()
     assert recent.name not in {p.name for p in folder.parent.iterdir()} and folder.is_dir()
+
+
+def test_a_rerun_of_the_night_reuses_the_rules_result(generated, lowincome_env, tmp_path, monkeypatch):
+    """Through the nightly job: the second run of the same night evaluates no rule and publishes the same flags."""
+    import duckdb
+
+    from pipelines.definitions import defs
+
+    out, _ = generated
+    inbox = tmp_path / "inbox"
+    shutil.copytree(out / "inbox", inbox)
+    warehouse = lowincome_env(inbox)
+
+    def run_night():
+        assert defs.resolve_job_def("nightly").execute_in_process(partition_key=SAMPLE_END.isoformat()).success
+        con = duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
+        try:
+            return con.execute("SELECT * FROM mart.flags ORDER BY flag_id").fetchall()
+        finally:
+            con.close()
+
+    first = run_night()
+    kept = list(reuse.results_dir(warehouse / "work").iterdir())
+    assert len(kept) == 1 and len(first) > 0
+
+    def no_evaluation(*args, **kwargs):
+        raise AssertionError("evaluated again although nothing changed")
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "_evaluate", no_evaluation)
+        assert run_night() == first
+    assert list(reuse.results_dir(warehouse / "work").iterdir()) == kept
+    log = (warehouse / "logs" / "lowincome.log").read_text(encoding="utf-8")
+    assert log.count("(result of identical inputs reused)") == 1
