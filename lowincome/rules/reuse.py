@@ -17,7 +17,8 @@ What invalidates a kept result, and how:
 - another pseudonym key: an HMAC of a constant under the key is in it (never the key itself).
 Kept results are working storage (identified: the subjects carry ID numbers, like the staged parts):
 each is written whole into a temporary folder and renamed into place, so a killed run leaves none
-half-written. A result not used for LOWINCOME_RETENTION_DAYS is deleted, and at most `KEEP` are kept.
+half-written. Only the `KEEP` most recently used results are kept (and none unused for
+LOWINCOME_RETENTION_DAYS).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from .policy import Policy
 
 FORMAT = "lowincome rules result 1"
 FRAMES = ("flags", "subjects", "households", "roster_sizes")
-KEEP = 16  # results kept at most (a night and its re-runs need one; replays of other days add theirs)
+# Results kept at most: a night and its re-runs need one; the one before stays for a replay of the
+# previous day. Every night's inputs differ (the day at least), so keeping more would make working
+# storage grow with nights (a result is about 2 MB at scale 40) until the retention period ends.
+KEEP = 2
 
 
 def results_dir(work_root: Path) -> Path:
