@@ -212,7 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowincome", description="Low-income population monitoring pipeline.")
     parser.add_argument("--version", action="version", version=f"lowincome {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run the nightly job for one as-of day (in-process, through Dagster)")
+    from .config import settings_help
+
+    p_run = sub.add_parser(
+        "run", help="run the nightly job for one as-of day (in-process, through Dagster)",
+        description="运行夜间作业 Run the nightly job for one as-of day: ingest and validate every delivery dated on or "
+                    "before it, raise and resolve flags, and publish lowincome.duckdb, restricted.duckdb and the "
+                    "reports. Prints one summary line on success; on failure one line saying what failed and that "
+                    "the last publication stays in place (details in <warehouse>/logs/lowincome.log).",
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
     p_run.add_argument("--quiet", action="store_true", help="show only warnings from the Dagster log")
     p_run.add_argument("--allow-empty", action="store_true",

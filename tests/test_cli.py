@@ -66,3 +66,27 @@ def test_version_and_allow_empty_option(lowincome_env, tmp_path, capsys):
 
         assert _run_config(True, True)["resources"] == {"lowincome": {"config": {"allow_empty": True}}}
         assert main(["run", "--as-of", "2026-10-31", "--quiet", "--allow-empty"]) == 0
+
+
+def test_run_help_lists_every_setting_the_code_reads(capsys):
+    """Every LOWINCOME_* name the code reads (found by scanning the sources, not from the help's own list)
+    appears in `run --help` with a default; the help also describes the command."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set()
+    for folder in ("lowincome", "pipelines", "assets", "checks"):
+        for source in (root / folder).rglob("*.py"):
+            read |= set(re.findall(r"LOWINCOME_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
+    assert {"LOWINCOME_INBOX", "LOWINCOME_WAREHOUSE", "LOWINCOME_MEMORY_LIMIT"} <= read
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "夜间作业" in text and "last publication stays in place" in text
+    lines = text.splitlines()
+    for name in sorted(read):
+        at = [i for i, line in enumerate(lines) if line.strip().startswith(name + " ")]
+        assert at, f"{name} is read by the code but missing from `run --help`"
+        assert "default" in lines[at[0] + 1], f"{name} has no default line in `run --help`"
