@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -25,11 +26,14 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from .audit import load_deliveries, load_validation
+from .dictionary import apply_comments
 from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
 from .privacy import PRIVATE_DIR_MODE, install_key_macro
 from .staging import Staging, sql_list, sql_text
 from .workstore import WorkStore
+
+log = logging.getLogger(__name__)
 
 ANALYSTS_DB = "lowincome.duckdb"
 RESTRICTED_DB = "restricted.duckdb"
@@ -371,6 +375,9 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
                 "CREATE TABLE audit.publication AS SELECT $as_of::DATE AS as_of, $at::TIMESTAMP AS published_at",
                 {"as_of": as_of, "at": datetime.now()},
             )
+            undescribed = apply_comments(con)  # after the last CREATE: a re-created view loses its comments
+            if undescribed:
+                log.warning("published columns without a data-dictionary entry: %s", ", ".join(undescribed))
             con.execute("CHECKPOINT")
         finally:
             con.close()
