@@ -126,7 +126,8 @@ def preflight(as_of: date, settings) -> None:
 
 def _run_config(quiet: bool, allow_empty: bool) -> dict:
     # failures=False: the console logger leaves failures to the single summary line printed below.
-    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO", "failures": False}}}}
+    # --quiet: nothing on the terminal but the summary line (or the one failure line); the log file keeps everything.
+    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if quiet else "INFO", "failures": False}}}}
     if allow_empty:
         from pipelines.resources import LowincomeResource
 
@@ -223,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
-    p_run.add_argument("--quiet", action="store_true", help="show only warnings from the Dagster log")
+    p_run.add_argument("--quiet", action="store_true", help="print only the summary line (or the one failure line); everything else goes to "
+                            "<warehouse>/logs/lowincome.log")
     p_run.add_argument("--allow-empty", action="store_true",
                        help="accept a day without any usable delivery (a deliberately empty day); without it such "
                             "a run fails and the last publication stays in place")

@@ -17,6 +17,7 @@ def test_run_succeeds_and_prints_a_summary(generated, lowincome_env, tmp_path, c
     assert main(["run", "--as-of", SAMPLE_END.isoformat(), "--quiet"]) == 0
     printed = capsys.readouterr()
     assert f"as of {SAMPLE_END}" in printed.out and "rows read" in printed.out
+    assert len(printed.out.strip().splitlines()) == 1 and printed.err.strip() == ""  # --quiet: the summary line only
     assert (warehouse / "lowincome.duckdb").exists() and (warehouse / "restricted.duckdb").exists()
 
 
