@@ -36,7 +36,10 @@ TABLES: dict[str, str] = {
     "audit.validation_runs": "运行所用结果集 Which set of validation results each run used",
     "audit.flag_trend": "预警趋势 Flag trend: per as-of day, flags held, new and resolved",
     "audit.feed_freshness": "数据时效 Feed freshness: per feed and county, the newest delivery and whether it is stale",
-    "audit.publication": "发布记录 Publication: the as-of day and time of the publication this database holds",
+    "audit.publication": "发布记录 Publication: the as-of day, time and run of the publication this database holds",
+    "audit.latest_run": "最新运行 The run whose publication this database holds (one row)",
+    "audit.latest_deliveries": "最新交付记录 audit.deliveries of the latest run only: sum these, not audit.deliveries",
+    "audit.latest_validation": "最新校验结果 audit.validation_results of the latest run only",
     "quarantine.rejected_rows": "隔离行 Rejected rows: every quarantined input row with its reasons; ID numbers and "
                                 "names masked, free text withheld",
 }
@@ -224,6 +227,7 @@ COLUMNS: dict[str, dict[str, str]] = {
     "audit.publication": {
         "as_of": AS_OF,
         "published_at": "发布时间 when this database was published",
+        "run_id": "运行编号 the run that published it",
     },
     "audit.validation_runs": {
         "run_id": "运行编号 run id",
@@ -268,6 +272,9 @@ _VALIDATION_RESULT = {
 COLUMNS["audit.validation_file_results"] = dict(_VALIDATION_RESULT)
 COLUMNS["audit.validation_results"] = {"run_id": "运行编号 run id", "as_of": AS_OF, **{
     k: v for k, v in _VALIDATION_RESULT.items() if k != "result_id"}}
+COLUMNS["audit.latest_run"] = COLUMNS["audit.runs"]
+COLUMNS["audit.latest_deliveries"] = COLUMNS["audit.deliveries"]
+COLUMNS["audit.latest_validation"] = COLUMNS["audit.validation_results"]
 
 
 def _staging_columns() -> dict[str, dict[str, str]]:
