@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from . import __version__
 from .errors import KEPT, LowincomeError, os_reason
 
 log = logging.getLogger("lowincome.cli")
@@ -26,6 +25,22 @@ NOT_RUN = "nothing was run; the last publication stays in place"
 
 class PreflightError(LowincomeError):
     """Something that stops the run before any work: the message already says that nothing was run."""
+
+
+class _VersionAction(argparse.Action):
+    """`lowincome --version`: the same code version a run records in audit.runs, so an auditor can match them.
+
+    Computed only when asked (it hashes the code), not on every invocation as argparse's own action would.
+    """
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .lineage import code_version
+
+        print(f"lowincome {code_version()}")
+        parser.exit()
 
 
 def _as_of(text: str) -> date:
@@ -211,7 +226,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowincome", description="Low-income population monitoring pipeline.")
-    parser.add_argument("--version", action="version", version=f"lowincome {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the code version, as recorded in audit.runs.code_version, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
     from .config import settings_help
 

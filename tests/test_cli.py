@@ -51,7 +51,11 @@ def test_generate_writes_an_inbox(tmp_path, capsys):
 def test_version_and_allow_empty_option(lowincome_env, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
-    assert exc.value.code == 0 and capsys.readouterr().out.startswith("lowincome ")
+    from lowincome import __version__
+    from lowincome.lineage import code_version
+
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"lowincome {code_version()}"
+    assert code_version().startswith(f"{__version__}+")
     from pipelines.resources import LowincomeResource
 
     empty = tmp_path / "empty-inbox"
