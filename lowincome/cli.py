@@ -157,8 +157,11 @@ def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
 
     with _log_to_file(default_warehouse()) as log_path:
         details = f"; details in {log_path}" if log_path else ""
+        from .progress import on_terminal
+
         try:
-            return _run(as_of, quiet, allow_empty, details)
+            with on_terminal(not quiet):
+                return _run(as_of, quiet, allow_empty, details)
         except (LowincomeError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal: it goes to the log file
@@ -181,7 +184,9 @@ def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
     from pipelines.definitions import defs
     from pipelines.jobs import NIGHTLY_JOB_NAME
 
-    log.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
+    from .progress import log as progress
+
+    progress.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
     try:
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
         job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
