@@ -295,6 +295,19 @@ def test_data_docs_fonts_and_css_urls_resolve(data_docs):
             assert (css.parent / url.split("?")[0].split("#")[0]).resolve().exists(), (css, url)
 
 
+def test_data_docs_say_custom_expectations_in_words(data_docs):
+    """No custom expectation is shown as its raw argument dict; each reads as a sentence with delivered headers."""
+    index, _ = data_docs
+    seen = set()
+    for page in index.parent.rglob("*.html"):
+        html = page.read_text(encoding="utf-8")
+        assert "(**{" not in html and "**{&#39;" not in html, f"a raw argument dict in {page}"
+        seen |= {s for s in ("有效的公民身份号码", "每个非空值须可识别", "须等于各项之和", "持证人身份证号加类别", "时填写")
+                 if s in html}
+    assert {"有效的公民身份号码", "每个非空值须可识别"} <= seen, seen
+    assert "身份证号 (raw_id_number)" in "".join(p.read_text(encoding="utf-8") for p in index.parent.rglob("*.html"))
+
+
 def test_data_docs_show_no_id_numbers(data_docs):
     index, _ = data_docs
     for page in index.parent.rglob("*.html"):
