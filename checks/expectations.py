@@ -36,8 +36,9 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
 from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
 from great_expectations.render.renderer.renderer import renderer
 
-from lowincome.feeds import FEEDS
 from lowincome.identity import normalize_id_struct
+
+from .names import column_label
 
 _MULTI_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
 
@@ -61,19 +62,6 @@ def _as_date(value) -> date | None:
 # Without a prescriptive renderer GX prints a custom expectation as its raw argument dict
 # (`**{'batch_id': ..., 'column_list': [...]}`). Each class below gets one sentence, Chinese first,
 # naming columns by the header the department delivered with the pipeline's name beside it.
-
-_HEADERS: dict[str, str] = {}
-for _spec in FEEDS.values():
-    for _column in _spec.columns:
-        _HEADERS.setdefault(_column.name, _column.header)
-
-
-def column_label(column: str) -> str:
-    """`身份证号 (raw_id_number)`: the delivered header first, the suite's column name beside it."""
-    base = column.removeprefix("raw_").removeprefix("parsed_")
-    header = _HEADERS.get(base)
-    return f"{header} ({column})" if header and header != column else column
-
 
 def _sentence(template: str, params: dict, runtime_configuration: dict | None) -> list[RenderedStringTemplateContent]:
     styling = (runtime_configuration or {}).get("styling")

@@ -305,7 +305,11 @@ def test_data_docs_say_custom_expectations_in_words(data_docs):
         seen |= {s for s in ("有效的公民身份号码", "每个非空值须可识别", "须等于各项之和", "持证人身份证号加类别", "时填写")
                  if s in html}
     assert {"有效的公民身份号码", "每个非空值须可识别"} <= seen, seen
-    assert "身份证号 (raw_id_number)" in "".join(p.read_text(encoding="utf-8") for p in index.parent.rglob("*.html"))
+    pages = "".join(p.read_text(encoding="utf-8") for p in index.parent.rglob("*.html"))
+    assert "身份证号 (raw_id_number)" in pages
+    # column headings (section header and sidebar) carry the delivered header too, never the bare suite name
+    assert re.search(r'<h5 class="m-0" >\s*身份证号 \(raw_id_number\)\s*</h5>', pages)
+    assert not re.search(r'<h5 class="m-0" >\s*raw_id_number\s*</h5>', pages)
 
 
 def test_data_docs_show_no_id_numbers(data_docs):
