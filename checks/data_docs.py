@@ -6,7 +6,9 @@ context id (a tracking pixel). The auditors' machines are offline, so after
 every build the exact versions the templates ask for, vendored under
 `checks/datadocs_static/` (from the npm registry; see its README), are copied
 into the site and every CDN URL is rewritten to a relative local path. The
-remote logo and any other remote image or external link are removed.
+remote logo and any other remote image or external link are removed, and so are the
+subresource-integrity attributes (`integrity`, `crossorigin`: a page opened from disk cannot
+satisfy them, and the browser then refuses the scripts) and GX's newsletter footer.
 
 The results passed in were masked by `checks.run` before they got here (no
 ID number or name leaves `run_suite`, and every delivered text had its HTML
@@ -30,7 +32,7 @@ import great_expectations as gx
 from lowincome.privacy import ID_PATTERN, neutralize_html, redact
 
 STATIC_DIR = Path(__file__).with_name("datadocs_static")
-from .names import SITE_NAME  # noqa: F401 (re-exported)
+from .names import SITE_NAME, column_label  # noqa: F401 (SITE_NAME re-exported)
 VENDOR_DIR = "static/vendor"  # inside the site
 
 # Remote URL prefix → vendored directory (relative to STATIC_DIR). Longest prefixes first.
@@ -54,6 +56,16 @@ _URL_ATTR = re.compile(r"""(?P<attr>\b(?:src|href)\s*=\s*)(?P<q>["'])(?P<url>[^"
 _REMOTE_IMG = re.compile(r"""<img\b[^>]*\bsrc\s*=\s*["']https?://[^>]*>""", re.IGNORECASE)
 _REMOTE_CSS_URL = re.compile(r"""url\(\s*['"]?(?:https?:)?//[^)]*\)""", re.IGNORECASE)
 _ID_LIKE = re.compile(ID_PATTERN)
+# Subresource-integrity attributes: a file:// page cannot satisfy `crossorigin`, so Chromium refuses the
+# vendored popper and bootstrap scripts and the tabs and "Show more info" buttons do nothing.
+_ASSET_TAG = re.compile(r"<(?:script|link)\b[^>]*>", re.IGNORECASE)
+_SRI_ATTR = re.compile(r"""\s+(?:integrity|crossorigin)(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+))?""", re.IGNORECASE)
+# GX's newsletter footer ("Stay current on everything GX ... Subscribe"): not for an auditor's report.
+# Column headings of a validation page (section header and sidebar link): shown with the delivered header.
+_COLUMN_HEADING = re.compile(
+    r"""(?P<open><h5 class="m-0" >|<a class="nav-link ge-navigation-sidebar-link[^>]*>)(?P<pad>\s*)(?P<name>[a-z][a-z0-9_]*)(?P<end>\s*</(?:h5|a)>)"""
+)
+_NEWSLETTER = re.compile(r"<footer>\s*<p>[^<]*newsletter.*?</footer>", re.IGNORECASE | re.DOTALL)
 
 
 def _local_for(url: str) -> str | None:
@@ -93,6 +105,9 @@ def _rewrite_page(html: str, page: Path, site: Path) -> tuple[str, list[str]]:
 
     html = _URL_ATTR.sub(repl, html)
     html = _REMOTE_CSS_URL.sub("none", html)
+    html = _ASSET_TAG.sub(lambda m: _SRI_ATTR.sub("", m.group(0)), html)
+    html = _NEWSLETTER.sub("", html)
+    html = _COLUMN_HEADING.sub(lambda m: m.group("open") + m.group("pad") + column_label(m.group("name")) + m.group("end"), html)
     # Last line of defence: nothing shaped like an ID number may reach an auditor's page.
     # (Every shape of privacy.ID_PATTERN: 18-character, 15-digit legacy, full-width, an Excel float.)
     html = redact(html) if _ID_LIKE.search(html) else html

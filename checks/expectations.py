@@ -33,7 +33,12 @@ from great_expectations.expectations.metrics.map_metric_provider.multicolumn_con
     multicolumn_condition_partial,
 )
 
+from great_expectations.render import LegacyRendererType, RenderedStringTemplateContent
+from great_expectations.render.renderer.renderer import renderer
+
 from lowincome.identity import normalize_id_struct
+
+from .names import column_label
 
 _MULTI_DOMAIN = ("batch_id", "table", "column_list", "row_condition", "condition_parser", "ignore_row_if")
 
@@ -51,6 +56,28 @@ def _as_date(value) -> date | None:
     if value is None or isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
+
+
+# ---- how the Data Docs say each custom expectation in words -------------------------------------
+# Without a prescriptive renderer GX prints a custom expectation as its raw argument dict
+# (`**{'batch_id': ..., 'column_list': [...]}`). Each class below gets one sentence, Chinese first,
+# naming columns by the header the department delivered with the pipeline's name beside it.
+
+def _sentence(template: str, params: dict, runtime_configuration: dict | None) -> list[RenderedStringTemplateContent]:
+    styling = (runtime_configuration or {}).get("styling")
+    return [RenderedStringTemplateContent(
+        content_block_type="string_template",
+        string_template={"template": template, "params": params, "styling": styling},
+    )]
+
+
+def _kwargs(configuration, result) -> dict:
+    config = configuration if configuration is not None else getattr(result, "expectation_config", None)
+    return dict(getattr(config, "kwargs", None) or {})
+
+
+def _date_text(value) -> str:
+    return str(value)[:10] if value else "the extraction date 提取日期"
 
 
 # ---- GB 11643 ID numbers ------------------------------------------------------------------
@@ -87,6 +114,17 @@ class ExpectColumnValuesToBeValidGb11643Id(ColumnMapExpectation):
     success_keys = ("mostly", "latest_birth")
     args_keys = ("column", "latest_birth")
 
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        kw = _kwargs(configuration, result)
+        return _sentence(
+            "$column 须为有效的公民身份号码 must be a valid GB 11643 ID number (18 characters, or a legacy "
+            "15-digit number; a real birth date no later than $latest_birth; a correct check character).",
+            {"column": column_label(kw.get("column", "")), "latest_birth": _date_text(kw.get("latest_birth"))},
+            runtime_configuration,
+        )
+
 
 # ---- delivered text that did not become a typed value ----------------------------------------
 
@@ -117,6 +155,17 @@ class ExpectColumnValuesToBeRecognised(MulticolumnMapExpectation):
     success_keys = ("mostly",)
     args_keys = ("column_list",)
 
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        columns = list(_kwargs(configuration, result).get("column_list") or [])
+        return _sentence(
+            "$column 的每个非空值须可识别 every value delivered in $column must be understood (a date, month, "
+            "amount, whole number, code or known label).",
+            {"column": column_label(columns[0] if columns else "")},
+            runtime_configuration,
+        )
+
 
 # ---- medical claims: parts sum to the total -----------------------------------------------------
 
@@ -142,6 +191,17 @@ class ExpectColumnPartsToSumToTotal(MulticolumnMapExpectation):
     map_metric = "multicolumn_values.parts_sum_to_total"
     success_keys = ("mostly",)
     args_keys = ("column_list",)
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        columns = list(_kwargs(configuration, result).get("column_list") or [])
+        return _sentence(
+            "$total 须等于各项之和 must equal the sum of $parts, to the cent (rows with a missing amount are not compared).",
+            {"total": column_label(columns[0] if columns else ""),
+             "parts": " + ".join(column_label(c) for c in columns[1:])},
+            runtime_configuration,
+        )
 
 
 # ---- disability certificates: number = holder ID + category digit + level digit -------------------
@@ -174,6 +234,18 @@ class ExpectCertificateNumberToMatchHolder(MulticolumnMapExpectation):
     map_metric = "multicolumn_values.certificate_matches_holder"
     success_keys = ("mostly",)
     args_keys = ("column_list",)
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        columns = list(_kwargs(configuration, result).get("column_list") or []) + ["", "", "", ""]
+        return _sentence(
+            "$certificate 须为持证人身份证号加类别、等级数字 must be the holder's ID number ($holder) followed by the "
+            "category digit ($category) and the level digit ($level).",
+            {"certificate": column_label(columns[0]), "holder": column_label(columns[1]),
+             "category": column_label(columns[2]), "level": column_label(columns[3])},
+            runtime_configuration,
+        )
 
 
 # ---- a column filled exactly when (or only when) another column has a value -----------------------
@@ -209,6 +281,20 @@ class ExpectColumnValuesToBePresentExactlyWhen(MulticolumnMapExpectation):
     map_metric = "multicolumn_values.present_when"
     success_keys = ("mostly", "value", "required")
     args_keys = ("column_list", "value", "required")
+
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        kw = _kwargs(configuration, result)
+        columns = list(kw.get("column_list") or []) + ["", "", ""]
+        template = ("$field 仅当 $condition 为 $value 时填写 is filled only when $condition is $value"
+                    + ("，且此时必须填写 and must be filled then." if kw.get("required", True) else "."))
+        return _sentence(
+            template,
+            {"field": column_label(columns[2] or columns[1]), "condition": column_label(columns[0]),
+             "value": str(kw.get("value", ""))},
+            runtime_configuration,
+        )
 
 
 CUSTOM_EXPECTATIONS: Tuple[type, ...] = (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from lowincome.feeds import FeedSpec
+from lowincome.feeds import FEEDS, FeedSpec
 
 SUITE_VERSION = 1
 DEFAULT_VOLUME_SHARE = 0.30
@@ -36,3 +36,24 @@ RESULT_SCHEMA = {
 
 def suite_name(spec: FeedSpec) -> str:
     return f"{spec.name}.v{SUITE_VERSION}"
+
+
+def _delivered_headers() -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for spec in FEEDS.values():
+        for column in spec.columns:
+            headers.setdefault(column.name, column.header)
+    return headers
+
+
+_HEADERS = _delivered_headers()
+
+
+def column_label(column: str) -> str:
+    """`身份证号 (raw_id_number)`: the header the department delivered first, the suite's column name beside it.
+
+    Auditors and the sending departments know the Chinese headers; the suites run on canonical names with
+    `raw_` (text as delivered) and `parsed_` (typed) prefixes. A name with no delivered header stays as it is.
+    """
+    header = _HEADERS.get(column.removeprefix("raw_").removeprefix("parsed_"))
+    return f"{header} ({column})" if header and header != column else column

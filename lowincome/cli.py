@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
-from . import __version__
 from .errors import KEPT, LowincomeError, os_reason
 
 log = logging.getLogger("lowincome.cli")
@@ -26,6 +25,22 @@ NOT_RUN = "nothing was run; the last publication stays in place"
 
 class PreflightError(LowincomeError):
     """Something that stops the run before any work: the message already says that nothing was run."""
+
+
+class _VersionAction(argparse.Action):
+    """`lowincome --version`: the same code version a run records in audit.runs, so an auditor can match them.
+
+    Computed only when asked (it hashes the code), not on every invocation as argparse's own action would.
+    """
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .lineage import code_version
+
+        print(f"lowincome {code_version()}")
+        parser.exit()
 
 
 def _as_of(text: str) -> date:
@@ -126,7 +141,8 @@ def preflight(as_of: date, settings) -> None:
 
 def _run_config(quiet: bool, allow_empty: bool) -> dict:
     # failures=False: the console logger leaves failures to the single summary line printed below.
-    config: dict = {"loggers": {"console": {"config": {"log_level": "WARNING" if quiet else "INFO", "failures": False}}}}
+    # --quiet: nothing on the terminal but the summary line (or the one failure line); the log file keeps everything.
+    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if quiet else "INFO", "failures": False}}}}
     if allow_empty:
         from pipelines.resources import LowincomeResource
 
@@ -141,8 +157,11 @@ def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
 
     with _log_to_file(default_warehouse()) as log_path:
         details = f"; details in {log_path}" if log_path else ""
+        from .progress import on_terminal
+
         try:
-            return _run(as_of, quiet, allow_empty, details)
+            with on_terminal(not quiet):
+                return _run(as_of, quiet, allow_empty, details)
         except (LowincomeError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal: it goes to the log file
@@ -165,7 +184,9 @@ def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
     from pipelines.definitions import defs
     from pipelines.jobs import NIGHTLY_JOB_NAME
 
-    log.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
+    from .progress import log as progress
+
+    progress.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
     try:
         instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
         job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
@@ -210,11 +231,22 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lowincome", description="Low-income population monitoring pipeline.")
-    parser.add_argument("--version", action="version", version=f"lowincome {__version__}")
+    parser.add_argument("--version", action=_VersionAction,
+                        help="print the code version, as recorded in audit.runs.code_version, and exit")
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="run the nightly job for one as-of day (in-process, through Dagster)")
+    from .config import settings_help
+
+    p_run = sub.add_parser(
+        "run", help="run the nightly job for one as-of day (in-process, through Dagster)",
+        description="运行夜间作业 Run the nightly job for one as-of day: ingest and validate every delivery dated on or "
+                    "before it, raise and resolve flags, and publish lowincome.duckdb, restricted.duckdb and the "
+                    "reports. Prints one summary line on success; on failure one line saying what failed and that "
+                    "the last publication stays in place (details in <warehouse>/logs/lowincome.log).",
+        epilog=settings_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
-    p_run.add_argument("--quiet", action="store_true", help="show only warnings from the Dagster log")
+    p_run.add_argument("--quiet", action="store_true", help="print only the summary line (or the one failure line); everything else goes to "
+                            "<warehouse>/logs/lowincome.log")
     p_run.add_argument("--allow-empty", action="store_true",
                        help="accept a day without any usable delivery (a deliberately empty day); without it such "
                             "a run fails and the last publication stays in place")

@@ -38,6 +38,37 @@ DEFAULT_SETTLE_SECONDS = 120
 DEFAULT_RETENTION_DAYS = 7
 
 
+# Every setting the pipeline reads, with its default and meaning, Chinese first: the one list that
+# `lowincome run --help` prints and that a test checks against the names this module reads.
+SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
+    ("LOWINCOME_INBOX", "data_samples/inbox (the bundled samples)",
+     "收件箱 inbox: <inbox>/<feed>/<feed>_<county6>_<YYYYMMDD>.<csv|xlsx|parquet>"),
+    ("LOWINCOME_WAREHOUSE", "warehouse/", "数据仓库 warehouse: published databases, reports and working storage"),
+    ("LOWINCOME_POLICY", "lowincome/policy/default.yaml", "政策参数 policy file: standards, thresholds, windows per county"),
+    ("LOWINCOME_PSEUDONYM_KEY", "a development key (refused in production)",
+     "假名密钥 secret for the analysts' pseudonymous keys (at least 32 characters in production)"),
+    ("LOWINCOME_ENV", "development", "运行环境 development or production (production needs inbox, warehouse and a real key)"),
+    ("LOWINCOME_BLOCKING_SHARE", "0.05", "拦截比例 share of rejected rows above which a snapshot is held back (0 to 1)"),
+    ("LOWINCOME_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT,
+     "内存预算 DuckDB's budget in DuckDB syntax (4GB, 1.5GB, 512MB; at least 128MB); spills to <warehouse>/work/tmp"),
+    ("LOWINCOME_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS),
+     "保留天数 days per-night artifacts (run folders, report pages, unreferenced analysts' parts) are kept"),
+    ("LOWINCOME_RESTRICTED_GROUP", "unset (owner only)", "受限文件组 group given read access to restricted files (0640)"),
+    ("LOWINCOME_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS),
+     "静置秒数 seconds a file must stay unchanged before the inbox sensor asks for a run"),
+)
+
+
+def settings_help() -> str:
+    """The settings as an aligned text block, for `--help`."""
+    width = max(len(name) for name, _, _ in SETTINGS_HELP)
+    lines = ["settings (environment variables) 配置项:"]
+    for name, default, meaning in SETTINGS_HELP:
+        lines.append(f"  {name:<{width}}  {meaning}")
+        lines.append(f"  {'':<{width}}  default 默认: {default}")
+    return "\n".join(lines)
+
+
 @dataclass(frozen=True)
 class Settings:
     inbox: Path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -25,13 +26,17 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from .audit import load_deliveries, load_validation
+from .dictionary import apply_comments
 from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
 from .privacy import PRIVATE_DIR_MODE, install_key_macro
 from .staging import Staging, sql_list, sql_text
 from .workstore import WorkStore
 
+log = logging.getLogger(__name__)
+
 ANALYSTS_DB = "lowincome.duckdb"
+LATEST_VIEWS_SQL = Path(__file__).resolve().parent.parent / "sql" / "audit" / "latest_views.sql"
 RESTRICTED_DB = "restricted.duckdb"
 
 # Identified text columns that become keys (or disappear) in the analysts' database.
@@ -367,10 +372,16 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             load_validation(con, store)  # audit.validation_results: a view over results stored once per file
             for table, path in (extra_tables or {}).items():
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)", {"p": str(path)})
+            publishing_run = run_record["run_id"][0] if run_record is not None and run_record.height else None
             con.execute(
-                "CREATE TABLE audit.publication AS SELECT $as_of::DATE AS as_of, $at::TIMESTAMP AS published_at",
-                {"as_of": as_of, "at": datetime.now()},
+                "CREATE TABLE audit.publication AS "
+                "SELECT $as_of::DATE AS as_of, $at::TIMESTAMP AS published_at, $run::VARCHAR AS run_id",
+                {"as_of": as_of, "at": datetime.now(), "run": publishing_run},
             )
+            con.execute(LATEST_VIEWS_SQL.read_text(encoding="utf-8"))  # audit.latest_run / _deliveries / _validation
+            undescribed = apply_comments(con)  # after the last CREATE: a re-created view loses its comments
+            if undescribed:
+                log.warning("published columns without a data-dictionary entry: %s", ", ".join(undescribed))
             con.execute("CHECKPOINT")
         finally:
             con.close()

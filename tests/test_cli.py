@@ -17,6 +17,7 @@ def test_run_succeeds_and_prints_a_summary(generated, lowincome_env, tmp_path, c
     assert main(["run", "--as-of", SAMPLE_END.isoformat(), "--quiet"]) == 0
     printed = capsys.readouterr()
     assert f"as of {SAMPLE_END}" in printed.out and "rows read" in printed.out
+    assert len(printed.out.strip().splitlines()) == 1 and printed.err.strip() == ""  # --quiet: the summary line only
     assert (warehouse / "lowincome.duckdb").exists() and (warehouse / "restricted.duckdb").exists()
 
 
@@ -50,7 +51,11 @@ def test_generate_writes_an_inbox(tmp_path, capsys):
 def test_version_and_allow_empty_option(lowincome_env, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         main(["--version"])
-    assert exc.value.code == 0 and capsys.readouterr().out.startswith("lowincome ")
+    from lowincome import __version__
+    from lowincome.lineage import code_version
+
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"lowincome {code_version()}"
+    assert code_version().startswith(f"{__version__}+")
     from pipelines.resources import LowincomeResource
 
     empty = tmp_path / "empty-inbox"
@@ -66,3 +71,27 @@ def test_version_and_allow_empty_option(lowincome_env, tmp_path, capsys):
 
         assert _run_config(True, True)["resources"] == {"lowincome": {"config": {"allow_empty": True}}}
         assert main(["run", "--as-of", "2026-10-31", "--quiet", "--allow-empty"]) == 0
+
+
+def test_run_help_lists_every_setting_the_code_reads(capsys):
+    """Every LOWINCOME_* name the code reads (found by scanning the sources, not from the help's own list)
+    appears in `run --help` with a default; the help also describes the command."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    read = set()
+    for folder in ("lowincome", "pipelines", "assets", "checks"):
+        for source in (root / folder).rglob("*.py"):
+            read |= set(re.findall(r"LOWINCOME_[A-Z_]+[A-Z]", source.read_text(encoding="utf-8")))
+    assert {"LOWINCOME_INBOX", "LOWINCOME_WAREHOUSE", "LOWINCOME_MEMORY_LIMIT"} <= read
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "夜间作业" in text and "last publication stays in place" in text
+    lines = text.splitlines()
+    for name in sorted(read):
+        at = [i for i, line in enumerate(lines) if line.strip().startswith(name + " ")]
+        assert at, f"{name} is read by the code but missing from `run --help`"
+        assert "default" in lines[at[0] + 1], f"{name} has no default line in `run --help`"
