@@ -43,6 +43,11 @@ _KEYED = {
 _HOUSEHOLD_KEYED = {"household_id": "household_key", "rural_household_id": "rural_household_key"}
 
 
+def household_key_sql(id_column: str, county_column: str = "file_county") -> str:
+    """Household keys are scoped by county: feeds.md makes 家庭编号 unique only within one."""
+    return f"pkey('household:' || {county_column} || ':' || {id_column})"
+
+
 def _analyst_columns(spec: FeedSpec, columns: list[str]) -> list[tuple[str, str, bool]]:
     """What analysts get of one staging table, as (SQL, name, is a key): keys for identifiers; no names, no free text.
 
@@ -524,26 +529,15 @@ def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tabl
     root = store.root
     staging = {f: m.relation_sql(root) for f, m in manifests.items()}
     _person_index(con, store, manifests, pseudonym_key)
-    # Household keys are scoped by county (feeds.md makes 家庭编号 unique only within one), as in the analysts' parts.
-    # Keys without keying every row again: person keys from person_index (which holds every ID number of
-    # these feeds' parts), each household key once per distinct household (pkey is two SHA-256 a value).
     con.execute(
         f"""CREATE TABLE household_index AS
-            WITH members AS (
-                SELECT 'household:' || file_county || ':' || household_id AS household_text, 'civil_roster' AS source,
-                       file_county AS county_code, household_id, id_number, relation
-                FROM ({staging['civil_roster']}) WHERE is_latest
-                UNION ALL
-                SELECT 'household:' || file_county || ':' || rural_household_id, 'rural_monitoring', file_county,
-                       rural_household_id, id_number, relation
-                FROM ({staging['rural_monitoring']}) WHERE is_latest
-            ),
-            households AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT household_text AS v FROM members)
-                           WHERE v IS NOT NULL)
-            SELECT h.k AS household_key, m.source, m.county_code, m.household_id, p.person_key, m.id_number, m.relation
-            FROM members AS m
-            LEFT JOIN households AS h ON h.v = m.household_text
-            LEFT JOIN person_index AS p ON p.id_number = m.id_number
+            SELECT {household_key_sql('household_id')} AS household_key, 'civil_roster' AS source,
+                   file_county AS county_code, household_id, pkey(id_number) AS person_key, id_number, relation
+            FROM ({staging['civil_roster']}) WHERE is_latest
+            UNION ALL
+            SELECT {household_key_sql('rural_household_id')}, 'rural_monitoring', file_county, rural_household_id,
+                   pkey(id_number), id_number, relation
+            FROM ({staging['rural_monitoring']}) WHERE is_latest
             ORDER BY 1, 5"""
     )
     quarantine = [p for m in manifests.values() for p in m.quarantine_paths(root)]
