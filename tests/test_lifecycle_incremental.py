@@ -13,6 +13,7 @@ pruned run folders, a replay after pruning and a warehouse of the earlier layout
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import shutil
 from datetime import date, timedelta
@@ -121,7 +122,8 @@ class Nightly:
         today = evaluation.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
         previous = self.recorded[max(earlier)] if earlier else today.head(0)
         expected_day = pl.concat([today, carried_flags(previous, today["flag_id"], day, fresh)], how="vertical_relaxed")
-        assert_frame_equal(pl.read_parquet(folder / FLAG_DAY).sort("flag_id"), expected_day.sort("flag_id"))
+        assert "as_of" not in pl.read_parquet_schema(folder / FLAG_DAY)  # the folder's day: not stored per row
+        assert_frame_equal(history.read_flag_day(folder / FLAG_DAY, day).sort("flag_id"), expected_day.sort("flag_id"))
         store.commit(day)
         commit_history(store, day)
         self.recorded[day] = expected_day
@@ -195,6 +197,22 @@ def test_incremental_equals_full_recomputation(tmp_path):
     assert store.completed_days() == [d[10], d[11]]
     del night.recorded[d[6]], night.fresh[d[6]]  # replaying d[6]: the reference is what was recorded before it, plus the replay
     night.run(d[6], evaluations[d[6]])
+
+
+def test_unchanged_flags_are_stored_once_across_nights(tmp_path):
+    """Two nights with the same flags write the same bytes to mart/flag_day.parquet: the commit links them."""
+    world = World(flags=200, seed=3)
+    night = Nightly(tmp_path / "warehouse", world)
+    first, second = days(2)
+    one = night.run(first, world.evaluation(first))
+    two = night.run(second, world.evaluation(second))  # nothing evolved: the same flags hold
+    assert (one / FLAG_DAY).read_bytes() == (two / FLAG_DAY).read_bytes()
+    assert os.path.samefile(one / FLAG_DAY, two / FLAG_DAY)
+    assert history.read_flag_day(two / FLAG_DAY, second)["as_of"].unique().to_list() == [second]
+    assert history.read_flag_day(one / FLAG_DAY, first)["as_of"].unique().to_list() == [first]
+    world.evolve(churn=0.5)
+    three = night.run(days(3)[2], world.evaluation(days(3)[2]))
+    assert not os.path.samefile(two / FLAG_DAY, three / FLAG_DAY)
 
 
 def test_warehouse_of_the_earlier_layout_is_migrated_once(tmp_path):

@@ -244,7 +244,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     day = pl.concat([today, carried], how="vertical_relaxed")
     run_folder = store.day_dir(as_of)
     out_dir = run_folder / "mart"
-    write_atomic(run_folder / FLAG_DAY, day)
+    history.write_flag_day(run_folder, day)  # without the constant as_of: unchanged nights share the file
     state = history.step(previous_state, day, freshness, as_of)
     history.record_day(run_folder, state, as_of, day, freshness, previous_state, tokens, digests)
     overdue_table, default_overdue = _overdue_table(overdue_days)

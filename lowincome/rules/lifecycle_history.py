@@ -51,6 +51,9 @@ HISTORY_KIND = "lifecycle"
 CURRENT = "CURRENT"
 RUN_DIR = "lifecycle"  # in each run folder: the day's delta and its materialised state
 FLAG_DAY = "mart/flag_day.parquet"  # the day's full facts, kept in the run folder for audits (pruned with it)
+# ...written without its `as_of` column (a constant: the folder's day), so that a night whose flags are the
+# same as the night before writes the same bytes and the run folder shares them (`workstore.share_unchanged`);
+# `read_flag_day` gives the column back.
 LEGACY_FLAG_DAYS = "flag_days"  # work/history/flag_days/<D>.parquet of the earliest layout
 
 FACT_SCHEMA = {
@@ -146,6 +149,25 @@ def step(state: State, facts: pl.DataFrame | None, freshness: pl.DataFrame | Non
 
 def initial() -> State:
     return State(None, empty(STATE_SCHEMA), empty(EVIDENCE_SCHEMA), empty(TREND_SCHEMA), empty(FRESHNESS_SCHEMA))
+
+
+def write_flag_day(folder: Path, facts: pl.DataFrame) -> Path:
+    """The day's full facts in its run folder (`FLAG_DAY`), without the constant `as_of` column."""
+    return write_atomic(folder / FLAG_DAY, facts.drop("as_of", strict=False))
+
+
+def read_flag_day(path: Path, day: date) -> pl.DataFrame:
+    """A run folder's `FLAG_DAY` with its `as_of` column (the day of the folder) back in place, after `period`.
+
+    Files of the earlier layout still carry the column and are returned as they are.
+    """
+    frame = pl.read_parquet(path)
+    if "as_of" in frame.columns:
+        return frame
+    columns = list(frame.columns)
+    at = columns.index("period") + 1 if "period" in columns else len(columns)
+    columns.insert(at, "as_of")
+    return frame.with_columns(pl.lit(day, dtype=pl.Date).alias("as_of")).select(columns)
 
 
 # ---- deltas ------------------------------------------------------------------------------------
