@@ -8,7 +8,16 @@ The order (commit, publish, only then "success") lives in lowincome/nightly.py
 from datetime import date, datetime, timezone
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    asset,
+)
 
 from assets.ingest import staging_key
 from assets.rules import FLAGS_KEY
@@ -68,8 +77,28 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
             "files": MetadataValue.int(done.deliveries.height),
             **{k: MetadataValue.int(int(v or 0)) for k, v in totals.items()},
             **{f"rows.{k}": MetadataValue.int(v) for k, v in done.counts.items()},
+            **_column_schemas(analysts_database(settings)),
         }
     )
+
+
+def _column_schemas(database) -> dict:
+    """One `schema <table>` entry per published table: its columns, types and dictionary descriptions (issue 12).
+
+    The asset stands for the whole analysts' database, so Dagster's single `dagster/column_schema` key does
+    not fit; the UI shows each entry as a table schema. Read back from the published file's own comments.
+    """
+    from lowincome.dictionary import described_schema
+
+    try:
+        described = described_schema(database)
+    except Exception as exc:  # noqa: BLE001 - metadata only: the publication is already in place
+        return {"schema_error": MetadataValue.text(redact(f"column schemas not read: {type(exc).__name__}"))}
+    return {
+        f"schema {table}": MetadataValue.table_schema(TableSchema(
+            columns=[TableColumn(name=c, type=t, description=d or None) for c, t, d in columns]))
+        for table, (_, columns) in sorted(described.items())
+    }
 
 
 STRAYS_LOGGED = 20  # one line each; past that a count, so a flooded inbox does not flood the log

@@ -366,6 +366,31 @@ def published_schema(con) -> dict[str, list[tuple[str, str]]]:
     return schema
 
 
+def described_schema(path) -> dict[str, tuple[str, list[tuple[str, str, str]]]]:
+    """{table: (description, [(column, type, description), ...])} as published in the database at `path`.
+
+    Read back from the database's own comments (not from this module), so what Dagster shows is what an
+    analyst's tool shows.
+    """
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        described = {f"{s}.{t}": (c or "", []) for s, t, c in con.execute(
+            "SELECT schema_name, table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+            "UNION ALL SELECT schema_name, view_name, comment FROM duckdb_views() "
+            "WHERE database_name = current_database() AND NOT internal").fetchall()}
+        for table, column, dtype, comment in con.execute(
+            "SELECT schema_name || '.' || table_name, column_name, data_type, comment FROM duckdb_columns() "
+            "WHERE database_name = current_database() ORDER BY schema_name, table_name, column_index"
+        ).fetchall():
+            if table in described:
+                described[table][1].append((column, dtype, comment or ""))
+    finally:
+        con.close()
+    return described
+
+
 def _main() -> None:
     """Print docs/data-dictionary.md for a published database (default: the samples' warehouse)."""
     import sys

@@ -37,8 +37,16 @@ def lowincome_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture(scope="session")
-def published(generated, tmp_path_factory):
-    """One nightly run over the generated inbox, shared by the tests that only read its outputs (the expensive part)."""
+def published(published_run):
+    """(warehouse, manifest) of the shared nightly run, for the tests that only read its outputs."""
+    warehouse, manifest, _ = published_run
+    return warehouse, manifest
+
+
+@pytest.fixture(scope="session")
+def published_run(generated, tmp_path_factory):
+    """One nightly run over the generated inbox, shared by the tests that only read its outputs (the expensive part);
+    (warehouse, manifest, Dagster's execution result)."""
     from pipelines.definitions import defs
 
     out, manifest = generated
@@ -52,4 +60,4 @@ def published(generated, tmp_path_factory):
     result = defs.resolve_job_def("nightly").execute_in_process(partition_key=SAMPLE_END.isoformat())
     mp.undo()
     assert result.success
-    return warehouse, manifest
+    return warehouse, manifest, result

@@ -70,3 +70,19 @@ def test_a_column_missing_from_the_dictionary_is_reported_and_marked(tmp_path):
     finally:
         con.close()
     assert comments == {"rule_id": column_comment("mart.rules", "rule_id"), "surprise": UNDESCRIBED}
+
+
+def test_the_publish_asset_carries_the_column_schema_of_every_table(published_run):
+    warehouse, _, result = published_run
+    [materialization] = result.asset_materializations_for_node("publish__warehouse")
+    metadata = materialization.metadata
+    con = duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
+    try:
+        schema = published_schema(con)
+    finally:
+        con.close()
+    assert {k.removeprefix("schema ") for k in metadata if k.startswith("schema ")} == set(schema)
+    for table, columns in schema.items():
+        shown = metadata[f"schema {table}"].schema.columns
+        assert [(c.name, c.type) for c in shown] == columns
+        assert all(c.description == column_comment(table, c.name) for c in shown), table
