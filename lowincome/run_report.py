@@ -1,10 +1,14 @@
 """The run summary for auditors: one self-contained HTML page per run, opened from disk offline.
 
 Built from the published analysts' database only (so it can hold nothing the
-analysts may not see: counts and keys, no ID numbers or names). Every value
-that comes from the database (file names and messages are delivered content)
-goes through `html.escape`, so delivered markup shows as text. Charts are
-drawn as inline SVG (by hand, see `_svg`), so the page needs no network.
+analysts may not see: counts and keys, no ID numbers or names). An auditor must
+be able to cite it: the header names the code version, the policy file and its
+sha256, the as-of day and the run; every file is listed with its sha256, counts
+and validation status; every count of flags links to a page of that rule's
+flags. Pages come from Jinja2 templates (lowincome/templates/) with
+autoescaping, so a delivered value (file names and messages are delivered
+content) is always text, never markup. Charts are drawn as inline SVG by hand
+(see `_svg`, labels escaped there), so the page needs no network.
 """
 
 from __future__ import annotations
@@ -54,14 +58,6 @@ def _ticks(top: float, n: int = 4) -> list[float]:
 
 def _num(v: float) -> str:
     return f"{v:,.0f}"
-
-
-def _table(headers: list[str], rows: list[tuple]) -> str:
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>" for v in row) + "</tr>" for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _has_table(con, schema: str, table: str) -> bool:
@@ -150,99 +146,170 @@ def _trend_chart(trend: list[tuple]) -> str:
 
 
 INBOX_ROOT = "(inbox root)"  # files lying at the inbox root belong to no feed (ASCII: the charts may lack CJK glyphs)
+RULE_PAGE_LIMIT = 500  # flags listed per rule and county on a rule page; the rest are a query away
+VALIDATION_LABEL = {"passed": "通过 passed", "warnings": "警告 warnings only", "failed": "未通过 failed",
+                    "none": "未校验 not validated"}
+_TEMPLATES = Path(__file__).with_name("templates")
 
 
-def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
-    """Write reports/run_<as_of>_<run>.html and refresh reports/index.html to point at the newest run."""
+def _environment():
+    """Jinja2 with autoescaping on for every template: a delivered value can only ever be text in a page."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    env = Environment(loader=FileSystemLoader(str(_TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters["num"] = lambda v: "" if v is None else f"{v:,}"
+    return env
+
+
+def _records(con, sql: str, params: dict | None = None) -> list[dict]:
+    cur = con.execute(sql, params or {})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row)) for row in cur.fetchall()]
+
+
+def _columns(con, schema: str, table: str) -> set[str]:
+    return {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = $s AND table_name = $t",
+        {"s": schema, "t": table}).fetchall()}
+
+
+def _policy(policy: Path | None) -> dict:
+    """The policy file the run used and its sha256, so an auditor can tell which thresholds were in force."""
+    import hashlib
+
+    if policy is None:
+        from .config import load_settings
+
+        try:
+            policy = load_settings().policy
+        except Exception:  # noqa: BLE001 - the report still says what it could not tell
+            return {"path": "未知 unknown", "sha256": "未知 unknown"}
+    try:
+        digest = hashlib.sha256(Path(policy).read_bytes()).hexdigest()
+    except OSError as exc:
+        digest = f"不可读 unreadable ({exc.strerror or type(exc).__name__})"
+    return {"path": str(policy), "sha256": digest}
+
+
+def evidence_summary(evidence: str | None, width: int = 200) -> str:
+    """One line from a flag's evidence JSON: its top-level fields, lists shown by their length."""
+    import json
+
+    if not evidence:
+        return ""
+    try:
+        data = json.loads(evidence)
+    except ValueError:
+        return evidence[:width]
+    if not isinstance(data, dict):
+        return str(data)[:width]
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, list):
+            value = f"[{len(value)} 项 items]"
+        elif isinstance(value, dict):
+            value = "{" + ", ".join(f"{k}: {v}" for k, v in list(value.items())[:4]) + "}"
+        parts.append(f"{key}: {value}")
+    line = "; ".join(parts)
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def _file_validation(con, run_id: str) -> dict[str, str]:
+    """File name → passed / warnings / failed, from the run's expectation results (severity tells them apart)."""
+    if not _has_table(con, "audit", "validation_results"):
+        return {}
+    rows = con.execute(
+        """SELECT file_name,
+                  count(*) FILTER (WHERE NOT success AND coalesce(severity, '') <> 'warning') AS errors,
+                  count(*) FILTER (WHERE NOT success AND severity = 'warning') AS warnings
+           FROM audit.validation_results WHERE run_id = $run GROUP BY file_name""", {"run": run_id}).fetchall()
+    return {name: "failed" if errors else "warnings" if warnings else "passed" for name, errors, warnings in rows}
+
+
+def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | None = None) -> Path:
+    """Write reports/run_<as_of>_<run>.html (and its per-rule pages) and point reports/index.html at it.
+
+    Everything shown comes from the published analysts' database (counts, pseudonymous keys, file names)
+    and is rendered by Jinja2 templates with autoescaping (lowincome/templates/).
+    """
     con = duckdb.connect(str(Path(warehouse) / ANALYSTS_DB), read_only=True)
     try:
-        feed_rows = con.execute(
-            """SELECT coalesce(feed, $root) AS feed, count(*) AS files, sum(rows_read), sum(rows_accepted),
-                      sum(rows_quarantined), count(*) FILTER (WHERE status IN ('rejected', 'blocked'))
+        delivery_columns = _columns(con, "audit", "deliveries")
+        sha = "sha256" if "sha256" in delivery_columns else "NULL"
+        feeds = _records(con,
+            """SELECT coalesce(feed, $root) AS feed, count(*) AS files, sum(rows_read) AS rows_read,
+                      sum(rows_accepted) AS rows_accepted, sum(rows_quarantined) AS rows_quarantined,
+                      count(*) FILTER (WHERE status IN ('rejected', 'blocked')) AS whole
                FROM audit.deliveries WHERE run_id = $run GROUP BY ALL ORDER BY feed""",
-            {"run": run_id, "root": INBOX_ROOT},
-        ).fetchall()
-        files = con.execute(
-            """SELECT coalesce(feed, $root) AS feed, file_name, status, rows_read, rows_accepted, rows_quarantined,
-                      coalesce(message, '')
-               FROM audit.deliveries WHERE run_id = $run ORDER BY feed, file_name""",
-            {"run": run_id, "root": INBOX_ROOT},
-        ).fetchall()
+            {"run": run_id, "root": INBOX_ROOT})
+        files = _records(con,
+            f"""SELECT coalesce(feed, $root) AS feed, file_name, {sha} AS sha256, status, rows_read, rows_accepted,
+                       rows_quarantined, coalesce(message, '') AS message
+                FROM audit.deliveries WHERE run_id = $run ORDER BY feed, file_name""",
+            {"run": run_id, "root": INBOX_ROOT})
+        checked = _file_validation(con, run_id)
+        for f in files:
+            f["validation"] = checked.get(f["file_name"], "none")
         validation = []
         if _has_table(con, "audit", "validation_results"):
-            validation = con.execute(
-                """SELECT feed, count(*) AS expectations, count(*) FILTER (WHERE NOT success) AS failed,
-                          coalesce(sum(unexpected_count), 0)
+            validation = _records(con,
+                """SELECT feed, count(*) AS expectations,
+                          count(*) FILTER (WHERE NOT success AND coalesce(severity, '') <> 'warning') AS errors,
+                          count(*) FILTER (WHERE NOT success AND severity = 'warning') AS warnings,
+                          coalesce(sum(unexpected_count), 0) AS unexpected
                    FROM audit.validation_results WHERE run_id = $run GROUP BY feed ORDER BY feed""",
-                {"run": run_id},
-            ).fetchall()
+                {"run": run_id})
         stale = []
         if _has_table(con, "audit", "feed_freshness"):
-            stale = con.execute(
+            stale = _records(con,
                 """SELECT feed, county, latest_delivery, stale_since, reason FROM audit.feed_freshness
-                   WHERE as_of = $as_of AND stale ORDER BY feed, county""",
-                {"as_of": as_of},
-            ).fetchall()
-        carried = 0
-        if _has_table(con, "mart", "flags") and "data_stale" in [
-                r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_schema = 'mart' AND table_name = 'flags'").fetchall()]:
-            carried = con.execute("SELECT count(*) FROM mart.flags WHERE data_stale AND as_of = $as_of",
-                                  {"as_of": as_of}).fetchone()[0]
-        by_rule, by_county, trend = [], [], []
-        if _has_table(con, "mart", "flags"):
+                   WHERE as_of = $as_of AND stale ORDER BY feed, county""", {"as_of": as_of})
+        code_version = published_at = None
+        if _has_table(con, "audit", "runs"):
+            found = con.execute("SELECT code_version FROM audit.runs WHERE run_id = $run", {"run": run_id}).fetchone()
+            code_version = found[0] if found else None
+        if _has_table(con, "audit", "publication"):
+            found = con.execute("SELECT published_at FROM audit.publication").fetchone()
+            published_at = found[0] if found else None
+        carried, by_rule, by_county, trend, rule_pages = 0, [], [], [], {}
+        flag_columns = _columns(con, "mart", "flags")
+        if flag_columns:
+            if "data_stale" in flag_columns:
+                carried = con.execute("SELECT count(*) FROM mart.flags WHERE data_stale AND as_of = $as_of",
+                                      {"as_of": as_of}).fetchone()[0]
             by_rule = con.execute(
                 "SELECT rule_id, level, count(*) FROM mart.flags WHERE status = 'open' GROUP BY ALL ORDER BY ALL"
             ).fetchall()
-            by_county = con.execute(
-                """SELECT county_code, rule_id, level, count(*) FILTER (WHERE status = 'open') AS open,
-                          count(*) FILTER (WHERE is_new) AS new, count(*) FILTER (WHERE resolved_today) AS resolved
-                   FROM mart.flags GROUP BY ALL ORDER BY ALL"""
-            ).fetchall()
+            name = "any_value(rule_name)" if "rule_name" in flag_columns else "''"
+            by_county = _records(con,
+                f"""SELECT county_code, rule_id, {name} AS rule_name, level,
+                           count(*) FILTER (WHERE status = 'open') AS open, count(*) FILTER (WHERE is_new) AS new,
+                           count(*) FILTER (WHERE resolved_today) AS resolved
+                    FROM mart.flags GROUP BY county_code, rule_id, level ORDER BY ALL""")
+            rule_pages = _write_rule_pages(con, Path(warehouse), as_of, run_id, flag_columns)
         if _has_table(con, "audit", "flag_trend"):
             trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
     finally:
         con.close()
 
-    sections = [
-        f"<h1>Nightly run as of {as_of}</h1><p class='meta'>run {html.escape(run_id)}</p>",
-        "<p><a href='validation/index.html'>Validation report of every delivery (Great Expectations Data Docs)</a></p>",
-        "<h2>Deliveries</h2>",
-        _table(["feed", "files", "rows read", "accepted", "quarantined", "files rejected/blocked"], feed_rows),
-    ]
-    if feed_rows:
-        sections.append(_rows_chart(feed_rows))
-    sections += ["<h3>Files</h3>", _table(["feed", "file", "status", "read", "accepted", "quarantined", "message"], files)]
-    sections.append("<h2>数据时效 Stale data</h2>")
-    if stale:
-        sections.append(
-            f"<p>{len(stale)} feed(s) of a county rest on stale data. Flags that depend on them are carried "
-            f"forward, not resolved ({carried} flag(s) carried in this publication).</p>")
-        sections.append(_table(["feed", "county", "newest delivery in use", "stale since", "why"], stale))
-    else:
-        sections.append("<p>Every feed of every county is fresh.</p>")
-    sections.append("<h2>Validation</h2>")
-    sections.append(
-        _table(["feed", "expectations evaluated", "failed", "unexpected values"], validation)
-        if validation else "<p>No expectation results recorded for this run.</p>"
-    )
-    sections.append("<h2>Flags</h2>")
-    if by_rule:
-        sections.append(_flags_chart(by_rule))
-        sections.append(_table(["county", "rule", "level", "open", "new", "resolved today"], by_county))
-    else:
-        sections.append("<p>No flags in this publication.</p>")
-    if trend:
-        sections.append(_trend_chart(trend))
-    page = (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>lowincome-monitor run {as_of}</title><style>{_CSS}</style></head><body>"
-        + "\n".join(sections)
-        + "</body></html>"
+    from markupsafe import Markup
+
+    rows_tuples = [(r["feed"], r["files"], r["rows_read"], r["rows_accepted"], r["rows_quarantined"], r["whole"])
+                   for r in feeds]
+    charts = {  # the SVG is drawn by this module, every label in it escaped (_svg): safe to insert as markup
+        "rows": Markup(_rows_chart(rows_tuples)) if feeds else "",
+        "flags": Markup(_flags_chart(by_rule)) if by_rule else "",
+        "trend": Markup(_trend_chart(trend)) if trend else "",
+    }
+    page = _environment().get_template("run_report.html.j2").render(
+        as_of=as_of, run_id=run_id, code_version=code_version, policy=_policy(policy), published_at=published_at,
+        feeds=feeds, files=files, stale=stale, carried=carried, validation=validation, by_county=by_county,
+        rule_pages=rule_pages, charts=charts, validation_label=VALIDATION_LABEL,
     )
     out_dir = Path(warehouse) / REPORTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"run_{as_of.isoformat()}_{run_id[:8]}.html"
+    path = out_dir / f"{_page_stem(as_of, run_id)}.html"
     path.write_text(page, encoding="utf-8")
     (out_dir / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><meta http-equiv='refresh' content='0; url={html.escape(path.name)}'>"
@@ -252,27 +319,73 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str) -> Path:
     return path
 
 
+def _page_stem(as_of: date, run_id: str) -> str:
+    return f"run_{as_of.isoformat()}_{run_id[:8]}"
+
+
+def _write_rule_pages(con, warehouse: Path, as_of: date, run_id: str, flag_columns: set[str]) -> dict[str, str]:
+    """One page per rule under reports/run_<day>_<run>/: its flags by county, open first, red before orange and yellow.
+
+    At most RULE_PAGE_LIMIT flags per county are listed (a city has hundreds of thousands); the page says how
+    many more there are and gives the query. Returns rule id → the page's path relative to reports/.
+    """
+    wanted = ["flag_id", "rule_id", "rule_name", "subject_type", "subject_key", "county_code", "period", "level",
+              "status", "first_seen_on", "evidence"]
+    select = ", ".join(c if c in flag_columns else f"NULL AS {c}" for c in wanted)
+    rows = _records(con,
+        f"""WITH f AS (SELECT {select} FROM mart.flags),
+                ranked AS (
+                    SELECT *, count(*) OVER (PARTITION BY rule_id, county_code) AS county_total,
+                           row_number() OVER (
+                               PARTITION BY rule_id, county_code
+                               ORDER BY status <> 'open', CASE level WHEN '红' THEN 0 WHEN '橙' THEN 1 ELSE 2 END,
+                                        subject_key, period, flag_id) AS rank
+                    FROM f)
+            SELECT * FROM ranked WHERE rank <= $limit ORDER BY rule_id, county_code, rank""",
+        {"limit": RULE_PAGE_LIMIT})
+    folder_name = _page_stem(as_of, run_id)
+    folder = warehouse / REPORTS_DIR / folder_name
+    folder.mkdir(parents=True, exist_ok=True)
+    template = _environment().get_template("rule_flags.html.j2")
+    pages: dict[str, str] = {}
+    by_rule: dict[str, list[dict]] = {}
+    for row in rows:
+        by_rule.setdefault(row["rule_id"], []).append(row)
+    for rule_id, flags in by_rule.items():
+        counties: dict[str, dict] = {}
+        for f in flags:
+            f["summary"] = evidence_summary(f["evidence"])
+            county = counties.setdefault(f["county_code"], {"code": f["county_code"], "total": f["county_total"],
+                                                            "flags": []})
+            county["flags"].append(f)
+        name = f"rule_{rule_id}.html"
+        (folder / name).write_text(template.render(
+            rule_id=rule_id, rule_name=flags[0]["rule_name"] or "", as_of=as_of, run_id=run_id,
+            report_name=f"{folder_name}.html", counties=list(counties.values()), limit=RULE_PAGE_LIMIT,
+            limit_hit=any(c["total"] > len(c["flags"]) for c in counties.values()),
+        ), encoding="utf-8")
+        pages[rule_id] = f"{folder_name}/{name}"
+    return pages
+
+
 def prune_reports(warehouse: Path, newest: date, keep_days: int) -> list[Path]:
     """Remove run report pages of as-of days more than `keep_days` before `newest` (LOWINCOME_RETENTION_DAYS).
 
     The pages render what `audit.runs`, `audit.deliveries` and `audit.validation_results` keep for good;
     a page can be written again from them. The newest day's pages always stay (index.html points there).
     """
+    import shutil
+
     removed = []
-    for page in (Path(warehouse) / REPORTS_DIR).glob("run_*_*.html"):
+    for page in (Path(warehouse) / REPORTS_DIR).glob("run_*_*"):  # a run's page and its folder of rule pages
         try:
             day = date.fromisoformat(page.name.split("_")[1])
         except (ValueError, IndexError):
             continue
         if (newest - day).days > keep_days:
-            page.unlink(missing_ok=True)
+            if page.is_dir():
+                shutil.rmtree(page, ignore_errors=True)
+            else:
+                page.unlink(missing_ok=True)
             removed.append(page)
     return removed
-
-
-_CSS = """
-body { font-family: system-ui, 'Noto Sans CJK SC', sans-serif; margin: 2em; color: #222; max-width: 1100px; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f2f4f7; } .meta { color: #777; } img { max-width: 100%; }
-"""

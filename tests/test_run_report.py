@@ -87,3 +87,54 @@ def test_report_module_does_not_import_a_plotting_library():
     code = "import sys, lowincome.run_report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "False"
+
+
+def test_report_can_be_cited_and_every_count_leads_to_its_flags(tmp_path):
+    """Header: code version, policy file and its sha256, day, run; files with sha256 and validation status;
+    counts link to per-rule pages that list the flags; delivered text is escaped everywhere (Jinja2 autoescape)."""
+    import hashlib
+
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("served_counties: ['371302']\n", encoding="utf-8")
+    con = duckdb.connect(str(wh / ANALYSTS_DB))
+    con.execute("CREATE SCHEMA audit; CREATE SCHEMA mart")
+    con.execute("""CREATE TABLE audit.runs AS SELECT 'r1-aaaaaaaa' AS run_id, DATE '2026-10-31' AS as_of,
+                   '0.1.0+abc123' AS code_version, 'success' AS status""")
+    con.execute("""CREATE TABLE audit.deliveries AS SELECT * FROM (VALUES
+        ('r1-aaaaaaaa', 'civil_roster', 'a.csv', 'ab' || repeat('0', 62), 'accepted', 10, 10, 0, NULL),
+        ('r1-aaaaaaaa', 'medical_claims', ?, 'cd' || repeat('1', 62), 'partly_quarantined', 5, 4, 1, ?)
+        ) t(run_id, feed, file_name, sha256, status, rows_read, rows_accepted, rows_quarantined, message)""",
+                [f"b{HOSTILE}.csv", HOSTILE])
+    con.execute("""CREATE TABLE audit.validation_results AS SELECT * FROM (VALUES
+        ('r1-aaaaaaaa', 'civil_roster', 'a.csv', true, 'blocking', 0),
+        ('r1-aaaaaaaa', 'medical_claims', ?, false, 'warning', 1)
+        ) t(run_id, feed, file_name, success, severity, unexpected_count)""", [f"b{HOSTILE}.csv"])
+    flags = [(f"F{i:03d}", "R01", "死亡人员仍在领取待遇", "person", f"k{i:03d}", "371302", "2026-09", "红", "open",
+              True, False, DAY, '{"died_on": "2026-08-01", "months": ["2026-09"], "note": "' + HOSTILE + '"}')
+             for i in range(3)]
+    flags.append(("F100", "W02", "新增重度残疾", "person", "k100", "371324", "2026-10", "黄", "open", False, False, DAY, None))
+    con.execute("""CREATE TABLE mart.flags (flag_id VARCHAR, rule_id VARCHAR, rule_name VARCHAR, subject_type VARCHAR,
+                   subject_key VARCHAR, county_code VARCHAR, period VARCHAR, level VARCHAR, status VARCHAR,
+                   is_new BOOLEAN, resolved_today BOOLEAN, first_seen_on DATE, evidence VARCHAR)""")
+    con.executemany("INSERT INTO mart.flags VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", flags)
+    con.close()
+
+    path = write_run_report(wh, DAY, "r1-aaaaaaaa", policy=policy)
+    page = path.read_text(encoding="utf-8")
+    assert "0.1.0+abc123" in page and "r1-aaaaaaaa" in page and str(DAY) in page
+    assert str(policy) in page and hashlib.sha256(policy.read_bytes()).hexdigest() in page
+    assert "ab" + "0" * 10 in page and "cd" + "1" * 10 in page  # each file's sha256 (shortened, full in title)
+    assert "通过 passed" in page and "警告 warnings only" in page  # a warning is not shown as a failure
+    assert HOSTILE not in page and "&lt;script&gt;" in page
+
+    links = re.findall(r'href="(run_2026-10-31_r1-aaaaa/rule_[^"#]+)(?:#county-(\d+))?"', page)
+    assert {l for l, _ in links} == {"run_2026-10-31_r1-aaaaa/rule_R01.html", "run_2026-10-31_r1-aaaaa/rule_W02.html"}
+    assert ("run_2026-10-31_r1-aaaaa/rule_R01.html", "371302") in links
+    rule = (wh / "reports" / "run_2026-10-31_r1-aaaaa" / "rule_R01.html").read_text(encoding="utf-8")
+    assert 'id="county-371302"' in rule and all(f"F{i:03d}" in rule and f"k{i:03d}" in rule for i in range(3))
+    assert "died_on: 2026-08-01" in rule and "[1 项 items]" in rule  # the one-line evidence summary
+    assert HOSTILE not in rule and "&lt;script&gt;" in rule
+    assert "F100" not in rule and "F100" in (wh / "reports" / "run_2026-10-31_r1-aaaaa" / "rule_W02.html").read_text(
+        encoding="utf-8")
