@@ -174,14 +174,11 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
                           if result.missing_columns else None)
         if result.frame.height <= VALIDATE_CHUNK_ROWS:
             frame = _validated(result.frame, spec, delivery, missing_reason)
-        else:  # validated in slices written one after another: the peak is one slice's work, not the file's
-            frame = _validate_in_slices(result.frame, spec, delivery, missing_reason, tmp)
+        else:  # validated in slices: the peak is one slice's work, not the file's
+            frame = _validate_in_slices(result.frame, spec, delivery, missing_reason)
     except DeliveryError:
         tmp.unlink(missing_ok=True)
         raise
-    except _WriteFailed as failed:  # the working storage, not the file: propagates as the OS error it is
-        tmp.unlink(missing_ok=True)
-        raise failed.error from None
     except MemoryError:
         tmp.unlink(missing_ok=True)
         raise
@@ -193,24 +190,18 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
         raise DeliveryError(_GENERIC_READ_FAILURE.format(type(exc).__name__)) from None
     message = (f"missing required column(s): {', '.join(result.missing_columns)}; every row is quarantined"
                if result.missing_columns else None)
-    encoding, missing_columns, result_height = result.encoding, list(result.missing_columns), result.frame.height
+    encoding, missing_columns = result.encoding, list(result.missing_columns)
     del result
-    if result_height <= VALIDATE_CHUNK_ROWS:  # (larger files were written slice by slice)
-        # read whole, never filtered: statistics only cost time
+    try:  # read whole, never filtered: statistics only cost time (Polars writes it directly, no Arrow copy)
         frame.write_parquet(tmp, statistics=False, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
+    except BaseException:  # the working storage, not the file (a full disk): propagates as the error it is
+        tmp.unlink(missing_ok=True)
+        raise
     rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
     meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
     _write_meta(meta_path, meta)  # written last: an entry without meta is incomplete and rebuilt
     return cache, meta, frame
-
-
-class _WriteFailed(Exception):
-    """Writing the parsed cache failed (a full disk): not the delivered file's fault."""
-
-    def __init__(self, error: OSError):
-        super().__init__(str(error))
-        self.error = error
 
 
 VALIDATE_CHUNK_ROWS = 400_000  # rows validated at once: validation's intermediate columns cost several times the text
@@ -223,44 +214,23 @@ def _validated(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_re
     return frame
 
 
-def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None,
-                        target: Path) -> pl.DataFrame:
-    """Validate a large file slice by slice into one Parquet file; the whole validated frame, assembled.
+def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None) -> pl.DataFrame:
+    """Validate a large file slice by slice; the whole validated frame, assembled.
 
     Every check of `validate_rows` looks at one row, so slices give the same rows as the whole file.
     The peak is one slice's intermediate columns (the parse stages cost several times the text). The
     frame returned is what `validate_rows` gives for the whole file: its delivered text is `raw`
-    itself (renamed, not copied), beside the typed columns and reasons of the slices, so the parts
-    and the suite are built from memory instead of reading the cache back.
+    itself (renamed, not copied), beside the typed columns and reasons of the slices, so the cache,
+    the parts and the suite are all written from memory (nothing is read back).
     """
-    writer = None
     kept: list[pl.DataFrame] = []  # each slice's typed columns and reasons (the text is `raw`'s)
     order: list[str] = []
-    try:
-        for start in range(0, raw.height, VALIDATE_CHUNK_ROWS):
-            part = _validated(raw.slice(start, VALIDATE_CHUNK_ROWS), spec, delivery, missing_reason)
-            if not order:
-                order = part.columns
-            table = part.to_arrow()
-            kept.append(part.drop([c for c in part.columns if c == ROW_COLUMN or c == EXTRA_COLUMN or c == FILE_COUNTY
-                                   or c.startswith(RAW_PREFIX)]))
-            del part
-            try:
-                if writer is None:
-                    # Read whole, never filtered: column statistics and dictionary attempts on millions of
-                    # distinct IDs and names only cost time (they took most of a large file's ingestion).
-                    writer = pq.ParquetWriter(target, table.schema, compression="zstd", use_dictionary=False,
-                                              write_statistics=False, compression_level=PARQUET_ZSTD_LEVEL)
-                writer.write_table(table.cast(writer.schema))
-            except OSError as exc:
-                raise _WriteFailed(exc) from None
-            del table
-    finally:
-        if writer is not None:
-            try:
-                writer.close()
-            except OSError as exc:
-                raise _WriteFailed(exc) from None
+    for start in range(0, raw.height, VALIDATE_CHUNK_ROWS):
+        part = _validated(raw.slice(start, VALIDATE_CHUNK_ROWS), spec, delivery, missing_reason)
+        order = order or part.columns
+        kept.append(part.drop([c for c in part.columns if c in (ROW_COLUMN, EXTRA_COLUMN, FILE_COUNTY)
+                               or c.startswith(RAW_PREFIX)]))
+        del part
     text = raw.rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
     if delivery.county is not None:
         text = text.with_columns(pl.lit(delivery.county, dtype=pl.String).alias(FILE_COUNTY))
