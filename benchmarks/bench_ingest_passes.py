@@ -153,7 +153,8 @@ def main() -> None:
             print(f"\n{label}: {end - c:.2f} s CPU ({time.perf_counter() - t:.1f} s wall) = ingest_feed {mid - c:.2f} "
                   f"+ validate_files {end - mid:.2f}; {tot['rows_read']:,} rows read, {tot['rows_accepted']:,} accepted, "
                   f"{tot['rows_quarantined']:,} quarantined; {results.height} expectation results; "
-                  f"{(end - c) / duck:.1f}× the DuckDB plain read")
+                  f"{(end - c) / duck:.1f}× the DuckDB plain read; peak RSS so far "
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
             for key, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
                 print(f"  {key:32s} {seconds:7.2f} s CPU")
             del result, results

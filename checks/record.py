@@ -8,9 +8,10 @@ its result in `audit.validation_results`. The masked GX results also go into a
 persistent file-mode GX store under `<work>/gx/`, from which the publishing
 step renders the Data Docs site (`render_data_docs`) covering every delivery.
 
-Cost: each file's suite is one Polars pass over its parsed Parquet (`checks.evaluate`), reading only
-the columns the suite uses, one file at a time in this process: memory is bounded by one file's
-suite columns, and no worker pool holds pandas copies of files. The Data Docs site is rebuilt only
+Cost: each file's suite is one Polars pass (`checks.evaluate`) over its validated rows: for a file
+parsed tonight, the frame ingestion holds in memory (`SuitePass`, the `on_file` hook of
+`ingest_feed`); otherwise its parsed Parquet, reading only the columns the suite uses. One file at a
+time in this process: memory is bounded by one file, and no worker pool holds pandas copies of files. The Data Docs site is rebuilt only
 when a result was stored since it was last rendered (a generation stamp, `render_data_docs`).
 """
 
