@@ -22,7 +22,7 @@ from dagster import (
     asset,
 )
 
-from checks.record import summarize, validate_files
+from checks.record import SuitePass, summarize, validate_files
 from checks.names import suite_name
 
 from lowincome.errors import LowincomeError, describe_os_error
@@ -110,7 +110,7 @@ def build_ingest_asset(spec: FeedSpec):
         store = lowincome.store()
         try:
             result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share,
-                                 policy=policy)
+                                 policy=policy, on_file=SuitePass(spec, store.root))  # suites from the frames in memory
             store.write_staging(as_of, result.parts)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
             results = validate_files(spec, result.files, store.root)

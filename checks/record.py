@@ -8,9 +8,10 @@ its result in `audit.validation_results`. The masked GX results also go into a
 persistent file-mode GX store under `<work>/gx/`, from which the publishing
 step renders the Data Docs site (`render_data_docs`) covering every delivery.
 
-Cost: each file's suite is one Polars pass over its parsed Parquet (`checks.evaluate`), reading only
-the columns the suite uses, one file at a time in this process: memory is bounded by one file's
-suite columns, and no worker pool holds pandas copies of files. The Data Docs site is rebuilt only
+Cost: each file's suite is one Polars pass (`checks.evaluate`) over its validated rows: for a file
+parsed tonight, the frame ingestion holds in memory (`SuitePass`, the `on_file` hook of
+`ingest_feed`); otherwise its parsed Parquet, reading only the columns the suite uses. One file at a
+time in this process: memory is bounded by one file, and no worker pool holds pandas copies of files. The Data Docs site is rebuilt only
 when a result was stored since it was last rendered (a generation stamp, `render_data_docs`).
 """
 
@@ -23,7 +24,7 @@ import logging
 import os
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from functools import lru_cache
 from pathlib import Path
 
@@ -68,14 +69,58 @@ def _docs_context(gx_dir: Path):
 
 
 def _validate_one(job: tuple) -> pl.DataFrame:
-    """Validate one file from its parsed Parquet and store its masked result."""
-    feed, cache, file_name, extracted_on, prev, share, missing, gx_dir = job
+    """Validate one file from its validated rows (a frame in memory, or the parsed Parquet) and store its masked result."""
+    feed, source, file_name, extracted_on, prev, share, missing, gx_dir = job
     from .run import run_suite  # imports GX: only when a file is validated
 
-    v = run_suite(FEEDS[feed], Path(cache), file_name=file_name, extracted_on=extracted_on, previous_rows=prev,
-                  volume_share=share, missing_columns=missing)
+    v = run_suite(FEEDS[feed], source if isinstance(source, pl.DataFrame) else Path(source), file_name=file_name,
+                  extracted_on=extracted_on, previous_rows=prev, volume_share=share, missing_columns=missing)
     _store(gx_dir, [v])
     return v.frame
+
+
+def _cache_path(cache_dir: Path, f: DeliveredFile, prev: int | None, volume_share: float, fingerprint: str) -> Path:
+    return cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{f.county}_{prev}_{volume_share}_{fingerprint}.parquet"
+
+
+class SuitePass:
+    """Run each new file's suite on its validated rows while ingestion holds them in memory (`ingest_feed(on_file=...)`).
+
+    Reading the parsed cache back for the suite was one more pass over every new file. Called for
+    every readable file in delivery order (the order `validate_files` sorts them in), it follows the
+    previous delivery's row count per county exactly as `validate_files` does, and for a file just
+    parsed whose result is not cached yet it evaluates the suite on the frame, stores the masked GX
+    result and writes the result cache. `validate_files` then finds the result cached; anything this
+    pass did not cover (a file parsed on an earlier night whose predecessor changed) it still
+    evaluates from the parsed cache, so the record never depends on this pass having run.
+    """
+
+    def __init__(self, spec: FeedSpec, work_dir: Path, volume_share: float = DEFAULT_VOLUME_SHARE):
+        self.spec, self.volume_share = spec, volume_share
+        self.cache_dir = work_dir / "validated" / spec.name
+        self.gx_dir = work_dir / "gx"
+        self.fingerprint = _fingerprint()
+        self.previous: dict[str, int] = {}
+        self.last: tuple | None = (date.min, "")  # None: called out of order, pass disabled
+
+    def __call__(self, f: DeliveredFile, frame: pl.DataFrame | None) -> None:
+        key = (f.extracted_on, f.file_name)
+        if self.last is None or key < self.last:  # not in delivery order: leave every later file to validate_files
+            self.last = None
+            return
+        self.last = key
+        prev = self.previous.get(f.county)
+        if f.rows and not f.missing_columns:
+            self.previous[f.county] = f.rows
+        if frame is None:
+            return
+        cache = _cache_path(self.cache_dir, f, prev, self.volume_share, self.fingerprint)
+        if cache.exists():
+            return
+        _docs_context(self.gx_dir)  # create the store once
+        result = _validate_one((self.spec.name, frame, f.file_name, f.extracted_on, prev, self.volume_share,
+                                list(f.missing_columns), self.gx_dir))
+        write_atomic(cache, result)
 
 
 GENERATION = ".generation"  # in the GX store: changes whenever a result is stored
@@ -202,7 +247,7 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
     plan = []
     for f in sorted(files, key=lambda f: (f.extracted_on, f.file_name)):
         prev = previous.get(f.county)
-        cache = cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{f.county}_{prev}_{volume_share}_{fingerprint}.parquet"
+        cache = _cache_path(cache_dir, f, prev, volume_share, fingerprint)
         plan.append((f, prev, cache))
         if f.rows and not f.missing_columns:
             previous[f.county] = f.rows

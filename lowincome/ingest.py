@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
+from typing import Callable
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -32,7 +33,7 @@ from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, fil
                     store_dir)
 from .staging import Staging
 from .workstore import PARQUET_ZSTD_LEVEL, write_atomic
-from .validation import REASONS, typed_columns, validate_rows
+from .validation import FILE_COUNTY, RAW_PREFIX, REASONS, typed_columns, validate_rows
 
 
 def code_fingerprint() -> str:
@@ -173,15 +174,11 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
                           if result.missing_columns else None)
         if result.frame.height <= VALIDATE_CHUNK_ROWS:
             frame = _validated(result.frame, spec, delivery, missing_reason)
-        else:  # validated in slices written one after another: the peak is one slice's work, not the file's
-            frame = None
-            rows, invalid = _validate_in_slices(result.frame, spec, delivery, missing_reason, tmp)
+        else:  # validated in slices: the peak is one slice's work, not the file's
+            frame = _validate_in_slices(result.frame, spec, delivery, missing_reason)
     except DeliveryError:
         tmp.unlink(missing_ok=True)
         raise
-    except _WriteFailed as failed:  # the working storage, not the file: propagates as the OS error it is
-        tmp.unlink(missing_ok=True)
-        raise failed.error from None
     except MemoryError:
         tmp.unlink(missing_ok=True)
         raise
@@ -195,22 +192,16 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
                if result.missing_columns else None)
     encoding, missing_columns = result.encoding, list(result.missing_columns)
     del result
-    if frame is not None:
-        # read whole, never filtered: statistics only cost time
+    try:  # read whole, never filtered: statistics only cost time (Polars writes it directly, no Arrow copy)
         frame.write_parquet(tmp, statistics=False, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
-        rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
+    except BaseException:  # the working storage, not the file (a full disk): propagates as the error it is
+        tmp.unlink(missing_ok=True)
+        raise
+    rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
     meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
     _write_meta(meta_path, meta)  # written last: an entry without meta is incomplete and rebuilt
     return cache, meta, frame
-
-
-class _WriteFailed(Exception):
-    """Writing the parsed cache failed (a full disk): not the delivered file's fault."""
-
-    def __init__(self, error: OSError):
-        super().__init__(str(error))
-        self.error = error
 
 
 VALIDATE_CHUNK_ROWS = 400_000  # rows validated at once: validation's intermediate columns cost several times the text
@@ -223,37 +214,29 @@ def _validated(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_re
     return frame
 
 
-def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None,
-                        target: Path) -> tuple[int, int]:
-    """Validate a large file slice by slice into one Parquet file; (rows, invalid rows).
+def _validate_in_slices(raw: pl.DataFrame, spec: FeedSpec, delivery: Delivery, missing_reason: str | None) -> pl.DataFrame:
+    """Validate a large file slice by slice; the whole validated frame, assembled.
 
     Every check of `validate_rows` looks at one row, so slices give the same rows as the whole file.
+    The peak is one slice's intermediate columns (the parse stages cost several times the text). The
+    frame returned is what `validate_rows` gives for the whole file: its delivered text is `raw`
+    itself (renamed, not copied), beside the typed columns and reasons of the slices, so the cache,
+    the parts and the suite are all written from memory (nothing is read back).
     """
-    writer = None
-    invalid = 0
-    try:
-        for start in range(0, raw.height, VALIDATE_CHUNK_ROWS):
-            part = _validated(raw.slice(start, VALIDATE_CHUNK_ROWS), spec, delivery, missing_reason)
-            invalid += int((part[REASONS].list.len() > 0).sum())
-            table = part.to_arrow()
-            del part
-            try:
-                if writer is None:
-                    # Read whole, never filtered: column statistics and dictionary attempts on millions of
-                    # distinct IDs and names only cost time (they took most of a large file's ingestion).
-                    writer = pq.ParquetWriter(target, table.schema, compression="zstd", use_dictionary=False,
-                                              write_statistics=False, compression_level=PARQUET_ZSTD_LEVEL)
-                writer.write_table(table.cast(writer.schema))
-            except OSError as exc:
-                raise _WriteFailed(exc) from None
-            del table
-    finally:
-        if writer is not None:
-            try:
-                writer.close()
-            except OSError as exc:
-                raise _WriteFailed(exc) from None
-    return raw.height, invalid
+    kept: list[pl.DataFrame] = []  # each slice's typed columns and reasons (the text is `raw`'s)
+    order: list[str] = []
+    for start in range(0, raw.height, VALIDATE_CHUNK_ROWS):
+        part = _validated(raw.slice(start, VALIDATE_CHUNK_ROWS), spec, delivery, missing_reason)
+        order = order or part.columns
+        kept.append(part.drop([c for c in part.columns if c in (ROW_COLUMN, EXTRA_COLUMN, FILE_COUNTY)
+                               or c.startswith(RAW_PREFIX)]))
+        del part
+    text = raw.rename({c.name: RAW_PREFIX + c.name for c in spec.columns})
+    if delivery.county is not None:
+        text = text.with_columns(pl.lit(delivery.county, dtype=pl.String).alias(FILE_COUNTY))
+    typed = pl.concat(kept, how="vertical", rechunk=False)
+    del kept
+    return pl.concat([text, typed], how="horizontal").select(order)
 
 
 DEFAULT_BLOCKING_SHARE = 0.05
@@ -364,6 +347,7 @@ def _connect_bounded():
 def ingest_feed(
     spec: FeedSpec, inbox: Path, as_of: date, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE,
     policy: Policy | None = None, today: date | None = None, connect=None,
+    on_file: Callable[[DeliveredFile, pl.DataFrame | None], None] | None = None,
 ) -> FeedResult:
     """Account for every delivery of `spec` dated on or before `as_of` and list the parts of its staging.
 
@@ -373,6 +357,11 @@ def ingest_feed(
     follows `_judge`. Each file is parsed and split into parts once (`lowincome.parts`); a night reads
     only the files it has not seen, and the rest from their small meta files. `policy` defaults to the
     bundled policy file; `today` (Asia/Shanghai) to the real date; `connect` to a bounded DuckDB connection.
+
+    `on_file(file, frame)` is called for every readable file in delivery order, with its validated
+    rows while they are in memory (`validate_rows` output) when the file was parsed just now, else
+    None: the validation suite (`checks.record.SuitePass`) computes a new file's statistics from
+    that frame instead of reading the parsed cache again.
     """
     policy = policy or _bundled_policy()
     connect = connect or _connect_bounded
@@ -410,10 +399,13 @@ def ingest_feed(
             continue
         row["format"] = meta["format"]
         rows, invalid = int(meta["rows"]), int(meta["invalid"])
-        files.append(DeliveredFile(d.file_name, d.county, d.extracted_on, sha, cache, rows, list(meta.get("missing", []))))
+        delivered = DeliveredFile(d.file_name, d.county, d.extracted_on, sha, cache, rows, list(meta.get("missing", [])))
+        files.append(delivered)
         row["rows_read"] = rows
         parse_key = cache.stem
         parts = file_parts(spec, work_dir, parse_key, d.file_name, sha, d.extracted_on, d.county, cache, parsed)
+        if on_file is not None:
+            on_file(delivered, parsed)
         del parsed
         shrink = float(policy.in_force(d.county, as_of)["snapshot_shrink_share"])
         verdict = _judge(spec, d, sha, rows, invalid, meta.get("message"), blocking_share, shrink, in_use, acceptances)

@@ -27,13 +27,15 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
 
 from .feeds import FeedSpec
-from .privacy import WITHHELD, format_words, known_names, mask_content_expr, mask_id_expr, mask_name_expr
+from .privacy import (MAX_NAME_CHARS, MIN_NAME_CHARS, WITHHELD, _NAME_TRIM, format_words, known_names, mask_content_expr,
+                      mask_id_expr, mask_name_expr)
 from .reading import EXTRA_COLUMN, ROW_COLUMN
 from .staging import sql_list
 from .workstore import write_atomic
@@ -153,18 +155,43 @@ def names_in(texts: pl.Series, names: list[str]) -> list[str]:
     return [n for n in names if n in present]
 
 
-def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+_WINDOW_CHARS = 200_000  # quoted text up to which the file's names are looked up by the text's windows
+
+
+def present_names(spec: FeedSpec, parsed: pl.DataFrame, texts: pl.Series) -> list[str]:
+    """`names_in(texts, file_names(spec, parsed))`, without listing every distinct name of the file first.
+
+    A large file quarantines a few rows; finding its hundreds of thousands of distinct names (to mask a
+    few texts) cost more than the quarantine itself. Every 2..12-character window of the texts is looked
+    up among the file's trimmed names instead (one `is_in`), and `known_names` then filters and orders
+    the few found exactly as it would the whole list: a name occurs in a text exactly when it is one of
+    its windows. Long texts (a held-back file quarantines every row) take the direct way.
+    """
+    columns = [c for c in _name_columns(spec) if c in parsed.columns]
+    if not columns or parsed.is_empty() or texts.is_empty():
+        return []
+    quoted = texts.drop_nulls().to_list()
+    if sum(len(t) for t in quoted) > _WINDOW_CHARS:
+        return names_in(texts, file_names(spec, parsed))
+    windows = pl.Series([t[i:i + n] for t in quoted for n in range(MIN_NAME_CHARS, MAX_NAME_CHARS + 1)
+                         for i in range(len(t) - n + 1)], dtype=pl.String).unique()
+    values = parsed.select(pl.concat_list([pl.col(c).str.strip_chars(_NAME_TRIM) for c in columns]).alias("v")).explode("v")["v"]
+    return names_in(texts, known_names(values.filter(values.is_in(windows)), exclude=format_words(spec)))
+
+
+def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str] | Callable[[pl.Series], list[str]]) -> pl.DataFrame:
     """One row per rejected row of ONE file; reasons and the analysts' record masked by content.
 
     Reasons quote values of enum, date and money columns; after a shifted row those can be an ID
     number or a name. Both texts of a row are masked in one pass (one automaton per file).
-    `bad` has the file's raw_* text, `reasons` (a list), the extra columns and lineage.
+    `bad` has the file's raw_* text, `reasons` (a list), the extra columns and lineage. `names` are
+    the file's known names, or a function giving those that occur in the texts (`present_names`).
     """
     if bad.is_empty():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
     text = pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False)], separator=_SEP)
     bad = bad.with_columns(text.alias("_text"))
-    names = names_in(bad["_text"], names)
+    names = names(bad["_text"]) if callable(names) else names_in(bad["_text"], names)
     both = mask_content_expr(pl.col("_text"), names, format_words(spec)).str.splitn(_SEP, 2)
     rows = bad.with_columns(both.alias("_masked"))  # computed once as a column, then taken apart
     return rows.select(
@@ -257,7 +284,7 @@ def file_parts(spec: FeedSpec, work_dir: Path, parse_key: str, file_name: str, s
     rows = good.height
     del good
     rejected = pl.concat(bad, how="vertical_relaxed")
-    write_atomic(quarantine, quarantine_rows(spec, rejected, file_names(spec, frame) if rejected.height else []))
+    write_atomic(quarantine, quarantine_rows(spec, rejected, lambda texts: present_names(spec, frame, texts)))
     meta.write_text(json.dumps({"accepted_rows": rows}), encoding="utf-8")
     return FileParts(key, rel(accepted), rel(quarantine), rows)
 
@@ -269,7 +296,7 @@ def held_back_part(spec: FeedSpec, work_dir: Path, parts: FileParts, file_name: 
     if not path.exists():
         frame = _with_lineage(pl.read_parquet(parsed_cache), file_name, sha, delivered_on, county)
         frame = frame.with_columns(pl.concat_list(pl.lit([reason]), pl.col(REASONS)).alias(REASONS))
-        write_atomic(path, quarantine_rows(spec, frame, file_names(spec, frame)))
+        write_atomic(path, quarantine_rows(spec, frame, lambda texts: present_names(spec, frame, texts)))
     return str(path.relative_to(work_dir))
 
 
@@ -390,4 +417,4 @@ def _duplicate_quarantine(spec: FeedSpec, work_dir: Path, f: InUse, found: pl.Da
     rows = (found.join(accepted, on=["source_file", "source_row"], how="left")
             .join(parsed.rename({ROW_COLUMN: "source_row"}), on="source_row", how="left")
             .with_columns(pl.col(REASONS).list.concat(pl.concat_list(message)).alias(REASONS)))
-    return quarantine_rows(spec, rows, file_names(spec, parsed))
+    return quarantine_rows(spec, rows, lambda texts: present_names(spec, parsed, texts))

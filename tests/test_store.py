@@ -170,23 +170,32 @@ def test_a_night_hashes_only_new_or_changed_files(inbox, tmp_path, monkeypatch):
 
 
 def test_large_files_validated_in_slices_give_the_same_rows(tmp_path, monkeypatch):
-    """A file above VALIDATE_CHUNK_ROWS is validated slice by slice and split from the cache read narrowly: same result."""
+    """A file above VALIDATE_CHUNK_ROWS is validated slice by slice, its frame assembled from the slices: same rows,
+    same parsed cache, same parts and the same suite results (computed from that frame in memory)."""
     import shutil
 
+    from checks.record import SuitePass, validate_files
     from lowincome.generate import generate
 
     out = tmp_path / "gen"
+    suites = {}
     generate(out, seed=3, scale=0.3, end_date=AS_OF, feeds=["medical_claims", "subsidy_payments", "civil_roster"])
     results = {}
     for label, chunk in (("whole", 10**9), ("sliced", 97)):
         monkeypatch.setattr(ingest_module, "VALIDATE_CHUNK_ROWS", chunk)
         work = tmp_path / label
-        results[label] = {f: ingest_feed(FEEDS[f], out / "inbox", AS_OF, work, blocking_share=1.0)
+        results[label] = {f: ingest_feed(FEEDS[f], out / "inbox", AS_OF, work, blocking_share=1.0,
+                                         on_file=SuitePass(FEEDS[f], work))
                           for f in ("medical_claims", "subsidy_payments", "civil_roster")}
+        suites[label] = {f: validate_files(FEEDS[f], r.files, work) for f, r in results[label].items()}
     for feed, whole in results["whole"].items():
         sliced = results["sliced"][feed]
         assert whole.staging.height > 500 and whole.quarantine.height > 0, feed
         assert sliced.staging.equals(whole.staging), feed
         assert sliced.quarantine.equals(whole.quarantine), feed
         assert sliced.deliveries.drop("message").equals(whole.deliveries.drop("message")), feed
+        assert len(sliced.files) == len(whole.files) > 1, feed
+        for a, b in zip(sliced.files, whole.files):
+            assert a.frame.equals(b.frame) and a.frame.schema == b.frame.schema, (feed, a.file_name)
+        assert suites["sliced"][feed].equals(suites["whole"][feed]), feed
     shutil.rmtree(out)
