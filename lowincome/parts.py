@@ -350,12 +350,16 @@ def resolve_duplicates(spec: FeedSpec, work_dir: Path, files: list[InUse], conne
         if found is None or found.is_empty():
             f.kept, f.duplicates, f.kept_rows = f.parts.accepted, None, f.parts.accepted_rows
         else:
-            accepted = pl.read_parquet(work_dir / f.parts.accepted)
-            kept = accepted.join(found.select("source_row"), on="source_row", how="anti")
+            # the part minus its copies, filtered while it is read (never the part and its copy at once),
+            # and released before the quarantine reads the same file again
+            copies = _rows_in("source_row", found["source_row"])
+            kept = pl.scan_parquet(work_dir / f.parts.accepted).filter(~copies).collect()
             kept_path = write_atomic(folder / f"{f.parts.key}.kept.{prefix}.parquet", kept)
+            kept_rows = kept.height
+            del kept
             dupq = write_atomic(folder / f"{f.parts.key}.dupq.{prefix}.parquet", _duplicate_quarantine(spec, work_dir, f, found))
             f.kept, f.duplicates, f.kept_rows = (str(kept_path.relative_to(work_dir)), str(dupq.relative_to(work_dir)),
-                                                 kept.height)
+                                                 kept_rows)
         marker = _dup_marker(work_dir, spec.name, f.parts.key, prefix)
         marker.write_text(json.dumps({"kept": f.kept, "duplicates": f.duplicates, "kept_rows": f.kept_rows}), encoding="utf-8")
 
@@ -406,10 +410,24 @@ def _later_copies(spec: FeedSpec, work_dir: Path, before: list[InUse], todo: lis
         con.close()
 
 
+def _rows_in(column: str, rows: pl.Series) -> pl.Expr:
+    """`column` is one of `rows` (row numbers of one file): a filter applied while a part is read."""
+    return pl.col(column).is_in(rows.unique().implode())
+
+
 def _duplicate_quarantine(spec: FeedSpec, work_dir: Path, f: InUse, found: pl.DataFrame) -> pl.DataFrame:
-    """Quarantine rows for the later copies in one file, with the delivered text and the row that was kept."""
-    parsed = pl.read_parquet(f.parsed_cache)
-    accepted = pl.read_parquet(work_dir / f.parts.accepted, columns=LINEAGE)
+    """Quarantine rows for the later copies in one file, with the delivered text and the row that was kept.
+
+    Only the copies' rows of the parsed file and of its accepted part are read, and the name columns
+    of the whole file (the names that mask the records): reading a 3.7M-row claims file whole, next
+    to its accepted part, took this step to 6 GiB on the 24-month city (docs/decisions.md, mem24).
+    """
+    cache = pl.scan_parquet(f.parsed_cache)
+    parsed = cache.filter(_rows_in(ROW_COLUMN, found["source_row"])).collect()
+    present = set(pq.read_schema(f.parsed_cache).names)
+    name_columns = cache.select([c for c in _name_columns(spec) if c in present]).collect()
+    accepted = (pl.scan_parquet(work_dir / f.parts.accepted).select(LINEAGE)
+                .filter(_rows_in("source_row", found["source_row"])).collect())
     headers = " and ".join(spec.column(k).header for k in spec.unique_key)
     message = (pl.lit(f"duplicate: same {headers} as the row already delivered in ")
                + pl.when(pl.col("first_file") == pl.col("source_file")).then(pl.lit("this file")).otherwise(pl.col("first_file"))
@@ -417,4 +435,4 @@ def _duplicate_quarantine(spec: FeedSpec, work_dir: Path, f: InUse, found: pl.Da
     rows = (found.join(accepted, on=["source_file", "source_row"], how="left")
             .join(parsed.rename({ROW_COLUMN: "source_row"}), on="source_row", how="left")
             .with_columns(pl.col(REASONS).list.concat(pl.concat_list(message)).alias(REASONS)))
-    return quarantine_rows(spec, rows, lambda texts: present_names(spec, parsed, texts))
+    return quarantine_rows(spec, rows, lambda texts: present_names(spec, name_columns, texts))
