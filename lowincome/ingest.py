@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
@@ -29,6 +30,7 @@ from .fingerprint import fingerprint
 from .privacy import redact
 from .rules.policy import Policy, load_policy
 from .reading import EXTRA_COLUMN, ROW_COLUMN, read_delivery
+from .progress import FeedProgress
 from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
                     store_dir)
 from .staging import Staging
@@ -373,7 +375,10 @@ def ingest_feed(
     quarantine: list[str] = []
     in_use: dict[str, tuple[str, int]] = {}  # county → (file name, rows) of the snapshot in use so far
     hashes = HashIndex(work_dir, spec.name)
-    for d in discover(inbox, spec.name, as_of, today):
+    found = list(discover(inbox, spec.name, as_of, today))
+    progress = FeedProgress(spec.name, len(found))
+    for d in found:
+        started = time.monotonic()
         row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
                "sha256": None, "size_bytes": d.size, "format": d.extension.lstrip(".") or None,
                "status": d.status if d.problem else "rejected", "message": d.problem,
@@ -406,6 +411,7 @@ def ingest_feed(
         parts = file_parts(spec, work_dir, parse_key, d.file_name, sha, d.extracted_on, d.county, cache, parsed)
         if on_file is not None:
             on_file(delivered, parsed)
+        progress.file_seen(d.file_name, rows, time.monotonic() - started, parsed_now=parsed is not None)
         del parsed
         shrink = float(policy.in_force(d.county, as_of)["snapshot_shrink_share"])
         verdict = _judge(spec, d, sha, rows, invalid, meta.get("message"), blocking_share, shrink, in_use, acceptances)

@@ -1,9 +1,10 @@
 """Progress of a long run, per feed and per file: what a data team watching a night needs to see move.
 
 A city's first night reads tens of millions of rows; the per-feed summary lines alone left minutes of
-silence (issue 12, "long runs are silent"). Each delivered file reports one line when it is done, with
-its rows, the time it took and the rows per second, and whether it was parsed now or came from the
-store (a file seen on an earlier night costs almost nothing). The lines go to the `lowincome.progress`
+silence (issue 12, "long runs are silent"). Each delivered file that is read and validated reports one
+line when it is done, with its position among the feed's files, its rows, the time it took (suite
+included), the rows per second and the feed's elapsed time. A file already in the store costs next to
+nothing and is covered by the feed's summary line. The lines go to the `lowincome.progress`
 logger: the log file always has them; `lowincome run` shows them on the terminal unless `--quiet`; in
 the Dagster UI the step's own summary line says the same per feed. Only file names and counts are
 reported: a file name carries no personal data (feeds.md fixes it as feed, county and date).
@@ -29,13 +30,16 @@ class FeedProgress:
     done: int = 0
     rows: int = 0
 
-    def file_done(self, file_name: str, rows: int, seconds: float, parsed_now: bool) -> str:
+    def file_seen(self, file_name: str, rows: int, seconds: float, parsed_now: bool) -> str | None:
+        """Count a file; one progress line when it was read and validated now (a file already in the store
+        costs next to nothing and is covered by the feed's summary line). Returns the line, if any."""
         self.done += 1
         self.rows += rows
-        rate = f", {rows / seconds:,.0f} rows/s" if parsed_now and seconds > 0 else ""
-        how = "读取校验 read and validated" if parsed_now else "已入库 from the store"
-        line = (f"{self.feed} [{self.done}/{self.total_files}] {file_name}: {rows:,} rows, {how}, "
-                f"{seconds:.1f} s{rate}; feed elapsed {_clock(time.monotonic() - self.started)}")
+        if not parsed_now:
+            return None
+        rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
+        line = (f"{self.feed} [{self.done}/{self.total_files}] {file_name}: {rows:,} rows read and validated "
+                f"读取校验 in {seconds:.1f} s{rate}; feed elapsed {_clock(time.monotonic() - self.started)}")
         log.info(line)
         return line
 

@@ -95,3 +95,23 @@ def test_run_help_lists_every_setting_the_code_reads(capsys):
         at = [i for i, line in enumerate(lines) if line.strip().startswith(name + " ")]
         assert at, f"{name} is read by the code but missing from `run --help`"
         assert "default" in lines[at[0] + 1], f"{name} has no default line in `run --help`"
+
+
+def test_progress_lines_name_each_file_read_and_are_silent_with_quiet(generated, lowincome_env, capsys):
+    """Without --quiet: the start at once, then one line per file read and validated (with rows and rows/s);
+    a re-run reads nothing new and prints no file line; --quiet prints the summary line only."""
+    import re
+
+    out, _ = generated
+    inbox = out / "inbox"
+    lowincome_env(inbox)
+    delivered = sorted(p.name for p in inbox.rglob("*") if p.is_file())  # counted without the pipeline
+    assert main(["run", "--as-of", SAMPLE_END.isoformat()]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "starting" in err[0] and "progress" in err[0]
+    files = [m.group(1) for line in err
+             if (m := re.search(r"progress - \w+ \[\d+/\d+\] (\S+): [\d,]+ rows read and validated .* rows/s", line))]
+    assert sorted(files) == delivered
+    assert main(["run", "--as-of", SAMPLE_END.isoformat()]) == 0
+    again = capsys.readouterr().err
+    assert "starting" in again and "rows read and validated" not in again
