@@ -160,8 +160,11 @@ def test_a_rules_failure_names_the_rules_step(tmp_path):
 def test_version():
     proc = subprocess.run([sys.executable, "-m", "lowincome.cli", "--version"], capture_output=True, text=True)
     from lowincome import __version__
+    from lowincome.lineage import code_version
 
-    assert proc.returncode == 0 and proc.stdout.strip() == f"lowincome {__version__}"
+    # the code version a run records in audit.runs: the package version, then the commit (and content if dirty)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"lowincome {code_version()}"
+    assert code_version().startswith(f"{__version__}+")
 
 
 def test_every_job_logs_through_the_concise_console_logger():
