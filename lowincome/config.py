@@ -210,8 +210,14 @@ def _retention_days(env) -> int:
 
 
 def _env_path_from(env, name: str, default: Path) -> Path:
+    """The path, made absolute against the directory the command started in.
+
+    The analysts' views in lowincome.duckdb name their Parquet parts by path; a relative warehouse
+    (the default `warehouse/`) would give relative paths that only resolve from the directory the run
+    started in, and an analyst opening the database from anywhere else would get "No files found".
+    """
     value = env.get(name, "").strip()
-    return Path(value).expanduser() if value else default
+    return (Path(value).expanduser() if value else default).absolute()
 
 
 def configure_duckdb(con, settings: Settings, share: float = 0.6):

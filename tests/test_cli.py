@@ -115,3 +115,25 @@ def test_progress_lines_name_each_file_read_and_are_silent_with_quiet(generated,
     assert main(["run", "--as-of", SAMPLE_END.isoformat()]) == 0
     again = capsys.readouterr().err
     assert "starting" in again and "rows read and validated" not in again
+
+
+def test_a_relative_warehouse_is_readable_from_any_directory(generated, lowincome_env, monkeypatch, tmp_path):
+    """LOWINCOME_WAREHOUSE=warehouse (relative, the default's form): the analysts' views still find their parts
+    when the database is opened from another directory."""
+    import duckdb
+
+    out, _ = generated
+    lowincome_env(out / "inbox")
+    (tmp_path / "start").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "start")
+    monkeypatch.setenv("LOWINCOME_WAREHOUSE", "warehouse")
+    assert main(["run", "--as-of", SAMPLE_END.isoformat(), "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    con = duckdb.connect(str(tmp_path / "start" / "warehouse" / "lowincome.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT count(*) FROM staging.civil_roster").fetchone()[0]
+        rejected = con.execute("SELECT count(*) FROM quarantine.rejected_rows").fetchone()[0]
+    finally:
+        con.close()
+    assert rows > 0 and rejected > 0
