@@ -16,6 +16,8 @@ same thing in every feed.
 
 from __future__ import annotations
 
+import functools
+
 from .feeds import FEEDS
 
 UNDESCRIBED = "未说明 not described"
@@ -277,7 +279,9 @@ COLUMNS["audit.latest_deliveries"] = COLUMNS["audit.deliveries"]
 COLUMNS["audit.latest_validation"] = COLUMNS["audit.validation_results"]
 
 
+@functools.lru_cache(maxsize=1)
 def _staging_columns() -> dict[str, dict[str, str]]:
+    """Built once per process: `column_comment` asks for it once per published column."""
     out: dict[str, dict[str, str]] = {}
     for spec in FEEDS.values():
         columns = dict(STAGING_COMMON)

@@ -28,13 +28,11 @@ class FeedProgress:
     total_files: int
     started: float = field(default_factory=time.monotonic)
     done: int = 0
-    rows: int = 0
 
     def file_seen(self, file_name: str, rows: int, seconds: float, parsed_now: bool) -> str | None:
         """Count a file; one progress line when it was read and validated now (a file already in the store
         costs next to nothing and is covered by the feed's summary line). Returns the line, if any."""
         self.done += 1
-        self.rows += rows
         if not parsed_now:
             return None
         rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""

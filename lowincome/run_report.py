@@ -13,6 +13,7 @@ content) is always text, never markup. Charts are drawn as inline SVG by hand
 
 from __future__ import annotations
 
+import functools
 import html
 from datetime import date
 from pathlib import Path
@@ -152,6 +153,7 @@ VALIDATION_LABEL = {"passed": "通过 passed", "warnings": "警告 warnings only
 _TEMPLATES = Path(__file__).with_name("templates")
 
 
+@functools.lru_cache(maxsize=1)
 def _environment():
     """Jinja2 with autoescaping on for every template: a delivered value can only ever be text in a page."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
