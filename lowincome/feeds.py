@@ -48,6 +48,9 @@ class Column:
     # Published to analysts only when the whole value matches this regex (case-insensitive);
     # otherwise NULL there and withheld from masked records: a code field may carry free text.
     publish_pattern: str | None = None
+    # enum: other spellings accepted for a value, as (delivered, canonical) pairs; the canonical value is stored
+    # (a returned worklist says 确认 where the pipeline records confirmed).
+    synonyms: tuple[tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
@@ -265,21 +268,29 @@ HRSS_BENEFITS = FeedSpec(
 )
 
 # 核查结果: caseworkers' verification outcomes come back through the inbox like any delivery
-# (README: "Recording verification outcomes"). The name of the caseworker is personal data.
+# (README: "Recording verification outcomes"), typically as a township worklist (核查清单,
+# lowincome/worklists.py) returned filled in: its Chinese headers and values are this feed's, so the
+# file is read as it comes back. The canonical English names (flag_id, outcome, ...) are accepted as
+# headers too. A worklist row whose four outcome columns are all blank was not worked on: it is not
+# a record of the feed (`untouched_unless`), counted per file, neither accepted nor quarantined
+# (docs/decisions.md, "Township worklists"). The name of the caseworker is personal data.
+OUTCOME_COLUMNS = ("outcome", "note", "decided_on", "caseworker")
 VERIFICATION_OUTCOMES = FeedSpec(
     name="verification_outcomes",
     title="民政: 预警核查结果 (caseworkers' verification outcomes)",
     kind="increment",
     columns=(
-        Column("flag_id", "flag_id", "text"),
-        Column("outcome", "outcome", "enum", values=("confirmed", "dismissed")),
-        Column("note", "note", "text", nullable=True, free_text=True),
-        Column("decided_on", "decided_on", "date"),
-        Column("caseworker", "caseworker", "text", nullable=True, personal=True),
+        Column("线索编号", "flag_id", "text"),
+        Column("核查结果", "outcome", "enum", values=("confirmed", "dismissed"),
+               synonyms=(("确认", "confirmed"), ("排除", "dismissed"))),
+        Column("核查说明", "note", "text", nullable=True, free_text=True),
+        Column("核查日期", "decided_on", "date"),
+        Column("核查人", "caseworker", "text", nullable=True, personal=True),
     ),
     # a decision re-delivered is the same decision; a later decision on the same flag is a new row
     unique_key=("flag_id", "decided_on", "outcome"),
     event_date="decided_on",
+    extra={"untouched_unless": OUTCOME_COLUMNS},
 )
 
 # The seven department feeds of feeds.md (what the generator writes and the rules read).

@@ -192,7 +192,7 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
         raise DeliveryError(_GENERIC_READ_FAILURE.format(type(exc).__name__)) from None
     message = (f"missing required column(s): {', '.join(result.missing_columns)}; every row is quarantined"
                if result.missing_columns else None)
-    encoding, missing_columns = result.encoding, list(result.missing_columns)
+    encoding, missing_columns, untouched = result.encoding, list(result.missing_columns), result.untouched
     del result
     try:  # read whole, never filtered: statistics only cost time (Polars writes it directly, no Arrow copy)
         frame.write_parquet(tmp, statistics=False, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
@@ -201,7 +201,8 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path,
         raise
     rows, invalid = frame.height, int((frame[REASONS].list.len() > 0).sum())
     tmp.replace(cache)
-    meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid}
+    meta = {"format": encoding, "message": message, "missing": missing_columns, "rows": rows, "invalid": invalid,
+            "untouched": untouched}
     _write_meta(meta_path, meta)  # written last: an entry without meta is incomplete and rebuilt
     return cache, meta, frame
 
@@ -320,6 +321,13 @@ def _use_message(spec: FeedSpec, row: dict, verdict_message: str | None, blockin
     return "; ".join(parts) or None
 
 
+def _untouched_message(row: dict, untouched: int) -> str:
+    """How a returned worklist's rows are accounted for: rows with an outcome are read, the others counted here."""
+    return (f"核查清单 returned worklist: {row['rows_read'] + untouched} rows, {row['rows_read']} with a 核查结果 read as "
+            f"outcomes ({row['rows_accepted']} accepted, {row['rows_quarantined']} quarantined), {untouched} untouched "
+            "(核查结果, 核查说明, 核查日期, 核查人 all blank: not outcomes, not quarantined, not counted in rows_read)")
+
+
 def empty_part(spec: FeedSpec, work_dir: Path) -> Path:
     """A zero-row part with the feed's staging columns and types, for a feed that has no part yet."""
     path = store_dir(work_dir, spec.name) / f"empty.{code_fingerprint()}.parquet"
@@ -374,6 +382,7 @@ def ingest_feed(
     used: list[tuple[Delivery, FileParts, Path]] = []  # files whose valid rows are used, in delivery order
     quarantine: list[str] = []
     in_use: dict[str, tuple[str, int]] = {}  # county → (file name, rows) of the snapshot in use so far
+    untouched: dict[str, int] = {}  # file → rows of a returned form left blank (not records: see reading.py)
     hashes = HashIndex(work_dir, spec.name)
     found = list(discover(inbox, spec.name, as_of, today))
     progress = FeedProgress(spec.name, len(found))
@@ -415,6 +424,9 @@ def ingest_feed(
         del parsed
         shrink = float(policy.in_force(d.county, as_of)["snapshot_shrink_share"])
         verdict = _judge(spec, d, sha, rows, invalid, meta.get("message"), blocking_share, shrink, in_use, acceptances)
+        untouched[d.file_name] = int(meta.get("untouched", 0))
+        if rows == 0 and untouched[d.file_name] and verdict.status == "rejected" and meta.get("message") is None:
+            verdict = _Verdict(None, None)  # a returned worklist with nothing filled in: no outcome, nothing wrong
         verdicts[d.file_name] = verdict
         row["message"] = verdict.message
         if verdict.status == "blocked":
@@ -460,6 +472,8 @@ def ingest_feed(
         if verdict.status is None:
             row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
             row["message"] = _use_message(spec, row, verdict.message, blocking_share)
+        if untouched.get(row["file_name"]):
+            row["message"] = "; ".join(m for m in (_untouched_message(row, untouched[row["file_name"]]), row["message"]) if m)
     staging = Staging(
         spec.name, spec.kind == "snapshot", str(empty_part(spec, work_dir).relative_to(work_dir)), tuple(kept),
         tuple(sorted(latest.values())) if spec.kind == "snapshot" else (), tuple(quarantine), total,

@@ -122,6 +122,13 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
         raise PublishError(f"publishing failed in DuckDB: {_one_line(exc)}; the last published databases are unchanged") from None
 
     warnings: list[str] = [pruned] if isinstance(pruned, str) else []
+    try:  # the township worklists (核查清单) of the day now published: caseworkers' files, owner-only
+        from .worklists import after_publication
+
+        after_publication(settings, latest)
+    except Exception as exc:  # noqa: BLE001 - the publication stands; the lists can be written again
+        warnings.append(f"the township worklists could not be written: {_one_line(exc)}; the publication is in place "
+                        "(lowincome worklist --county <code> --resend writes them again)")
     try:  # the publication is in place: only now is the run a success
         record_run(store, run_id, as_of, started, "success")
     except OSError as exc:  # the published audit.runs already holds the row; only the history copy is missing

@@ -32,6 +32,9 @@ class ReadResult:
     frame: pl.DataFrame  # canonical text columns + source_row + extra_columns (JSON text)
     encoding: str  # 'utf-8', 'utf-8-sig', 'gb18030', 'xlsx', 'parquet'
     missing_columns: list[str]  # headers of required columns the file lacks
+    # Rows of a form left as they were sent (a returned worklist's rows nobody worked on, see
+    # `FeedSpec.extra["untouched_unless"]`): not records of the feed, counted here, not in `frame`.
+    untouched: int = 0
 
 
 def _clean_header(h: str) -> str:
@@ -244,4 +247,20 @@ def read_delivery(path: Path, spec: FeedSpec) -> ReadResult:
         if c.name not in present:
             out = out.with_columns(pl.lit(None, dtype=pl.String).alias(c.name))
     out = out.select(ROW_COLUMN, *[c.name for c in spec.columns], EXTRA_COLUMN)
-    return ReadResult(out, encoding, missing)
+    out, untouched = _drop_untouched(out, spec, present)
+    return ReadResult(out, encoding, missing, untouched)
+
+
+def _drop_untouched(frame: pl.DataFrame, spec: FeedSpec, present: set[str]) -> tuple[pl.DataFrame, int]:
+    """Remove the rows of a returned form whose answer columns are all blank; (rows kept, rows removed).
+
+    A township worklist comes back with every flag it listed; the rows a caseworker did not fill in
+    are not outcomes and not errors (docs/decisions.md, "Township worklists"). Only when every answer
+    column is in the header: a file without one is a structural fault and all its rows are quarantined.
+    """
+    answer = [c for c in spec.extra.get("untouched_unless", ()) if c in spec.by_name]
+    if not answer or frame.is_empty() or not all(c in present for c in answer if spec.column(c).required):
+        return frame, 0
+    blank = _blank_cells(frame, answer)
+    untouched = int(blank.sum())
+    return (frame.filter(~blank), untouched) if untouched else (frame, 0)

@@ -133,8 +133,10 @@ def _check_division(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColum
 
 def _check_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     value = raw.str.strip_chars(" \t\r\n\u3000\u00a0")
+    if c.synonyms:  # another accepted spelling becomes the canonical value (确认 → confirmed)
+        value = value.replace(dict(c.synonyms))
     known = value.is_in(list(c.values))
-    expected = "/".join(c.values)
+    expected = "/".join([s for s, _ in c.synonyms] + list(c.values))
     reasons = [
         _reason(~_blank(raw) & ~known, c, pl.lit("unknown value ") + _quote(raw) + pl.lit(f" (expected {expected})"))
     ] + _blank_reason(raw, c)
