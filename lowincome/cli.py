@@ -261,10 +261,18 @@ def main(argv: list[str] | None = None) -> int:
     from .acceptance import add_arguments as add_accept_arguments
 
     add_accept_arguments(p_accept)
+    # 核查清单: list or re-send a county's township worklists (lowincome/worklist_cli.py)
+    from .worklist_cli import add_arguments as add_worklist_arguments
+
+    add_worklist_arguments(sub.add_parser("worklist", help="list a county's township worklists (核查清单), or --resend them"))
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty)
+        if args.command == "worklist":
+            from .worklist_cli import run as worklist_run
+
+            return worklist_run(args)
         if args.command == "accept-snapshot":
             from .acceptance import run as accept_run
 

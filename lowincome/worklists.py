@@ -404,7 +404,10 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
                     old.unlink(missing_ok=True)
             _write_index(folder, c, as_of, files, group)
         else:
-            _update_index(folder, c, as_of, files, group)
+            gone = [] if files else [township]
+            if gone:  # the township has no open flag left: its list of the day goes
+                (folder / file_name(c, None if township == UNKNOWN_TOWNSHIP else township, as_of)).unlink(missing_ok=True)
+            _update_index(folder, c, as_of, files, group, gone)
         written += files
     return written
 
@@ -423,12 +426,13 @@ def _write_index(folder: Path, county: str, as_of: date, files: list[WorklistFil
     _publish_file(tmp, folder / INDEX_FILE, group)
 
 
-def _update_index(folder: Path, county: str, as_of: date, files: list[WorklistFile], group: str | None) -> None:
+def _update_index(folder: Path, county: str, as_of: date, files: list[WorklistFile], group: str | None,
+                  gone: list[str]) -> None:
     try:
         entries = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))["townships"]
     except (OSError, ValueError, KeyError):
         entries = []
-    new = {e["township"]: e for e in entries} | {f.township: _index_entry(f) for f in files}
+    new = {e["township"]: e for e in entries if e["township"] not in gone} | {f.township: _index_entry(f) for f in files}
     _write_index(folder, county, as_of, files, group, sorted(new.values(), key=lambda e: e["township"]))
 
 
