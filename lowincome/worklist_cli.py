@@ -87,7 +87,7 @@ def run(args) -> int:
         from .rules.policy import load_policy
 
         write_worklists(warehouse, day, policy=load_policy(settings.policy), county=county, township=args.township,
-                        group=settings.restricted_group or None)
+                        group=settings.restricted_group or None, reuse=False)
         verb = "written again"
     else:
         days = worklist_days(warehouse, county)

@@ -35,6 +35,7 @@ county list of 20,000 flags was measured (see docs/decisions.md).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -116,6 +117,7 @@ class WorklistFile:
     flags: int
     red: int
     overdue: int
+    sha256: str = ""  # of the rows as written (`content_hash`)
 
 
 # ---- which flags, about whom, where --------------------------------------------------------------
@@ -287,8 +289,12 @@ def file_name(county: str, township: str | None, as_of: date) -> str:
     return f"{FILE_PREFIX}_{place}_{as_of:%Y%m%d}.xlsx"
 
 
-def write_xlsx(rows: pl.DataFrame, path: Path, as_of: date, title: str) -> None:
-    """Write one worklist (rows in list order) to `path`: header, rows, drop-downs, frozen header, instructions."""
+def write_xlsx(rows: pl.DataFrame, path: Path, title: str) -> None:
+    """Write one worklist (rows in list order) to `path`: header, rows, drop-downs, frozen header, instructions.
+
+    The workbook holds no date but its rows' (the file name carries the day): an unchanged list can
+    be linked to the next day's name instead of written again (`write_worklists`).
+    """
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False,
@@ -296,7 +302,7 @@ def write_xlsx(rows: pl.DataFrame, path: Path, as_of: date, title: str) -> None:
                                          "default_date_format": "yyyy-mm-dd"})
     try:
         wb.set_properties({"title": title, "subject": "核查清单 (restricted: names and ID numbers)",
-                           "comments": f"lowincome worklist as of {as_of.isoformat()}"})
+                           "comments": "lowincome township worklist; its day is in the file name"})
         head = wb.add_format({"bold": True, "bg_color": "#D9E1F2", "border": 1, "text_wrap": True, "valign": "vcenter"})
         answer_head = wb.add_format({"bold": True, "bg_color": "#FFF2CC", "border": 1, "text_wrap": True,
                                      "valign": "vcenter"})
@@ -360,12 +366,16 @@ def _publish_file(tmp: Path, target: Path, group: str | None) -> None:
 
 
 def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | None = None,
-                    township: str | None = None, group: str | None | bool = False) -> list[WorklistFile]:
+                    township: str | None = None, group: str | None | bool = False,
+                    reuse: bool = True) -> list[WorklistFile]:
     """Write the worklists of committed day `as_of` (every county, or one; every township, or one).
 
     Each county's folder for the day is rewritten whole (a township whose flags are all decided loses
     its file) unless `township` is given. An index (index.json) lists the files with their counts.
     `group` is the restricted group (default: the settings'); `policy` defaults to the settings' policy.
+    With `reuse`, a township list whose content equals the county's list of the same or the previous day
+    is hard-linked under the new name instead of written again (a quiet night costs no writing);
+    `lowincome worklist --resend` writes every file anew.
     """
     from .config import load_settings
     from .rules.policy import load_policy
@@ -386,17 +396,21 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
             want = None if township == UNKNOWN_TOWNSHIP else township
             townships = [t for t in townships if t == want]
         files = []
+        earlier = _earlier_lists(warehouse, c, as_of) if reuse else {}
         for t in townships:
             part = rows.filter(pl.col("township").is_null() if t is None else (pl.col("township") == t))
             name = file_name(c, t, as_of)
+            digest = content_hash(part)
+            same = earlier.get((t or UNKNOWN_TOWNSHIP, digest))
             tmp = folder / f".{name}.{os.getpid()}.tmp"
             try:
-                write_xlsx(part, tmp, as_of, f"核查清单 {t or c + ' 乡镇未知'} {as_of.isoformat()}")
+                if same is None or not _link(same, tmp):  # an unchanged list is linked, not written again
+                    write_xlsx(part, tmp, f"核查清单 {t or c + ' 乡镇未知'}")
                 _publish_file(tmp, folder / name, group)
             finally:
                 tmp.unlink(missing_ok=True)
             files.append(WorklistFile(c, t or UNKNOWN_TOWNSHIP, folder / name, part.height,
-                                      int((part["level"] == "红").sum()), int(part["overdue"].sum())))
+                                      int((part["level"] == "红").sum()), int(part["overdue"].sum()), digest))
         if township is None:
             keep = {f.path.name for f in files}
             for old in folder.glob(f"{FILE_PREFIX}_*.xlsx"):
@@ -413,7 +427,36 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
 
 
 def _index_entry(f: WorklistFile) -> dict:
-    return {"township": f.township, "file": f.path.name, "flags": f.flags, "red": f.red, "overdue": f.overdue}
+    return {"township": f.township, "file": f.path.name, "flags": f.flags, "red": f.red, "overdue": f.overdue,
+            "sha256": f.sha256}
+
+
+def content_hash(rows: pl.DataFrame) -> str:
+    """sha256 of what a list shows (its written columns, in order): equal hashes, equal workbooks."""
+    shown = rows.select([c for _, c, _, _ in COLUMNS if c is not None])
+    return hashlib.sha256(shown.write_csv().encode("utf-8")).hexdigest()
+
+
+def _earlier_lists(warehouse: Path, county: str, as_of: date) -> dict[tuple[str, str], Path]:
+    """(township, content hash) → file, of the county's lists of `as_of` (a re-run) and of the newest earlier day."""
+    days = [d for d in worklist_days(warehouse, county) if d <= as_of]
+    found: dict[tuple[str, str], Path] = {}
+    for day in ([days[-1]] if days and days[-1] < as_of else []) + ([as_of] if as_of in days else []):
+        index = read_index(warehouse, county, day) or {}
+        for e in index.get("townships", []):
+            path = day_folder(warehouse, county, day) / e.get("file", "")
+            if e.get("sha256") and path.is_file():
+                found[(e["township"], e["sha256"])] = path
+    return found
+
+
+def _link(source: Path, tmp: Path) -> bool:
+    """Hard-link `source` as `tmp`; False where the file system cannot (then the list is written)."""
+    try:
+        os.link(source, tmp)
+        return True
+    except OSError:
+        return False
 
 
 def _write_index(folder: Path, county: str, as_of: date, files: list[WorklistFile], group: str | None,

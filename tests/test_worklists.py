@@ -181,6 +181,18 @@ def test_returned_list_becomes_outcomes_and_untouched_flags_stay_open(round_trip
     assert "核查结果" in reasons[4] and "blank" in reasons[4]
 
 
+def test_an_unchanged_list_is_linked_not_written_again(round_trip):
+    rt = round_trip
+    day1 = rt["warehouse"] / "worklists" / COUNTY / D1.isoformat()
+    unchanged = [p for p in rt["before"] if p.parent.parent.name == COUNTY and p != rt["target"]]
+    assert unchanged
+    for old in unchanged:
+        new = day1 / old.name.replace(f"{D:%Y%m%d}", f"{D1:%Y%m%d}")
+        assert new.stat().st_ino == old.stat().st_ino, new.name  # same rows: the same file under the new day's name
+    changed = day1 / rt["target"].name.replace(f"{D:%Y%m%d}", f"{D1:%Y%m%d}")
+    assert changed.stat().st_ino != rt["target"].stat().st_ino
+
+
 def test_no_name_or_id_number_reaches_the_analysts(round_trip):
     rt = round_trip
     names = {r["姓名"] for rows in rt["before"].values() for r in rows if r["姓名"]} | set(CASEWORKERS)
@@ -232,7 +244,7 @@ def _blank_list(path: Path, flag_ids: list[str]) -> Path:
                           "name": "张三", "id_number": "371302197001010031", "household_id": "H1",
                           "village_code": "371302001001", "summary": "…", "check": "…",
                           "first_seen_on": D, "due_on": D + timedelta(days=15)})
-    write_xlsx(frame, path, D, "test")
+    write_xlsx(frame, path, "test")
     return path
 
 
