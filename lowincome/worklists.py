@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -103,6 +104,9 @@ INSTRUCTIONS = (
     f"give the date in {ANSWER_HEADERS[2]}, a note in {ANSWER_HEADERS[1]} and your name in {ANSWER_HEADERS[3]}. "
     "Leave all four blank for a flag not verified yet. Do not change the flag id column or the header row.",
 )
+
+
+log = logging.getLogger(__name__)
 
 
 class WorklistError(LowincomeError):
@@ -522,6 +526,8 @@ def after_publication(settings, as_of: date) -> str:
                             group=getattr(settings, "restricted_group", None) or None)
     prune_worklists(settings.warehouse, as_of, settings.retention_days)
     flags = sum(f.flags for f in files)
-    return (f"核查清单 worklists: {len(files)} file(s), {flags} open flag(s), in {worklists_root(settings.warehouse)} "
-            f"({time.perf_counter() - started:.1f}s)")
+    line = (f"核查清单 worklists of {as_of}: {len(files)} file(s), {flags} open flag(s), in "
+            f"{worklists_root(settings.warehouse)} ({time.perf_counter() - started:.1f}s)")
+    log.info(line)  # counts and paths only: the lists' contents are restricted
+    return line
 
