@@ -84,7 +84,7 @@ def _column_expectations(spec: FeedSpec, c: Column) -> list:
             )
         )
     elif c.kind in ("enum", "coded_enum"):
-        values = list(c.values) + [s for s, _ in c.synonyms] if c.kind == "enum" else [label for label, _ in c.codes]
+        values = list(c.values) if c.kind == "enum" else [label for label, _ in c.codes]
         out.append(
             gxe.ExpectColumnValuesToBeInSet(
                 column=DELIVERED_PREFIX + c.name, value_set=values, meta=_meta(c, "unknown value")
