@@ -286,6 +286,9 @@ VERIFICATION_OUTCOMES = FeedSpec(
         Column("核查说明", "note", "text", nullable=True, free_text=True),
         Column("核查日期", "decided_on", "date"),
         Column("核查人", "caseworker", "text", nullable=True, personal=True),
+        # A returned worklist carries the residents' names: read (optional) so that they are known names,
+        # masked wherever a shifted cell puts one into a reason; never published (lowincome/worklists.py).
+        Column("姓名", "name", "text", nullable=True, required=False, personal=True),
     ),
     # a decision re-delivered is the same decision; a later decision on the same flag is a new row
     unique_key=("flag_id", "decided_on", "outcome"),

@@ -257,11 +257,15 @@ def test_untouched_rows_are_counted_not_quarantined(tmp_path):
     ws = wb.worksheets[0]
     ws["M2"], ws["O2"], ws["P2"] = "确认", datetime(2026, 11, 1), "欧阳晓风"
     ws["M3"], ws["O3"] = " 排除 ", "2026年11月1日"
+    ws["M4"], ws["O4"] = "张三", "2026-11-01"  # a resident's name pasted into 核查结果
     wb.save(path)
     result = ingest_feed(FEEDS["verification_outcomes"], inbox, D1, tmp_path / "work", today=D1)
     d = result.deliveries.row(0, named=True)
-    assert (d["rows_read"], d["rows_accepted"], d["rows_quarantined"], d["status"]) == (2, 2, 0, "accepted")
-    assert "6 rows" in d["message"] and "4 untouched" in d["message"]
+    assert (d["rows_read"], d["rows_accepted"], d["rows_quarantined"], d["status"]) == (3, 2, 1, "partly_quarantined")
+    assert "6 rows" in d["message"] and "3 untouched" in d["message"]
+    bad = result.quarantine.row(0, named=True)
+    assert "核查结果" in bad["reasons"] and "张三" not in bad["reasons"] and "张三" not in bad["record_masked"]
+    assert "张三" in bad["record"]  # the restricted copy keeps the row as delivered
     staged = result.staging.sort("source_row")
     assert staged["outcome"].to_list() == ["confirmed", "dismissed"]
     assert staged["source_row"].to_list() == [1, 2]  # data rows of the sheet, as for any delivery
