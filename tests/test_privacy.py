@@ -122,7 +122,7 @@ def test_free_text_is_withheld_from_the_masked_record():
     spec = FEEDS["verification_outcomes"]
     frame = pl.DataFrame([{RAW_PREFIX + "flag_id": "F1", RAW_PREFIX + "outcome": "maybe",
                            RAW_PREFIX + "note": f"visited 王芳, ID {ID18}", RAW_PREFIX + "decided_on": "2026-10-01",
-                           RAW_PREFIX + "caseworker": "李四"}])
+                           RAW_PREFIX + "caseworker": "李四", RAW_PREFIX + "name": "王芳"}])
     masked = frame.select(_record_json(spec, masked=True, names=["王芳", "李四"])).item()
     assert "visited" not in masked and "王芳" not in masked and "李四" not in masked and ID18[6:] not in masked
     assert "已隐去" in masked
