@@ -343,6 +343,13 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             quarantine_parts = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
         finally:
             copier.close()
+        # issue 11 marts (lowincome/marts.py): the household timeline's Parquet files, in a connection of their own
+        from .marts import build_timeline, create_rule_effectiveness, create_timeline_view, timeline_folder
+
+        mart_paths = extra_tables or {}
+        timeline = build_timeline(store, as_of, manifests, pseudonym_key, settings, _key_tag(pseudonym_key),
+                                  timeline_folder(warehouse), mart_paths.get("mart.flags"), mart_paths.get("audit.flag_trend"))
+        referenced += timeline.files
         con = _build(analysts_tmp)
         try:
             configure_duckdb(con, settings)
@@ -372,6 +379,8 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             load_validation(con, store)  # audit.validation_results: a view over results stored once per file
             for table, path in (extra_tables or {}).items():
                 con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)", {"p": str(path)})
+            create_rule_effectiveness(con, mart_paths.get("mart.flags"), as_of)  # issue 11 marts
+            create_timeline_view(con, timeline, as_of)
             publishing_run = run_record["run_id"][0] if run_record is not None and run_record.height else None
             con.execute(
                 "CREATE TABLE audit.publication AS "
@@ -613,7 +622,7 @@ def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
         except (OSError, ValueError):
             return []  # an unreadable note: remove nothing rather than a part someone may read
     removed = []
-    for kind in ("staging", "quarantine"):
+    for kind in ("staging", "quarantine", "timeline"):  # timeline: lowincome/marts.py
         for part in (warehouse / PUBLISHED_DIR / kind).glob("*/*.parquet"):
             if str(part) not in keep:
                 part.unlink(missing_ok=True)
