@@ -290,6 +290,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
                            count(*) FILTER (WHERE resolved_today) AS resolved
                     FROM mart.flags GROUP BY county_code, rule_id, level ORDER BY ALL""")
             rule_pages = _write_rule_pages(con, Path(warehouse), as_of, run_id, flag_columns)
+        effectiveness = effectiveness_section(con)  # issue 11: rule effectiveness
         if _has_table(con, "audit", "flag_trend"):
             trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
     finally:
@@ -308,6 +309,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
         as_of=as_of, run_id=run_id, code_version=code_version, policy=_policy(policy), published_at=published_at,
         feeds=feeds, files=files, stale=stale, carried=carried, validation=validation, by_county=by_county,
         rule_pages=rule_pages, charts=charts, validation_label=VALIDATION_LABEL,
+        effectiveness=effectiveness,
     )
     out_dir = Path(warehouse) / REPORTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -391,3 +393,61 @@ def prune_reports(warehouse: Path, newest: date, keep_days: int) -> list[Path]:
                 page.unlink(missing_ok=True)
             removed.append(page)
     return removed
+
+
+# ---- issue 11: rule effectiveness (mart.rule_effectiveness) ------------------------------------
+# A block of its own (the section, its chart and its query), so that other parts' edits merge beside it.
+
+_OUTCOME_COLOR = {"confirmed": "#c0392b", "dismissed": "#7f8c8d", "open": "#2e86c1", "resolved_undecided": "#d5dbdb"}
+_OUTCOME_LABEL = {"confirmed": "confirmed 确认", "dismissed": "dismissed 排除", "open": "open 待核查",
+                  "resolved_undecided": "ended undecided 未核查解除"}
+
+
+def rule_effectiveness(con) -> list[dict]:
+    """Per rule, over every county and month raised: the cases and how they came out (mart.rule_effectiveness)."""
+    if not _has_table(con, "mart", "rule_effectiveness"):
+        return []
+    return _records(con,
+        """SELECT rule_id, any_value(rule_name_zh) AS rule_name_zh, sum(raised) AS raised, sum(confirmed) AS confirmed,
+                  sum(dismissed) AS dismissed, sum(open) AS open, sum(overdue) AS overdue,
+                  sum(resolved_undecided) AS resolved_undecided,
+                  round(sum(confirmed) / nullif(sum(confirmed) + sum(dismissed), 0), 4) AS confirmed_rate,
+                  max(median_days_to_decision) FILTER (WHERE confirmed + dismissed > 0) AS slowest_median_days
+           FROM mart.rule_effectiveness GROUP BY rule_id ORDER BY rule_id""")
+
+
+def _effectiveness_chart(rows: list[dict]) -> str:
+    """Cases raised per rule, split by how they came out, with the confirmed rate at the end of each bar."""
+    left, right, top, bottom = 60, 110, 34, 30
+    band = (_H - top - bottom) / max(len(rows), 1)
+    peak = _scale(max((r["raised"] or 0 for r in rows), default=0))
+    width = _W - left - right
+    body = [f"<line x1='{left}' y1='{top}' x2='{left}' y2='{_H - bottom}' stroke='#444'/>"]
+    for tick in _ticks(peak):
+        x = left + width * tick / peak
+        body.append(f"<line x1='{x:.1f}' y1='{_H - bottom}' x2='{x:.1f}' y2='{_H - bottom + 4}' stroke='#444'/>"
+                    f"<text x='{x:.1f}' y='{_H - bottom + 15}' text-anchor='middle'>{_num(tick)}</text>")
+    body.append(f"<text x='{left + width / 2}' y='{_H - 3}' text-anchor='middle'>cases raised</text>")
+    for i, r in enumerate(rows):
+        y = top + i * band + band * 0.15
+        h = band * 0.7
+        x = float(left)
+        body.append(f"<text x='{left - 6}' y='{y + h / 2 + 4:.1f}' text-anchor='end'>{html.escape(str(r['rule_id']))}</text>")
+        for part, color in _OUTCOME_COLOR.items():
+            w = width * (r[part] or 0) / peak
+            if w > 0:
+                body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.1f}' height='{h:.1f}' fill='{color}'/>")
+            x += w
+        rate = r["confirmed_rate"]
+        label = "no decision yet" if rate is None else f"{float(rate):.0%} confirmed"
+        body.append(f"<text x='{x + 6:.1f}' y='{y + h / 2 + 4:.1f}'>{html.escape(label)}</text>")
+    return _svg(body, "Rule effectiveness: cases by outcome, confirmed rate",
+                [(_OUTCOME_LABEL[k].split(" ")[0], c) for k, c in _OUTCOME_COLOR.items()])
+
+
+def effectiveness_section(con) -> dict:
+    """What the report's rule-effectiveness section shows: the rows and the chart (markup drawn here, escaped)."""
+    from markupsafe import Markup
+
+    rows = rule_effectiveness(con)
+    return {"rows": rows, "chart": Markup(_effectiveness_chart(rows)) if rows else ""}

@@ -12,7 +12,6 @@ from lowincome.config import DEV_PSEUDONYM_KEY
 from lowincome.marts import rule_effectiveness_sql
 from lowincome.privacy import pseudonym
 from lowincome.rules.catalog import BY_ID
-from lowincome.workstore import WorkStore
 from pipelines.definitions import defs
 
 from .handmade import delivery_path, person_id, write_csv
@@ -52,20 +51,21 @@ A = person_id(C, "19700101", 31)  # household stopped in June, paid in August: R
 B = person_id(C, "19750202", 33)  # 在保 in two households: R06, confirmed on night 2 (1 day)
 G = person_id(C, "19760303", 35)  # 在保 in two households: R06, confirmed on 10-20 (19 days)
 K = person_id(C, "19770404", 37)  # 在保 in two households: R06, never decided: overdue by 10-20
-M = person_id(C, "19780505", 39)  # 在保 in two households from November: R06 raised in November
+C2 = "371324"
+M = person_id(C2, "19780505", 39)  # 在保 in two households of another county from November: R06 raised there in November
 D1, D2, D3, D4 = date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 20), date(2026, 11, 5)
 
 
-def _roster(with_m: bool) -> list[list[str]]:
-    def member(hid: str, pid: str, name: str, enrolled: str, status: str = "在保", ended: str = "") -> list[str]:
-        return [C + "001001", hid, pid, pid, name, "本人", "低保", "城市", status, enrolled, ended, "1", "300", "400"]
+def member(hid: str, pid: str, name: str, enrolled: str, status: str = "在保", ended: str = "", county: str = C) -> list[str]:
+    return [county + "001001", hid, pid, pid, name, "本人", "低保", "城市", status, enrolled, ended, "1", "300", "400"]
+
+
+def _roster() -> list[list[str]]:
 
     rows = [member("H1", A, "甲", "2020-01-01", "停保", "2026-06-30"),
             member("H2", B, "乙", "2021-01-01"), member("H3", B, "乙", "2026-09-01"),
             member("H4", G, "丙", "2021-01-01"), member("H5", G, "丙", "2026-09-01"),
             member("H6", K, "丁", "2021-01-01"), member("H7", K, "丁", "2026-09-01")]
-    if with_m:
-        rows += [member("H8", M, "戊", "2021-01-01"), member("H9", M, "戊", "2026-10-15")]
     return rows
 
 
@@ -82,15 +82,14 @@ def _flag_of(ids: dict[str, str], pid: str, hid: str | None = None) -> str:
 def _effectiveness(frame: pl.DataFrame) -> dict[tuple, dict]:
     cols = ["raised", "confirmed", "dismissed", "open", "overdue", "resolved_undecided", "confirmed_rate",
             "median_days_to_decision"]
-    return {(r["rule_id"], r["month_raised"]): {c: r[c] for c in cols}
-            for r in frame.filter(pl.col("rule_id").is_in(["R06", "R07"]) & (pl.col("county_code") == C))
-            .iter_rows(named=True)}
+    return {(r["rule_id"], r["county_code"], r["month_raised"]): {c: r[c] for c in cols}
+            for r in frame.filter(pl.col("rule_id").is_in(["R06", "R07"])).iter_rows(named=True)}
 
 
 def test_rule_effectiveness_over_four_nights_with_outcomes(lowincome_env, tmp_path):
     inbox = tmp_path / "inbox"
     warehouse = lowincome_env(inbox)
-    write_csv(delivery_path(inbox, "civil_roster", C, D1, "csv"), ROSTER_HEADER, _roster(with_m=False))
+    write_csv(delivery_path(inbox, "civil_roster", C, D1, "csv"), ROSTER_HEADER, _roster())
     write_csv(delivery_path(inbox, "subsidy_payments", C, D1, "csv"), PAY_HEADER, [["P1", A, "甲", C, "低保金", "2026-08", "400.00"]])
     run(D1)
     ids = _flag_ids(warehouse)
@@ -99,42 +98,36 @@ def test_rule_effectiveness_over_four_nights_with_outcomes(lowincome_env, tmp_pa
     write_csv(delivery_path(inbox, "verification_outcomes", C, D2, "csv"), OUTCOME_HEADER,
               [[f_a, "dismissed", "", D2.isoformat(), "王五"], [f_b, "confirmed", "", D2.isoformat(), "王五"]])
     run(D2)
+    # as of night 2 only B and A are decided: G's confirmation (dated 10-20) does not count yet
+    oct_ = date(2026, 10, 1)
+    assert _effectiveness(query(warehouse, "SELECT * FROM mart.rule_effectiveness")) == {
+        ("R06", C, oct_): {"raised": 3, "confirmed": 1, "dismissed": 0, "open": 2, "overdue": 0, "resolved_undecided": 0,
+                           "confirmed_rate": 1.0, "median_days_to_decision": 1.0},
+        ("R07", C, oct_): {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0, "overdue": 0, "resolved_undecided": 0,
+                           "confirmed_rate": 0.0, "median_days_to_decision": 1.0},
+    }
     write_csv(delivery_path(inbox, "verification_outcomes", C, D3, "csv"), OUTCOME_HEADER,
               [[f_g, "confirmed", "", D3.isoformat(), "王五"]])
     run(D3)
-    write_csv(delivery_path(inbox, "civil_roster", C, D4, "csv"), ROSTER_HEADER, _roster(with_m=True))
+    # county C's deliveries stay as they were (a new roster would change the evidence of the dismissed R07 flag)
+    write_csv(delivery_path(inbox, "civil_roster", C2, D4, "csv"), ROSTER_HEADER,
+              [member("H8", M, "戊", "2021-01-01", county=C2), member("H9", M, "戊", "2026-10-15", county=C2)])
     run(D4)
 
-    oct_, nov = date(2026, 10, 1), date(2026, 11, 1)
+    nov = date(2026, 11, 1)
     published = _effectiveness(query(warehouse, "SELECT * FROM mart.rule_effectiveness"))
     assert published == {
         # B confirmed after 1 day, G after 19: median 10; K open and overdue (35 days undecided)
-        ("R06", oct_): {"raised": 3, "confirmed": 2, "dismissed": 0, "open": 1, "overdue": 1, "resolved_undecided": 0,
+        ("R06", C, oct_): {"raised": 3, "confirmed": 2, "dismissed": 0, "open": 1, "overdue": 1, "resolved_undecided": 0,
                         "confirmed_rate": 1.0, "median_days_to_decision": 10.0},
-        ("R06", nov): {"raised": 1, "confirmed": 0, "dismissed": 0, "open": 1, "overdue": 0, "resolved_undecided": 0,
+        ("R06", C2, nov): {"raised": 1, "confirmed": 0, "dismissed": 0, "open": 1, "overdue": 0, "resolved_undecided": 0,
                        "confirmed_rate": None, "median_days_to_decision": None},
-        ("R07", oct_): {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0, "overdue": 0, "resolved_undecided": 0,
-                        "confirmed_rate": 0.0, "median_days_to_decision": 1.0},
+        ("R07", C, oct_): {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0, "overdue": 0, "resolved_undecided": 0,
+                           "confirmed_rate": 0.0, "median_days_to_decision": 1.0},
     }
     assert query(warehouse, "SELECT DISTINCT as_of FROM mart.rule_effectiveness")["as_of"].to_list() == [D4]
     names = query(warehouse, "SELECT DISTINCT rule_id, rule_name_zh FROM mart.rule_effectiveness WHERE rule_id = 'R06'")
     assert names["rule_name_zh"].to_list() == [BY_ID["R06"].name_zh] and BY_ID["R06"].name_zh
-
-    # as of night 2 only B and A were decided: G's confirmation (dated 10-20) does not count yet
-    store = WorkStore(warehouse)
-    con = duckdb.connect()
-    try:
-        rel = rule_effectiveness_sql(
-            con, f"SELECT * FROM read_parquet('{store.day_dir(D2) / 'mart' / 'flags.parquet'}')", D2)
-        day2 = _effectiveness(pl.from_arrow(rel.to_arrow_table()))
-    finally:
-        con.close()
-    assert day2 == {
-        ("R06", oct_): {"raised": 3, "confirmed": 1, "dismissed": 0, "open": 2, "overdue": 0, "resolved_undecided": 0,
-                        "confirmed_rate": 1.0, "median_days_to_decision": 1.0},
-        ("R07", oct_): {"raised": 1, "confirmed": 0, "dismissed": 1, "open": 0, "overdue": 0, "resolved_undecided": 0,
-                        "confirmed_rate": 0.0, "median_days_to_decision": 1.0},
-    }
 
 
 # ---- household timeline ------------------------------------------------------------------------
@@ -201,7 +194,8 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
         (key(Q), "person", key(Q), d(2026, 7, 1), "医保", "large_claim", "大额医疗费用", "住院", 15000.0, claims, 3, 1),
     ]
     got = [r for r in events.iter_rows() if r[0] in (h1, h2, key(Q))]
-    assert sorted(got, key=lambda r: (r[0], r[3])) == sorted(expected, key=lambda r: (r[0], r[3]))
+    order = lambda r: (r[0], r[3], r[5], r[7], r[2] or "")  # noqa: E731 - household, date, event, category, person
+    assert sorted(got, key=order) == sorted(expected, key=order)
     assert events.height == len(expected)  # nothing else: the 500 yuan claim is below the yellow amount
     # the view is ordered: per household by date, then the day's order (人社 before payments on 09-01)
     h1_events = [r[5] for r in events.iter_rows() if r[0] == h1]
@@ -237,3 +231,35 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
     october = query(warehouse, f"SELECT amount, source_file FROM mart.household_timeline WHERE household_key = '{h1}' "
                                "AND event = 'payment' AND event_date = DATE '2026-10-01'")
     assert october.rows() == [(800.0, f"subsidy_payments_{C}_{T2:%Y%m%d}.csv")]
+
+
+def test_rule_effectiveness_buckets_on_a_handmade_flag_list():
+    """Every flag in exactly one bucket: a reopened dismissal is open, a decision after the day is not one yet."""
+    day = date(2026, 10, 31)
+    rows = [  # rule, county, first seen, status, outcome, decided on, overdue
+        ("R01", C, date(2026, 9, 3), "confirmed", "confirmed", date(2026, 9, 5), False),
+        ("R01", C, date(2026, 9, 4), "resolved", "confirmed", date(2026, 9, 12), False),  # confirmed, then ended
+        ("R01", C, date(2026, 9, 5), "dismissed", "dismissed", date(2026, 9, 25), False),
+        ("R01", C, date(2026, 9, 6), "open", "dismissed", date(2026, 9, 7), False),  # reopened: awaiting a decision
+        ("R01", C, date(2026, 9, 7), "open", None, None, True),
+        ("R01", C, date(2026, 9, 8), "resolved", None, None, False),
+        ("R01", C, date(2026, 9, 9), "confirmed", "confirmed", date(2026, 11, 2), False),  # decided after the day
+        ("R01", C, date(2026, 10, 1), "open", None, None, False),
+    ]
+    flags = pl.DataFrame(rows, schema={"rule_id": pl.String, "county_code": pl.String, "first_seen_on": pl.Date,
+                                       "status": pl.String, "outcome": pl.String, "outcome_decided_on": pl.Date,
+                                       "overdue": pl.Boolean}, orient="row")
+    con = duckdb.connect()
+    try:
+        con.register("handmade", flags.to_arrow())
+        out = _effectiveness(pl.from_arrow(rule_effectiveness_sql(con, "SELECT * FROM handmade", day).to_arrow_table())
+                             .with_columns(pl.lit("R06").alias("rule_id")))
+    finally:
+        con.close()
+    # September: decided = 2, 8 and 20 days (two confirmed, one dismissed); median 8
+    assert out == {
+        ("R06", C, date(2026, 9, 1)): {"raised": 7, "confirmed": 2, "dismissed": 1, "open": 3, "overdue": 1,
+                                       "resolved_undecided": 1, "confirmed_rate": 0.6667, "median_days_to_decision": 8.0},
+        ("R06", C, date(2026, 10, 1)): {"raised": 1, "confirmed": 0, "dismissed": 0, "open": 1, "overdue": 0,
+                                        "resolved_undecided": 0, "confirmed_rate": None, "median_days_to_decision": None},
+    }

@@ -14,7 +14,13 @@
 -- median_days_to_decision: median of (outcome_decided_on - first_seen_on) over confirmed and
 -- dismissed flags, in days.
 WITH imports AS (
-    SELECT rule_id, county_code, first_seen_on, status, outcome, outcome_decided_on, coalesce(overdue, false) AS overdue
+    -- mart.flags already ignores outcomes decided after its day; the guard keeps it so for any flags input
+    SELECT rule_id, county_code, first_seen_on,
+           CASE WHEN status IN ('confirmed', 'dismissed') AND NOT outcome_decided_on <= $as_of THEN 'open' ELSE status END
+               AS status,
+           CASE WHEN outcome_decided_on <= $as_of THEN outcome END AS outcome,
+           CASE WHEN outcome_decided_on <= $as_of THEN outcome_decided_on END AS outcome_decided_on,
+           coalesce(overdue, false) AS overdue
     FROM flags
 ),
 logic AS (
