@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -37,6 +38,8 @@ import polars as pl
 from .privacy import install_key_macro
 from .rules.catalog import MODELS, RULES, SQL_DIR
 from .staging import Staging, sql_list, sql_text
+
+log = logging.getLogger(__name__)
 
 MARTS_SQL = SQL_DIR / "marts"
 TIMELINE_DIR = "timeline"  # under <warehouse>/published/
@@ -86,6 +89,8 @@ class Timeline:
     per_file: list[str]  # person events of each delivered payments / claims file
     household_map: str  # person_key -> household_key of the day
     night: str  # everything else, already per household
+    new_files: int = 0  # per-file parts written by this publication (the others were kept from earlier nights)
+    seconds: dict[str, float] | None = None  # wall time of the per-file parts and of the nightly part
 
     @property
     def files(self) -> list[str]:
@@ -115,6 +120,8 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
     from .publish import _copy_part  # written once, read-only, swapped in whole: as the staging parts
 
     root = store.root
+    started = time.perf_counter()
+    new_files = 0
     con = configure_duckdb(duckdb.connect(), settings)
     try:
         install_key_macro(con, pseudonym_key)
@@ -131,8 +138,10 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
                 if not target.exists():
                     con.execute(f"CREATE OR REPLACE TEMP VIEW part AS SELECT * FROM read_parquet({sql_text(str(root / rel))})")
                     _copy_part(con, sql, target)
+                    new_files += 1
                 per_file.append(str(target))
         con.execute("DROP VIEW IF EXISTS part")
+        per_file_done = time.perf_counter()
 
         for feed, staging in manifests.items():
             con.execute(f"CREATE TEMP VIEW stg_{feed} AS {staging.relation_sql(root)}")
@@ -154,7 +163,12 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
         _copy_part(con, read_sql("household_timeline.sql"), night)
     finally:
         con.close()
-    return Timeline(per_file, str(household_map), str(night))
+    done = time.perf_counter()
+    timeline = Timeline(per_file, str(household_map), str(night), new_files,
+                        {"per_file": round(per_file_done - started, 2), "night": round(done - per_file_done, 2)})
+    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly part %.1fs, %s bytes",
+             len(per_file), new_files, per_file_done - started, done - per_file_done, f"{night.stat().st_size:,}")
+    return timeline
 
 
 _PERSON_COLUMNS = ("person_key, event_date, event_rank, department, feed, event, event_zh, category, amount, "
