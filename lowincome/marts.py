@@ -101,6 +101,29 @@ def _tag(*texts: str) -> str:
     return hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:12]
 
 
+def _content_addressed(con, sql: str, folder: Path) -> Path:
+    """Write a SELECT's result once under the name of its content: a night that changes nothing adds no file.
+
+    The nightly parts are rebuilt every night; named by their bytes, an unchanged night finds the file it
+    would write already there (written once, read-only, never changed) and keeps it.
+    """
+    from .publish import _copy_part
+
+    scratch = folder / f".building.{time.time_ns()}.parquet"
+    _copy_part(con, sql, scratch)
+    try:
+        with open(scratch, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:24]
+        target = folder / f"{digest}.parquet"
+        if target.exists():
+            scratch.unlink()
+        else:
+            scratch.rename(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return target
+
+
 def _yellow_table(settings, as_of: date) -> pl.DataFrame:
     """county_code -> medical_yellow_amount in force on `as_of` ('*': the default block)."""
     from .rules.policy import load_policy
@@ -149,18 +172,15 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
         for model in MODELS:
             sql = (SQL_DIR / "models" / f"{model}.sql").read_text(encoding="utf-8")
             con.execute(f"CREATE TEMP TABLE {model} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql} or None)
-        stamp = f"{as_of.isoformat()}.{time.time_ns()}"
-        household_map = folder / "map" / f"{stamp}.parquet"
-        _copy_part(con, read_sql("person_household.sql"), household_map)
+        household_map = _content_addressed(con, read_sql("person_household.sql"), folder / "map")
         con.execute(f"CREATE TEMP TABLE person_household AS SELECT * FROM read_parquet({sql_text(str(household_map))})")
         con.execute(f"CREATE TEMP VIEW flags AS {_flags_source(flags_path)}")
         if trend_path is not None:
             con.execute(f"CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM read_parquet({sql_text(str(trend_path))})")
         else:
             con.execute("CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM flags")
-        night = folder / "night" / f"{stamp}.parquet"
         con.execute("SET preserve_insertion_order = true")  # the file is written in the timeline's order
-        _copy_part(con, read_sql("household_timeline.sql"), night)
+        night = _content_addressed(con, read_sql("household_timeline.sql"), folder / "night")
     finally:
         con.close()
     done = time.perf_counter()

@@ -232,6 +232,12 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
                                "AND event = 'payment' AND event_date = DATE '2026-10-01'")
     assert october.rows() == [(800.0, f"subsidy_payments_{C}_{T2:%Y%m%d}.csv")]
 
+    # the same night again: every timeline file it needs is there already (the nightly ones are named by content)
+    timeline_files = lambda: sorted(p.relative_to(warehouse) for p in (warehouse / "published" / "timeline").rglob("*.parquet"))  # noqa: E731
+    before = timeline_files()
+    run(T2)
+    assert timeline_files() == before
+
 
 def test_rule_effectiveness_buckets_on_a_handmade_flag_list():
     """Every flag in exactly one bucket: a reopened dismissal is open, a decision after the day is not one yet."""
