@@ -126,6 +126,14 @@ def test_rule_effectiveness_over_four_nights_with_outcomes(lowincome_env, tmp_pa
                            "confirmed_rate": 0.0, "median_days_to_decision": 1.0},
     }
     assert query(warehouse, "SELECT DISTINCT as_of FROM mart.rule_effectiveness")["as_of"].to_list() == [D4]
+    # the run report shows it: a chart with each rule's confirmed rate, and a row per rule over all counties
+    page = max((warehouse / "reports").glob("run_2026-11-05_*.html")).read_text(encoding="utf-8")
+    section = page[page.index("规则成效 Rule effectiveness"):]
+    assert "aria-label='Rule effectiveness: cases by outcome, confirmed rate'" in section
+    assert "100% confirmed" in section and "0% confirmed" in section
+    r06 = section[section.index("<td>R06 "):].split("</tr>")[0]
+    cells = [c.split("</td>")[0] for c in r06.split("<td class=\"num\">")[1:]]
+    assert cells[:8] == ["4", "2", "0", "2", "1", "0", "100.0%", "10.0"]  # raised ... rate, slowest median
     names = query(warehouse, "SELECT DISTINCT rule_id, rule_name_zh FROM mart.rule_effectiveness WHERE rule_id = 'R06'")
     assert names["rule_name_zh"].to_list() == [BY_ID["R06"].name_zh] and BY_ID["R06"].name_zh
 
