@@ -41,7 +41,7 @@ def level_rank_sql(column: str = "level") -> str:
 
 def rule_names_zh_sql(column: str = "rule_ids") -> str:
     """'R05,W01' → '家庭收入超过低保标准、医疗支出负担过重' (the order of the ids)."""
-    return (f"array_to_string(list_transform(string_split({column}, ','), x -> coalesce({rule_name_zh_sql('trim(x)')}, "
+    return (f"array_to_string(list_transform(string_split({column}, ','), lambda x: coalesce({rule_name_zh_sql('trim(x)')}, "
             f"trim(x))), '、')")
 
 
