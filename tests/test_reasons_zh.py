@@ -110,3 +110,18 @@ def test_published_quarantine_has_chinese_reasons_for_every_row(published):
         codes_seen.update(listed)
     # the duplicates and the cross-column checks of the planted rows are among them
     assert {"duplicate_delivered", "claim_total_mismatch", "unknown_value", "id_check"} <= codes_seen, codes_seen
+
+
+def test_a_key_repeated_inside_one_snapshot_has_a_code():
+    """The words parts._within_file_copies writes for the second row of a key inside one roster file."""
+    from lowincome.parts import _within_file_copies
+
+    spec = FEEDS["civil_roster"]
+    key = list(spec.snapshot_key)
+    good = pl.DataFrame({**{k: ["a", "a", "b"] for k in key}, "source_row": [1, 2, 3],
+                         REASONS: [[], [], []]}, schema_overrides={REASONS: pl.List(pl.String)})
+    kept, copies = _within_file_copies(spec, good)
+    assert kept.height == 2 and copies.height == 1
+    reasons = copies[REASONS].to_list()[0]
+    codes = pl.DataFrame({"r": [reasons]}).select(codes_expr(pl.col("r"))).item().to_list()
+    assert codes == ["duplicate_in_file"] and translate(reasons)[0].endswith("与本文件第 1 行相同")
