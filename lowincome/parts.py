@@ -37,10 +37,10 @@ from .feeds import FeedSpec
 from .privacy import (MAX_NAME_CHARS, MIN_NAME_CHARS, WITHHELD, _NAME_TRIM, format_words, known_names, mask_content_expr,
                       mask_id_expr, mask_name_expr)
 from .reading import EXTRA_COLUMN, ROW_COLUMN
-from .staging import sql_list
-from .workstore import write_atomic
 from .reasons import codes_expr as reason_codes_expr
 from .reasons import zh_expr as reasons_zh_expr
+from .staging import sql_list
+from .workstore import write_atomic
 from .validation import RAW_PREFIX, REASONS, typed_columns
 
 LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
