@@ -278,6 +278,22 @@ COLUMNS["audit.latest_run"] = COLUMNS["audit.runs"]
 COLUMNS["audit.latest_deliveries"] = COLUMNS["audit.deliveries"]
 COLUMNS["audit.latest_validation"] = COLUMNS["audit.validation_results"]
 
+# ---- Chinese first (issue 11, part chinese): columns the publication adds beside the English ----------
+# (lowincome/chinese.py adds them to the marts; lowincome/reasons.py builds the quarantine's Chinese reasons)
+_RULE_NAME_ZH = "规则名称（中文） Chinese name of the rule, e.g. R01 死亡人员仍在领取待遇 (lowincome/rules/catalog.py)"
+_LEVEL_RANK = "等级序号 level rank: 红 3, 橙 2, 黄 1 (ORDER BY level_rank DESC puts 红 first)"
+COLUMNS["mart.flags"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.flags"]["level_rank"] = _LEVEL_RANK
+COLUMNS["mart.county_summary"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.county_summary"]["level_rank"] = _LEVEL_RANK
+COLUMNS["mart.household_risk"]["level_rank"] = "最高等级序号 rank of the highest level: 红 3, 橙 2, 黄 1"
+COLUMNS["mart.household_risk"]["rule_names_zh"] = "规则名称（中文） the Chinese names of those rules, in the order of rule_ids"
+COLUMNS["mart.rules"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.rules"]["check_zh"] = "核查要点 what a caseworker checks when the rule raises a flag"
+COLUMNS["quarantine.rejected_rows"]["reasons_zh"] = ("隔离原因（中文） the reasons in Chinese, for the sending department, "
+                                                     "in the order of reasons (lowincome/reasons.py)")
+COLUMNS["quarantine.rejected_rows"]["reason_codes"] = "原因代码 the reason codes, comma-separated (lowincome/reasons.py)"
+
 
 # ---------------------------------------------- issue 11 marts: rule effectiveness, household timeline
 # (lowincome/marts.py, sql/marts/). A block of its own, so that other parts' entries merge beside it.

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import duckdb
 
+from .chinese import rule_label
+from .flag_volume import FLOOD_PER_1000, ROSTER_SQL, volume as flag_volume
 from .publish import ANALYSTS_DB
 
 REPORTS_DIR = "reports"
@@ -274,7 +276,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
         if _has_table(con, "audit", "publication"):
             found = con.execute("SELECT published_at FROM audit.publication").fetchone()
             published_at = found[0] if found else None
-        carried, by_rule, by_county, trend, rule_pages = 0, [], [], [], {}
+        carried, by_rule, by_county, trend, rule_pages, volume = 0, [], [], [], {}, []
         flag_columns = _columns(con, "mart", "flags")
         if flag_columns:
             if "data_stale" in flag_columns:
@@ -290,6 +292,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
                            count(*) FILTER (WHERE resolved_today) AS resolved
                     FROM mart.flags GROUP BY county_code, rule_id, level ORDER BY ALL""")
             rule_pages = _write_rule_pages(con, Path(warehouse), as_of, run_id, flag_columns)
+            volume = _flag_volume(con, flag_columns)  # Chinese first and flag volume (issue 11, part chinese)
         effectiveness = effectiveness_section(con)  # issue 11: rule effectiveness
         if _has_table(con, "audit", "flag_trend"):
             trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
@@ -309,6 +312,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
         as_of=as_of, run_id=run_id, code_version=code_version, policy=_policy(policy), published_at=published_at,
         feeds=feeds, files=files, stale=stale, carried=carried, validation=validation, by_county=by_county,
         rule_pages=rule_pages, charts=charts, validation_label=VALIDATION_LABEL,
+        rule_label=rule_label, volume=volume, flood_per_1000=FLOOD_PER_1000,
         effectiveness=effectiveness,
     )
     out_dir = Path(warehouse) / REPORTS_DIR
@@ -364,7 +368,7 @@ def _write_rule_pages(con, warehouse: Path, as_of: date, run_id: str, flag_colum
             county["flags"].append(f)
         name = f"rule_{rule_id}.html"
         (folder / name).write_text(template.render(
-            rule_id=rule_id, rule_name=flags[0]["rule_name"] or "", as_of=as_of, run_id=run_id,
+            rule_id=rule_id, rule_name=_rule_title(rule_id, flags[0]["rule_name"]), as_of=as_of, run_id=run_id,
             report_name=f"{folder_name}.html", counties=list(counties.values()), limit=RULE_PAGE_LIMIT,
             limit_hit=any(c["total"] > len(c["flags"]) for c in counties.values()),
         ), encoding="utf-8")
@@ -393,6 +397,26 @@ def prune_reports(warehouse: Path, newest: date, keep_days: int) -> list[Path]:
                 page.unlink(missing_ok=True)
             removed.append(page)
     return removed
+
+
+# ---- Chinese first and flag volume (issue 11, part chinese) ------------------------------------------
+
+def _rule_title(rule_id: str, rule_name: str | None) -> str:
+    """The Chinese name first, the English name beside it (from the catalogue; the mart's name if unknown)."""
+    from .rules.catalog import BY_ID
+
+    rule = BY_ID.get(rule_id)
+    return f"{rule.name_zh} {rule.name}" if rule else (rule_name or "")
+
+
+def _flag_volume(con, flag_columns: set[str]) -> list[dict]:
+    """Open and new flags per 1,000 roster persons, per rule and county (lowincome/flag_volume.py), 异常 first."""
+    if not {"county_code", "rule_id", "status", "is_new"} <= flag_columns:
+        return []
+    roster = ROSTER_SQL
+    if not {"file_county", "person_key", "status", "is_latest"} <= _columns(con, "staging", "civil_roster"):
+        roster = "SELECT NULL::VARCHAR AS county_code, 0 AS roster_persons WHERE false"
+    return flag_volume(con, "SELECT county_code, rule_id, status, is_new FROM mart.flags", roster)
 
 
 # ---- issue 11: rule effectiveness (mart.rule_effectiveness) ------------------------------------
