@@ -110,10 +110,10 @@ def build_ingest_asset(spec: FeedSpec):
         store = lowincome.store()
         try:
             result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share,
-                                 policy=policy, on_file=SuitePass(spec, store.root))  # suites from the frames in memory
+                                 policy=policy, on_file=SuitePass(spec, store.root, volume_min_rows=settings.volume_min_rows))  # suites from the frames in memory
             store.write_staging(as_of, result.parts)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
-            results = validate_files(spec, result.files, store.root)
+            results = validate_files(spec, result.files, store.root, volume_min_rows=settings.volume_min_rows)
             store.write(as_of, "validation", spec.name, results)
         except OSError as exc:
             raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root, 'ingestion')}") from None

@@ -19,6 +19,7 @@ from dagster import AssetExecutionContext, AssetKey, Failure, MaterializeResult,
 from assets.ingest import staging_key
 from lowincome.errors import LowincomeError
 from lowincome.feeds import DEPARTMENT_FEEDS, FEEDS
+from lowincome.flag_volume import markdown as flag_volume_md, volume_of_frames
 from lowincome.freshness import FRESHNESS_FILE, check_not_empty, describe_stale, feed_freshness
 from lowincome.rules.catalog import RULES
 from lowincome.rules.engine import evaluate
@@ -93,6 +94,7 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
     for line in describe_stale(freshness):
         context.log.warning(f"数据过期 stale data: {line}")
     published = pl.read_parquet(marts.paths["mart.flags"])
+    volume = volume_of_frames(published, evaluation.roster_sizes)
     total = sum(evaluation.timings.values())
     step_cpu = _cpu_seconds() - step_cpu
     context.log.info(
@@ -105,6 +107,9 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         metadata={
             **{k: MetadataValue.int(v) for k, v in marts.counts.items()},
             "by_rule": MetadataValue.md(_by_rule_table(published)),
+            # flag volume per 1,000 roster persons per rule and county, 异常 first (lowincome/flag_volume.py)
+            "flag_volume": MetadataValue.md(flag_volume_md(volume)),
+            "flood_rows": MetadataValue.int(sum(1 for v in volume if v["flood"])),
             "rules_seconds": MetadataValue.float(round(total, 3)),
             "rules_cpu_seconds": MetadataValue.float(round(cpu, 3)),
             "step_cpu_seconds": MetadataValue.float(round(step_cpu, 3)),

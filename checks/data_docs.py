@@ -23,13 +23,10 @@ import os
 import re
 import shutil
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
-import great_expectations as gx
-
-from lowincome.privacy import ID_PATTERN, neutralize_html, redact
+from lowincome.privacy import ID_PATTERN, redact
 
 STATIC_DIR = Path(__file__).with_name("datadocs_static")
 from .names import SITE_NAME, column_label  # noqa: F401 (SITE_NAME re-exported)
@@ -146,7 +143,20 @@ def _site_config(site_dir: Path) -> dict:
         "class_name": "SiteBuilder",
         "show_how_to_buttons": False,
         "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site_dir)},
-        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        # checks.docs_render: the status in three states (passed / warnings only / failed), Chinese first
+        "site_index_builder": {
+            "class_name": "StatusSiteIndexBuilder", "module_name": "checks.docs_render",
+            "renderer": {"class_name": "StatusSiteIndexPageRenderer", "module_name": "checks.docs_render"},
+        },
+        "site_section_builders": {
+            "validations": {"renderer": {
+                "class_name": "StatusValidationResultsPageRenderer", "module_name": "checks.docs_render",
+                "column_section_renderer": {
+                    "class_name": "ValidationResultsColumnSectionRenderer",
+                    "table_renderer": {"class_name": "SeverityTableRenderer", "module_name": "checks.docs_render"},
+                },
+            }},
+        },
     }
 
 
@@ -154,54 +164,24 @@ def build_data_docs(validations: Iterable, reports_dir: Path, *, work_dir: Path 
     """Build the Data Docs site for `validations` into `<reports_dir>/validation/`; return its index.html.
 
     `validations`: the `checks.run.DeliveryValidation` objects returned by `run_suite` (one per
-    delivered file; their GX results are already masked). Anything with the attributes `result`
-    (an `ExpectationSuiteValidationResult`), `suite` (its `ExpectationSuite`), `file_name` and
-    `feed` works.
+    delivered file; their GX results are already masked).
 
-    A file-mode GX context is created under `work_dir` (a temporary directory by default, removed
-    afterwards): it only exists to hold the suites and results while GX renders the pages. The
+    The same code path as the nightly run: the results go into a file-mode GX store with
+    `checks.record._store` and the site is drawn from that store by `checks.record.render_data_docs`.
+    The store lives under `work_dir` (a temporary directory by default, removed afterwards); the
     site directory is rebuilt from scratch so pages of an earlier build cannot linger.
     """
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.resource_identifiers import (
-        ExpectationSuiteIdentifier,
-        ValidationResultIdentifier,
-    )
+    from .record import _store, render_data_docs
 
     reports_dir = Path(reports_dir)
     site_dir = (reports_dir / SITE_NAME).resolve()
     if site_dir.exists():
         shutil.rmtree(site_dir)
-    site_dir.mkdir(parents=True)
     owns_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="gx_docs_")) if owns_work else Path(work_dir)
     try:
-        ctx = gx.get_context(mode="file", project_root_dir=str(work))
-        for name in list(ctx.get_config().data_docs_sites or {}):
-            ctx.delete_data_docs_site(name)
-        ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
-
-        run_time = datetime.now(timezone.utc)
-        suites_added: set[str] = set()
-        for i, v in enumerate(validations):
-            suite = v.suite
-            if suite.name not in suites_added:
-                suites_added.add(suite.name)
-                stored = gx.ExpectationSuite(
-                    name=suite.name,
-                    expectations=[e.configuration.to_domain_obj() if hasattr(e, "configuration") else e for e in suite.expectations],
-                    meta={k: val for k, val in (suite.meta or {}).items() if k != "parameters"},
-                )
-                ctx.suites.add_or_update(stored)
-            key = ValidationResultIdentifier(
-                expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=run_time),
-                batch_identifier=f"{v.feed}__{i:04d}",
-            )
-            ctx.validation_results_store.set(key, v.result)
-        ctx.build_data_docs(site_names=[SITE_NAME])
+        _store(work / "gx", list(validations))
+        return render_data_docs(work, reports_dir)
     finally:
         if owns_work:
             shutil.rmtree(work, ignore_errors=True)
-    make_offline(site_dir)
-    return site_dir / "index.html"

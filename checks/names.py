@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from lowincome.config import DEFAULT_VOLUME_MIN_ROWS  # noqa: F401 (LOWINCOME_VOLUME_MIN_ROWS; re-exported)
 from lowincome.feeds import FEEDS, FeedSpec
 
 SUITE_VERSION = 1

@@ -36,7 +36,7 @@ from lowincome.ingest import DeliveredFile
 from lowincome.privacy import neutralize_html, redact
 from lowincome.workstore import write_atomic
 
-from .names import DEFAULT_VOLUME_SHARE, RESULT_SCHEMA, SITE_NAME, suite_name
+from .names import DEFAULT_VOLUME_MIN_ROWS, DEFAULT_VOLUME_SHARE, RESULT_SCHEMA, SITE_NAME, suite_name
 
 LOG = logging.getLogger(__name__)
 
@@ -70,17 +70,20 @@ def _docs_context(gx_dir: Path):
 
 def _validate_one(job: tuple) -> pl.DataFrame:
     """Validate one file from its validated rows (a frame in memory, or the parsed Parquet) and store its masked result."""
-    feed, source, file_name, extracted_on, prev, share, missing, gx_dir = job
+    feed, source, file_name, extracted_on, prev, share, min_rows, missing, gx_dir = job
     from .run import run_suite  # imports GX: only when a file is validated
 
     v = run_suite(FEEDS[feed], source if isinstance(source, pl.DataFrame) else Path(source), file_name=file_name,
-                  extracted_on=extracted_on, previous_rows=prev, volume_share=share, missing_columns=missing)
+                  extracted_on=extracted_on, previous_rows=prev, volume_share=share, missing_columns=missing,
+                  volume_min_rows=min_rows)
     _store(gx_dir, [v])
     return v.frame
 
 
-def _cache_path(cache_dir: Path, f: DeliveredFile, prev: int | None, volume_share: float, fingerprint: str) -> Path:
-    return cache_dir / f"{f.sha256}_{f.extracted_on:%Y%m%d}_{f.county}_{prev}_{volume_share}_{fingerprint}.parquet"
+def _cache_path(cache_dir: Path, f: DeliveredFile, prev: int | None, volume_share: float, min_rows: int,
+                fingerprint: str) -> Path:
+    return cache_dir / (f"{f.sha256}_{f.extracted_on:%Y%m%d}_{f.county}_{prev}_{volume_share}_{min_rows}"
+                        f"_{fingerprint}.parquet")
 
 
 class SuitePass:
@@ -95,8 +98,9 @@ class SuitePass:
     evaluates from the parsed cache, so the record never depends on this pass having run.
     """
 
-    def __init__(self, spec: FeedSpec, work_dir: Path, volume_share: float = DEFAULT_VOLUME_SHARE):
-        self.spec, self.volume_share = spec, volume_share
+    def __init__(self, spec: FeedSpec, work_dir: Path, volume_share: float = DEFAULT_VOLUME_SHARE,
+                 volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS):
+        self.spec, self.volume_share, self.volume_min_rows = spec, volume_share, volume_min_rows
         self.cache_dir = work_dir / "validated" / spec.name
         self.gx_dir = work_dir / "gx"
         self.fingerprint = _fingerprint()
@@ -114,12 +118,12 @@ class SuitePass:
             self.previous[f.county] = f.rows
         if frame is None:
             return
-        cache = _cache_path(self.cache_dir, f, prev, self.volume_share, self.fingerprint)
+        cache = _cache_path(self.cache_dir, f, prev, self.volume_share, self.volume_min_rows, self.fingerprint)
         if cache.exists():
             return
         _docs_context(self.gx_dir)  # create the store once
         result = _validate_one((self.spec.name, frame, f.file_name, f.extracted_on, prev, self.volume_share,
-                                list(f.missing_columns), self.gx_dir))
+                                self.volume_min_rows, list(f.missing_columns), self.gx_dir))
         write_atomic(cache, result)
 
 
@@ -220,25 +224,107 @@ def _store(gx_dir: Path, validations: list) -> None:
         ctx = _docs_context(gx_dir)
         seen: set[str] = set()
         stored: list[list] = []
+        superseded: list[list] = []
         for v in validations:
             suite = v.suite
             if suite.name not in seen:
                 seen.add(suite.name)
                 _store_suite(ctx, gx_dir, suite)
-            run_time = datetime(v.extracted_on.year, v.extracted_on.month, v.extracted_on.day, tzinfo=timezone.utc)
             key = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=suite.name),
-                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=run_time),
+                run_id=RunIdentifier(run_name=neutralize_html(v.file_name), run_time=_validation_time(v)),
                 batch_identifier=v.feed,
             )
             ctx.validation_results_store.set(key, v.result)
             stored.append(list(key.to_tuple()))
+            superseded += _supersede(ctx, gx_dir, key)
         _note_unrendered(gx_dir, stored)
+        _note_superseded(gx_dir, superseded)
         _bump_generation(gx_dir)
 
 
+def _validation_time(v) -> datetime:
+    """When the file was validated (the Data Docs' "Run Time"); the extraction day for results from before."""
+    try:
+        return datetime.fromisoformat((v.result.meta or {})["validation_time"])
+    except (KeyError, TypeError, ValueError):
+        return datetime(v.extracted_on.year, v.extracted_on.month, v.extracted_on.day, tzinfo=timezone.utc)
+
+
+LATEST = ".latest"  # in the GX store: per suite and file, the key of the file's current result
+SUPERSEDED = ".superseded"  # in the GX store: keys replaced since the last render (their pages are removed)
+
+
+def _supersede(ctx, gx_dir: Path, key) -> list[list]:
+    """Make `key` the file's one result: remove the result it replaces (same suite and file, earlier run time).
+
+    The run time in the key is when the file was validated, so a file validated again (the previous
+    delivery's size changed, or the code did) gets a new key; one page per delivered file is what an
+    auditor expects, so the older result leaves the store and its page leaves the site.
+    """
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    suite, file_name = key.expectation_suite_identifier.name, key.run_id.run_name
+    marker = gx_dir / LATEST / suite / (hashlib.sha256(file_name.encode("utf-8")).hexdigest()[:32] + ".json")
+    current = list(key.to_tuple())
+    try:
+        earlier = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        earlier = None
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(marker, json.dumps(current, ensure_ascii=False))
+    if not earlier or earlier == current:
+        return []
+    try:
+        ctx.validation_results_store.remove_key(ValidationResultIdentifier.from_tuple(tuple(earlier)))
+    except Exception:  # noqa: BLE001 - already gone (a store cleaned by hand): nothing to remove
+        LOG.debug("superseded validation result already absent")
+    return [earlier]
+
+
+def _note_superseded(gx_dir: Path, keys: list[list]) -> None:
+    if not keys:
+        return
+    path = gx_dir / SUPERSEDED
+    try:
+        earlier = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        earlier = ""
+    write_text_atomic(path, earlier + "".join(json.dumps(k, ensure_ascii=False) + "\n" for k in keys))
+
+
+def _remove_superseded_pages(ctx, gx_dir: Path, site_dir: Path) -> int:
+    """Delete the site's pages of results that were replaced (the index is rebuilt from the store)."""
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    path = gx_dir / SUPERSEDED
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for line in lines:
+        try:
+            key = ValidationResultIdentifier.from_tuple(tuple(json.loads(line)))
+        except (ValueError, TypeError, IndexError):
+            continue
+        page = site_dir.joinpath("validations", *key.expectation_suite_identifier.name.split("."),
+                                 key.run_id.run_name, key.run_id.to_tuple()[1], f"{key.batch_identifier}.html")
+        if page.is_file():
+            page.unlink()
+            removed += 1
+            for folder in (page.parent, page.parent.parent):  # the run-time and file folders, when now empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+    path.unlink(missing_ok=True)
+    return removed
+
+
 def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
-                   volume_share: float = DEFAULT_VOLUME_SHARE) -> pl.DataFrame:
+                   volume_share: float = DEFAULT_VOLUME_SHARE,
+                   volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS) -> pl.DataFrame:
     """Expectation results of every file (schema `RESULT_SCHEMA` + county, extracted_on, previous_rows)."""
     cache_dir = work_dir / "validated" / spec.name
     fingerprint = _fingerprint()
@@ -247,13 +333,14 @@ def validate_files(spec: FeedSpec, files: list[DeliveredFile], work_dir: Path,
     plan = []
     for f in sorted(files, key=lambda f: (f.extracted_on, f.file_name)):
         prev = previous.get(f.county)
-        cache = _cache_path(cache_dir, f, prev, volume_share, fingerprint)
+        cache = _cache_path(cache_dir, f, prev, volume_share, volume_min_rows, fingerprint)
         plan.append((f, prev, cache))
         if f.rows and not f.missing_columns:
             previous[f.county] = f.rows
     cached = {cache: _read_cached(cache) for _, _, cache in plan}
     todo = [(f, prev, cache) for f, prev, cache in plan if cached[cache] is None]
-    jobs = [(spec.name, f.cache, f.file_name, f.extracted_on, prev, volume_share, list(f.missing_columns), gx_dir)
+    jobs = [(spec.name, f.cache, f.file_name, f.extracted_on, prev, volume_share, volume_min_rows,
+             list(f.missing_columns), gx_dir)
             for f, prev, _ in todo]
     if jobs:
         _docs_context(gx_dir)  # create the store once
@@ -352,6 +439,7 @@ def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
         from .data_docs import _site_config, make_offline, page_times  # imports GX: only when the site is rebuilt
 
         ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
+        _remove_superseded_pages(ctx, gx_dir, site_dir)
         if new_keys:
             before = page_times(site_dir)
             ctx.build_data_docs(site_names=[SITE_NAME], resource_identifiers=new_keys)

@@ -21,7 +21,7 @@ result objects (`checks.evaluate`); GX's pandas engine, which cost 83 s on a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -34,7 +34,7 @@ from lowincome.validation import RAW_PREFIX, REASONS
 
 from .evaluate import evaluate_suite
 from .names import RESULT_SCHEMA  # noqa: F401 (re-exported)
-from .suites import BLOCKING, DEFAULT_VOLUME_SHARE, WARNING, suite_for, suite_name, suite_parameters
+from .suites import BLOCKING, DEFAULT_VOLUME_MIN_ROWS, DEFAULT_VOLUME_SHARE, WARNING, suite_for, suite_name, suite_parameters
 
 _EXAMPLES = 3  # examples quoted in observed_value / details
 
@@ -240,6 +240,7 @@ def run_suite(
     previous_rows: int | None,
     volume_share: float = DEFAULT_VOLUME_SHARE,
     missing_columns: list[str] | tuple[str, ...] = (),
+    volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS,
     result_format: str | dict = "SUMMARY",
     evaluator: Callable | None = None,
 ) -> DeliveryValidation:
@@ -250,7 +251,7 @@ def run_suite(
     runs the same suite through GX's pandas engine; the default is the one-pass Polars evaluation.
     """
     suite = suite_for(spec)
-    params = suite_parameters(extracted_on, previous_rows, volume_share)
+    params = suite_parameters(extracted_on, previous_rows, volume_share, volume_min_rows)
     _resolve_table_params(suite, params)
     result = (evaluator or evaluate_suite)(spec, suite, validated, params, present_columns(spec, missing_columns), result_format)
     rows = []
@@ -263,10 +264,36 @@ def run_suite(
     for evr in result.results:
         _mask_result(evr, bool((evr.expectation_config.meta or {}).get("personal")), names)
         rows.append(_row(spec, file_name, evr))
-    result.meta = {**_mask_value(dict(result.meta or {}), False), "file_name": neutralize_html(file_name), "feed": spec.name,
-                   "extracted_on": extracted_on.isoformat(), "previous_rows": previous_rows, "volume_share": volume_share}
     out = pl.DataFrame(rows, schema=RESULT_SCHEMA, orient="row")
+    status = file_status(out)
+    shown_name = neutralize_html(file_name)
+    validated_at = datetime.now(timezone.utc).isoformat()
+    meta = _mask_value(dict(result.meta or {}), False)
+    # What the Data Docs show: the run is this validation (name = the delivered file, time = when it was
+    # validated), the data asset is the file, and the status tells warnings from blocking failures.
+    meta.update({
+        "file_name": shown_name, "feed": spec.name, "extracted_on": extracted_on.isoformat(),
+        "previous_rows": previous_rows, "volume_share": volume_share, "volume_min_rows": volume_min_rows,
+        "validation_status": status, "validation_time": validated_at,
+        "run_id": {"run_name": shown_name, "run_time": validated_at},
+        "batch_spec": {**(meta.get("batch_spec") or {}), "data_asset_name": shown_name, "feed": spec.name,
+                       "validation_status": STATUS_LABEL[status]},
+        "active_batch_definition": {**(meta.get("active_batch_definition") or {}), "data_asset_name": shown_name},
+    })
+    result.meta = meta
     return DeliveryValidation(spec.name, file_name, extracted_on, out, result, suite)
+
+
+STATUS_LABEL = {"passed": "通过 passed", "warnings": "警告 warnings only", "failed": "未通过 failed (blocking)"}
+
+
+def file_status(results: pl.DataFrame) -> str:
+    """passed, warnings (only warning-severity expectations failed: the file is used, bad rows quarantined)
+    or failed (a blocking expectation failed: the file as a whole cannot be trusted)."""
+    failed = results.filter(~pl.col("success"))
+    if failed.is_empty():
+        return "passed"
+    return "failed" if (failed["severity"] == BLOCKING).any() else "warnings"
 
 
 def validate_delivery(
@@ -278,6 +305,7 @@ def validate_delivery(
     previous_rows: int | None,
     volume_share: float = DEFAULT_VOLUME_SHARE,
     missing_columns: list[str] | tuple[str, ...] = (),
+    volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS,
 ) -> pl.DataFrame:
     """One row per expectation of `<feed>.v1` for one delivered file (schema `RESULT_SCHEMA`).
 
@@ -292,7 +320,7 @@ def validate_delivery(
     """
     return run_suite(
         spec, validated, file_name=file_name, extracted_on=extracted_on, previous_rows=previous_rows,
-        volume_share=volume_share, missing_columns=missing_columns,
+        volume_share=volume_share, missing_columns=missing_columns, volume_min_rows=volume_min_rows,
     ).frame
 
 

@@ -34,7 +34,7 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 import polars as pl
 
-from .names import BLOCKING, DEFAULT_VOLUME_SHARE, SUITE_VERSION, WARNING, suite_name  # noqa: F401 (re-exported)
+from .names import BLOCKING, DEFAULT_VOLUME_MIN_ROWS, DEFAULT_VOLUME_SHARE, SUITE_VERSION, WARNING, suite_name  # noqa: F401 (re-exported)
 from lowincome.feeds import Column, FeedSpec
 from lowincome.parsing import parse_date_struct, parse_month_struct
 # `_blank` is the quarantine's own definition of a blank cell; reused so both agree on it.
@@ -54,6 +54,10 @@ DELIVERED_PREFIX = "delivered_"
 
 def _param(name: str) -> dict:
     return {"$PARAMETER": name}
+
+
+SEVERITY_LABEL = {BLOCKING: "阻断 blocking", WARNING: "警告 warning"}
+GX_SEVERITY = {BLOCKING: "critical", WARNING: "warning"}  # GX's own FailureSeverity for the same thing
 
 
 def _meta(columns: Column | list[Column] | None, check: str, *, severity: str = WARNING, row_level: bool = True) -> dict:
@@ -204,6 +208,8 @@ def _volume_expectation() -> gxe.ExpectTableRowCountToBeBetween:
 def _build(spec: FeedSpec) -> gx.ExpectationSuite:
     expectations = [e for c in spec.columns for e in _column_expectations(spec, c)]
     expectations += _key_expectations(spec) + _cross_expectations(spec) + [_volume_expectation()]
+    for e in expectations:  # GX's own severity field says the same as meta["severity"], for GX-native readers
+        e.severity = GX_SEVERITY[e.meta["severity"]]
     # Passed to the constructor: `add_expectation` would need (and write to) an active context.
     return gx.ExpectationSuite(
         name=suite_name(spec),
@@ -217,19 +223,22 @@ def suite_for(spec: FeedSpec) -> gx.ExpectationSuite:
     return _build(spec)
 
 
-def volume_bounds(previous_rows: int | None, share: float = DEFAULT_VOLUME_SHARE) -> tuple[int, int | None]:
+def volume_bounds(previous_rows: int | None, share: float = DEFAULT_VOLUME_SHARE,
+                  min_rows: int = DEFAULT_VOLUME_MIN_ROWS) -> tuple[int, int | None]:
     """Row-count bounds for a delivery given the previous one of the same feed and county.
 
-    Without a previous delivery there is nothing to compare: the lower bound is 0 and there is
+    Without a previous delivery, or when the previous one had fewer than `min_rows` rows (too small
+    to judge a change by a share), there is nothing to compare: the lower bound is 0 and there is
     no upper bound, so the expectation passes and is still recorded.
     """
-    if previous_rows is None:
+    if previous_rows is None or previous_rows < min_rows:
         return 0, None
     return math.ceil(previous_rows * (1 - share)), math.floor(previous_rows * (1 + share))
 
 
-def suite_parameters(extracted_on: date, previous_rows: int | None, volume_share: float = DEFAULT_VOLUME_SHARE) -> dict:
-    lo, hi = volume_bounds(previous_rows, volume_share)
+def suite_parameters(extracted_on: date, previous_rows: int | None, volume_share: float = DEFAULT_VOLUME_SHARE,
+                     volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS) -> dict:
+    lo, hi = volume_bounds(previous_rows, volume_share, volume_min_rows)
     return {
         P_LAST_DATE: datetime(extracted_on.year, extracted_on.month, extracted_on.day).isoformat(),
         P_LAST_MONTH: datetime(extracted_on.year, extracted_on.month, 1).isoformat(),

@@ -35,6 +35,11 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
 MIN_MEMORY_BYTES = 128 * 10**6  # below this not even the rules of a small county fit
 DEFAULT_SETTLE_SECONDS = 120
+# Below this many rows in the previous delivery of a feed and county, the volume check is recorded but
+# not judged: a count of a few dozen events (deaths, new certificates) moves by more than 30% from month
+# to month by chance alone (about ±2 standard deviations at 40 rows), so failing it would only teach
+# auditors to ignore the check.
+DEFAULT_VOLUME_MIN_ROWS = 100
 DEFAULT_RETENTION_DAYS = 7
 
 
@@ -54,6 +59,9 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("LOWINCOME_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS),
      "保留天数 days per-night artifacts (run folders, report pages, unreferenced analysts' parts) are kept"),
     ("LOWINCOME_RESTRICTED_GROUP", "unset (owner only)", "受限文件组 group given read access to restricted files (0640)"),
+    ("LOWINCOME_VOLUME_MIN_ROWS", str(DEFAULT_VOLUME_MIN_ROWS),
+     "数量检查下限 the volume check (±30% from the previous delivery) is recorded but not judged when the "
+     "previous delivery had fewer rows than this"),
     ("LOWINCOME_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS),
      "静置秒数 seconds a file must stay unchanged before the inbox sensor asks for a run"),
 )
@@ -88,6 +96,8 @@ class Settings:
     # Per-night artifacts (run folders of older as-of days, analysts' parts no newer publication uses) are
     # kept this many days; the delivery store, the audit history and the flag history are kept for good.
     retention_days: int = DEFAULT_RETENTION_DAYS
+    # The volume check judges a delivery's row count against the previous one only from this size up.
+    volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS
 
     @property
     def key_is_development_default(self) -> bool:
@@ -131,6 +141,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         restricted_group=_restricted_group(env),
         settle_seconds=_settle_seconds(env),
         retention_days=_retention_days(env),
+        volume_min_rows=_volume_min_rows(env),
     )
 
 
@@ -197,6 +208,15 @@ def _settle_seconds(env) -> int:
         return DEFAULT_SETTLE_SECONDS
     if not re.fullmatch(r"\d{1,7}", raw):
         raise ConfigError(f"LOWINCOME_SETTLE_SECONDS must be a whole number of seconds, 0 or more (e.g. 120), got '{raw}'")
+    return int(raw)
+
+
+def _volume_min_rows(env) -> int:
+    raw = env.get("LOWINCOME_VOLUME_MIN_ROWS", "").strip()
+    if not raw:
+        return DEFAULT_VOLUME_MIN_ROWS
+    if not re.fullmatch(r"\d{1,9}", raw):
+        raise ConfigError(f"LOWINCOME_VOLUME_MIN_ROWS must be a whole number of rows, 0 or more (e.g. 100), got '{raw}'")
     return int(raw)
 
 

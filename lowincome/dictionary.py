@@ -278,6 +278,76 @@ COLUMNS["audit.latest_run"] = COLUMNS["audit.runs"]
 COLUMNS["audit.latest_deliveries"] = COLUMNS["audit.deliveries"]
 COLUMNS["audit.latest_validation"] = COLUMNS["audit.validation_results"]
 
+# ---- Chinese first (issue 11, part chinese): columns the publication adds beside the English ----------
+# (lowincome/chinese.py adds them to the marts; lowincome/reasons.py builds the quarantine's Chinese reasons)
+_RULE_NAME_ZH = "规则名称（中文） Chinese name of the rule, e.g. R01 死亡人员仍在领取待遇 (lowincome/rules/catalog.py)"
+_LEVEL_RANK = "等级序号 level rank: 红 3, 橙 2, 黄 1 (ORDER BY level_rank DESC puts 红 first)"
+COLUMNS["mart.flags"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.flags"]["level_rank"] = _LEVEL_RANK
+COLUMNS["mart.county_summary"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.county_summary"]["level_rank"] = _LEVEL_RANK
+COLUMNS["mart.household_risk"]["level_rank"] = "最高等级序号 rank of the highest level: 红 3, 橙 2, 黄 1"
+COLUMNS["mart.household_risk"]["rule_names_zh"] = "规则名称（中文） the Chinese names of those rules, in the order of rule_ids"
+COLUMNS["mart.rules"]["rule_name_zh"] = _RULE_NAME_ZH
+COLUMNS["mart.rules"]["check_zh"] = "核查要点 what a caseworker checks when the rule raises a flag"
+COLUMNS["quarantine.rejected_rows"]["reasons_zh"] = ("隔离原因（中文） the reasons in Chinese, for the sending department, "
+                                                     "in the order of reasons (lowincome/reasons.py)")
+COLUMNS["quarantine.rejected_rows"]["reason_codes"] = "原因代码 the reason codes, comma-separated (lowincome/reasons.py)"
+
+
+# ---------------------------------------------- issue 11 marts: rule effectiveness, household timeline
+# (lowincome/marts.py, sql/marts/). A block of its own, so that other parts' entries merge beside it.
+TABLES.update({
+    "mart.rule_effectiveness": "规则成效 Rule effectiveness: one row per rule x county x month raised, how the flags "
+                               "raised came out (confirmed, dismissed, open, overdue), the confirmed rate and the "
+                               "median days to a decision, as of the publication's day",
+    "mart.household_timeline": "一户一条救助链 Household timeline: one row per dated event of a household across "
+                               "departments (enrolment and stop, payments by month and type, large claims, "
+                               "certificates, deaths, 人社 income changes, flags), ordered; pseudonymous keys only",
+})
+COLUMNS.update({
+    "mart.rule_effectiveness": {
+        "rule_id": "规则编号 rule id",
+        "rule_name": "规则名称 rule name (English, snake_case)",
+        "rule_name_zh": "规则中文名称 rule name in Chinese, e.g. 死亡人员仍在领取待遇",
+        "county_code": "区县代码 county the flags belong to",
+        "month_raised": "发现月份 month of first_seen_on (first day of the month)",
+        "raised": "发现线索数 flags raised in that month (= confirmed + dismissed + open + resolved_undecided)",
+        "confirmed": "确认数 flags a caseworker confirmed (decided on or before the as-of day)",
+        "dismissed": "排除数 flags a caseworker dismissed and not reopened since",
+        "open": "待核查数 flags still held and awaiting a decision (status open, reopened ones included)",
+        "overdue": "逾期数 of the open flags, those undecided for longer than the policy's verification period",
+        "resolved_undecided": "未核查即解除 flags whose condition ended before any decision",
+        "confirmed_rate": "确认率 confirmed / (confirmed + dismissed); empty before the first decision",
+        "median_days_to_decision": "核查用时中位数 median days from first_seen_on to the decision, over decided flags",
+        "as_of": AS_OF,
+    },
+    "mart.household_timeline": {
+        "household_key": "家庭假名键 pseudonymous household key: the civil-roster household, else the rural-monitoring "
+                         "household of the person (sql/models/household_of_person.sql), else the person's own key",
+        "household_source": "家庭来源 civil (民政名册), rural (乡村振兴监测), or person (on no roster: a household of "
+                            "their own); empty for a household flag whose household is on no latest roster",
+        "person_key": "人员假名键 pseudonymous key of the person the event is about; empty for a household's event",
+        "event_date": "事件日期 date of the event (payments and 人社 months: the first day of the month)",
+        "event_rank": "同日顺序 order of events on the same day (enrolment 10 ... flag resolved 90)",
+        "department": "部门 department the event comes from (民政, 乡村振兴, 医保, 残联, 公安/殡葬, 人社, 民政核查)",
+        "feed": "数据源 feed the event was read from (or flags / verification_outcomes)",
+        "event": "事件代码 event code: enrolled, stopped, monitoring_identified, risk_eliminated, payment, large_claim, "
+                 "certificate_issued, certificate_revoked, death, income_started, income_changed, flag_raised, "
+                 "flag_confirmed, flag_dismissed, flag_resolved",
+        "event_zh": "事件 the event in Chinese (纳入救助, 停保, 待遇发放, 大额医疗费用, 死亡, 人社收入变动, 线索产生 ...)",
+        "category": "类别 the event's type as delivered: assistance type, subsidy type, visit type, disability category "
+                    "and level, death source, 人社 item, or rule id and level for a flag",
+        "amount": "金额 yuan: the month's payments summed, the claim's out-of-pocket cost, the new 人社 monthly amount, "
+                  "the household's monthly benefit at enrolment; empty otherwise",
+        "flag_id": "线索编号 the flag, for flag events",
+        "source_file": "来源文件 delivered file the event was read from (the first one where it sums several rows)",
+        "source_row": "来源行号 row of that file (the first row the event sums)",
+        "source_rows": "来源行数 how many delivered rows the event sums (payments of a month, household members)",
+        "as_of": AS_OF,
+    },
+})
+
 
 @functools.lru_cache(maxsize=1)
 def _staging_columns() -> dict[str, dict[str, str]]:

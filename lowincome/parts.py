@@ -37,6 +37,8 @@ from .feeds import FeedSpec
 from .privacy import (MAX_NAME_CHARS, MIN_NAME_CHARS, WITHHELD, _NAME_TRIM, format_words, known_names, mask_content_expr,
                       mask_id_expr, mask_name_expr)
 from .reading import EXTRA_COLUMN, ROW_COLUMN
+from .reasons import codes_expr as reason_codes_expr
+from .reasons import zh_expr as reasons_zh_expr
 from .staging import sql_list
 from .workstore import write_atomic
 from .validation import RAW_PREFIX, REASONS, typed_columns
@@ -44,7 +46,8 @@ from .validation import RAW_PREFIX, REASONS, typed_columns
 LINEAGE = ["source_file", "source_row", "file_sha256", "delivered_on", "file_county"]
 QUARANTINE_SCHEMA = {"feed": pl.String, "source_file": pl.String, "source_row": pl.Int64, "file_sha256": pl.String,
                      "delivered_on": pl.Date, "reasons": pl.String, "reason_count": pl.Int32, "record_masked": pl.String,
-                     "record": pl.String, "extra_columns": pl.String}
+                     "record": pl.String, "extra_columns": pl.String,
+                     "reasons_zh": pl.String, "reason_codes": pl.String}
 
 
 def store_dir(work_dir: Path, feed: str) -> Path:
@@ -189,10 +192,14 @@ def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str] | Callab
     """
     if bad.is_empty():
         return pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    text = pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False)], separator=_SEP)
+    # the Chinese beside the English, for the sending department (lowincome/reasons.py): masked in the same pass
+    bad = bad.with_columns(reasons_zh_expr(pl.col(REASONS)).list.join("；").alias("_zh"),
+                           reason_codes_expr(pl.col(REASONS)).list.join(",").alias("reason_codes"))
+    text = pl.concat_str([pl.col(REASONS).list.join("; "), record_json(spec, masked=True, by_content=False), pl.col("_zh")],
+                         separator=_SEP)
     bad = bad.with_columns(text.alias("_text"))
     names = names(bad["_text"]) if callable(names) else names_in(bad["_text"], names)
-    both = mask_content_expr(pl.col("_text"), names, format_words(spec)).str.splitn(_SEP, 2)
+    both = mask_content_expr(pl.col("_text"), names, format_words(spec)).str.splitn(_SEP, 3)
     rows = bad.with_columns(both.alias("_masked"))  # computed once as a column, then taken apart
     return rows.select(
         pl.lit(spec.name).alias("feed"),
@@ -205,6 +212,8 @@ def quarantine_rows(spec: FeedSpec, bad: pl.DataFrame, names: list[str] | Callab
         pl.col("_masked").struct.field("field_1").alias("record_masked"),
         record_json(spec, masked=False).alias("record"),
         pl.col(EXTRA_COLUMN).alias("extra_columns"),
+        pl.col("_masked").struct.field("field_2").alias("reasons_zh"),
+        "reason_codes",
     ).sort("source_row")
 
 

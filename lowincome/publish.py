@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from .audit import load_deliveries, load_validation
+from .chinese import check_zh_sql, mart_select, rule_name_zh_sql
 from .dictionary import apply_comments
 from .errors import ConfigError
 from .feeds import FEEDS, FeedSpec
@@ -293,7 +294,14 @@ def _copy_parts(con, spec: FeedSpec, todo: list[tuple[Path, Path]]) -> None:
 
 
 _QUARANTINE_COLUMNS = ("feed, source_file AS file_name, source_row AS row_number, file_sha256, delivered_on, "
-                       "reasons, reason_count, record_masked AS record")
+                       "reasons, {zh} AS reasons_zh, {codes} AS reason_codes, reason_count, record_masked AS record")
+
+
+def _quarantine_columns(path: Path) -> str:
+    """The analysts' columns of one quarantine part (a part written before reasons_zh existed has NULL there)."""
+    have = set(pq.read_schema(path).names)
+    return _QUARANTINE_COLUMNS.format(zh="reasons_zh" if "reasons_zh" in have else "NULL::VARCHAR",
+                                      codes="reason_codes" if "reason_codes" in have else "NULL::VARCHAR")
 
 
 def analyst_quarantine(con, store: WorkStore, staging: Staging) -> list[str]:
@@ -303,13 +311,15 @@ def analyst_quarantine(con, store: WorkStore, staging: Staging) -> list[str]:
     for rel in staging.quarantine:
         target = folder / f"{Path(rel).stem}.parquet"
         if not target.exists():
-            _copy_part(con, f"SELECT {_QUARANTINE_COLUMNS} FROM read_parquet({sql_text(str(store.root / rel))})", target)
+            source = store.root / rel
+            _copy_part(con, f"SELECT {_quarantine_columns(source)} FROM read_parquet({sql_text(str(source))})", target)
         out.append(str(target))
     return out
 
 
 _EMPTY_QUARANTINE = ("SELECT NULL::VARCHAR feed, NULL::VARCHAR file_name, NULL::BIGINT row_number, NULL::VARCHAR file_sha256, "
-                     "NULL::DATE delivered_on, NULL::VARCHAR reasons, NULL::INTEGER reason_count, NULL::VARCHAR record "
+                     "NULL::DATE delivered_on, NULL::VARCHAR reasons, NULL::VARCHAR reasons_zh, NULL::VARCHAR reason_codes, "
+                     "NULL::INTEGER reason_count, NULL::VARCHAR record "
                      "WHERE false")
 
 
@@ -343,6 +353,13 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             quarantine_parts = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
         finally:
             copier.close()
+        # issue 11 marts (lowincome/marts.py): the household timeline's Parquet files, in a connection of their own
+        from .marts import build_timeline, create_rule_effectiveness, create_timeline_view, timeline_folder
+
+        mart_paths = extra_tables or {}
+        timeline = build_timeline(store, as_of, manifests, pseudonym_key, settings, _key_tag(pseudonym_key),
+                                  timeline_folder(warehouse), mart_paths.get("mart.flags"), mart_paths.get("audit.flag_trend"))
+        referenced += timeline.files
         con = _build(analysts_tmp)
         try:
             configure_duckdb(con, settings)
@@ -371,7 +388,11 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
             load_deliveries(con, store)  # audit.deliveries: from listings stored once each (lowincome/audit.py)
             load_validation(con, store)  # audit.validation_results: a view over results stored once per file
             for table, path in (extra_tables or {}).items():
-                con.execute(f"CREATE TABLE {table} AS SELECT * FROM read_parquet($p)", {"p": str(path)})
+                # Chinese first (lowincome/chinese.py): rule_name_zh, check_zh, level_rank added beside the English
+                select = mart_select(table, pq.read_schema(path).names)
+                con.execute(f"CREATE TABLE {table} AS SELECT {select} FROM read_parquet($p)", {"p": str(path)})
+            create_rule_effectiveness(con, mart_paths.get("mart.flags"), as_of)  # issue 11 marts
+            create_timeline_view(con, timeline, as_of)
             publishing_run = run_record["run_id"][0] if run_record is not None and run_record.height else None
             con.execute(
                 "CREATE TABLE audit.publication AS "
@@ -553,19 +574,22 @@ def _build_restricted(con, store: WorkStore, manifests: dict[str, Staging], tabl
     )
     quarantine = [p for m in manifests.values() for p in m.quarantine_paths(root)]
     if quarantine:
+        zh = "reasons_zh" if any("reasons_zh" in pq.read_schema(p).names for p in quarantine) else "NULL::VARCHAR"
         con.execute(
             f"""CREATE TABLE rejected_records AS
-               SELECT feed, source_file AS file_name, source_row AS row_number, reasons, record, extra_columns
+               SELECT feed, source_file AS file_name, source_row AS row_number, reasons, {zh} AS reasons_zh, record,
+                      extra_columns
                FROM read_parquet({sql_list(quarantine)}, union_by_name = true) ORDER BY feed, file_name, row_number"""
         )
     else:
         con.execute("CREATE TABLE rejected_records (feed VARCHAR, file_name VARCHAR, row_number BIGINT, reasons VARCHAR, "
-                    "record VARCHAR, extra_columns VARCHAR)")
+                    "reasons_zh VARCHAR, record VARCHAR, extra_columns VARCHAR)")
     if "caseworker_flags" in tables and flags is not None:
         # the caseworkers' list: every flag that still needs attention, with who it is about
         con.execute(
-            """CREATE TABLE caseworker_flags AS
-               SELECT f.flag_id, f.rule_id, f.rule_name, f.kind, f.level, f.status, f.overdue, f.period,
+            f"""CREATE TABLE caseworker_flags AS
+               SELECT f.flag_id, f.rule_id, f.rule_name, {rule_name_zh_sql('f.rule_id')} AS rule_name_zh,
+                      {check_zh_sql('f.rule_id')} AS check_zh, f.kind, f.level, f.status, f.overdue, f.period,
                       f.first_seen_on, f.last_seen_on, s.subject_type, coalesce(s.county_code, f.county_code) AS county_code,
                       s.id_number, p.name, s.household_id, f.evidence
                FROM read_parquet($flags) AS f
@@ -613,7 +637,7 @@ def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
         except (OSError, ValueError):
             return []  # an unreadable note: remove nothing rather than a part someone may read
     removed = []
-    for kind in ("staging", "quarantine"):
+    for kind in ("staging", "quarantine", "timeline"):  # timeline: lowincome/marts.py
         for part in (warehouse / PUBLISHED_DIR / kind).glob("*/*.parquet"):
             if str(part) not in keep:
                 part.unlink(missing_ok=True)

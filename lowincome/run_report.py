@@ -20,6 +20,8 @@ from pathlib import Path
 
 import duckdb
 
+from .chinese import rule_label
+from .flag_volume import FLOOD_PER_1000, ROSTER_SQL, volume as flag_volume
 from .publish import ANALYSTS_DB
 
 REPORTS_DIR = "reports"
@@ -274,7 +276,7 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
         if _has_table(con, "audit", "publication"):
             found = con.execute("SELECT published_at FROM audit.publication").fetchone()
             published_at = found[0] if found else None
-        carried, by_rule, by_county, trend, rule_pages = 0, [], [], [], {}
+        carried, by_rule, by_county, trend, rule_pages, volume = 0, [], [], [], {}, []
         flag_columns = _columns(con, "mart", "flags")
         if flag_columns:
             if "data_stale" in flag_columns:
@@ -290,6 +292,8 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
                            count(*) FILTER (WHERE resolved_today) AS resolved
                     FROM mart.flags GROUP BY county_code, rule_id, level ORDER BY ALL""")
             rule_pages = _write_rule_pages(con, Path(warehouse), as_of, run_id, flag_columns)
+            volume = _flag_volume(con, flag_columns)  # Chinese first and flag volume (issue 11, part chinese)
+        effectiveness = effectiveness_section(con)  # issue 11: rule effectiveness
         if _has_table(con, "audit", "flag_trend"):
             trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of DESC LIMIT 30").fetchall()[::-1]
     finally:
@@ -308,6 +312,8 @@ def write_run_report(warehouse: Path, as_of: date, run_id: str, policy: Path | N
         as_of=as_of, run_id=run_id, code_version=code_version, policy=_policy(policy), published_at=published_at,
         feeds=feeds, files=files, stale=stale, carried=carried, validation=validation, by_county=by_county,
         rule_pages=rule_pages, charts=charts, validation_label=VALIDATION_LABEL,
+        rule_label=rule_label, volume=volume, flood_per_1000=FLOOD_PER_1000,
+        effectiveness=effectiveness,
     )
     out_dir = Path(warehouse) / REPORTS_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -362,7 +368,7 @@ def _write_rule_pages(con, warehouse: Path, as_of: date, run_id: str, flag_colum
             county["flags"].append(f)
         name = f"rule_{rule_id}.html"
         (folder / name).write_text(template.render(
-            rule_id=rule_id, rule_name=flags[0]["rule_name"] or "", as_of=as_of, run_id=run_id,
+            rule_id=rule_id, rule_name=_rule_title(rule_id, flags[0]["rule_name"]), as_of=as_of, run_id=run_id,
             report_name=f"{folder_name}.html", counties=list(counties.values()), limit=RULE_PAGE_LIMIT,
             limit_hit=any(c["total"] > len(c["flags"]) for c in counties.values()),
         ), encoding="utf-8")
@@ -391,3 +397,81 @@ def prune_reports(warehouse: Path, newest: date, keep_days: int) -> list[Path]:
                 page.unlink(missing_ok=True)
             removed.append(page)
     return removed
+
+
+# ---- Chinese first and flag volume (issue 11, part chinese) ------------------------------------------
+
+def _rule_title(rule_id: str, rule_name: str | None) -> str:
+    """The Chinese name first, the English name beside it (from the catalogue; the mart's name if unknown)."""
+    from .rules.catalog import BY_ID
+
+    rule = BY_ID.get(rule_id)
+    return f"{rule.name_zh} {rule.name}" if rule else (rule_name or "")
+
+
+def _flag_volume(con, flag_columns: set[str]) -> list[dict]:
+    """Open and new flags per 1,000 roster persons, per rule and county (lowincome/flag_volume.py), 异常 first."""
+    if not {"county_code", "rule_id", "status", "is_new"} <= flag_columns:
+        return []
+    roster = ROSTER_SQL
+    if not {"file_county", "person_key", "status", "is_latest"} <= _columns(con, "staging", "civil_roster"):
+        roster = "SELECT NULL::VARCHAR AS county_code, 0 AS roster_persons WHERE false"
+    return flag_volume(con, "SELECT county_code, rule_id, status, is_new FROM mart.flags", roster)
+
+
+# ---- issue 11: rule effectiveness (mart.rule_effectiveness) ------------------------------------
+# A block of its own (the section, its chart and its query), so that other parts' edits merge beside it.
+
+_OUTCOME_COLOR = {"confirmed": "#c0392b", "dismissed": "#7f8c8d", "open": "#2e86c1", "resolved_undecided": "#d5dbdb"}
+_OUTCOME_LABEL = {"confirmed": "confirmed 确认", "dismissed": "dismissed 排除", "open": "open 待核查",
+                  "resolved_undecided": "ended undecided 未核查解除"}
+
+
+def rule_effectiveness(con) -> list[dict]:
+    """Per rule, over every county and month raised: the cases and how they came out (mart.rule_effectiveness)."""
+    if not _has_table(con, "mart", "rule_effectiveness"):
+        return []
+    return _records(con,
+        """SELECT rule_id, any_value(rule_name_zh) AS rule_name_zh, sum(raised) AS raised, sum(confirmed) AS confirmed,
+                  sum(dismissed) AS dismissed, sum(open) AS open, sum(overdue) AS overdue,
+                  sum(resolved_undecided) AS resolved_undecided,
+                  round(sum(confirmed) / nullif(sum(confirmed) + sum(dismissed), 0), 4) AS confirmed_rate,
+                  max(median_days_to_decision) FILTER (WHERE confirmed + dismissed > 0) AS slowest_median_days
+           FROM mart.rule_effectiveness GROUP BY rule_id ORDER BY rule_id""")
+
+
+def _effectiveness_chart(rows: list[dict]) -> str:
+    """Cases raised per rule, split by how they came out, with the confirmed rate at the end of each bar."""
+    left, right, top, bottom = 60, 110, 34, 30
+    band = (_H - top - bottom) / max(len(rows), 1)
+    peak = _scale(max((r["raised"] or 0 for r in rows), default=0))
+    width = _W - left - right
+    body = [f"<line x1='{left}' y1='{top}' x2='{left}' y2='{_H - bottom}' stroke='#444'/>"]
+    for tick in _ticks(peak):
+        x = left + width * tick / peak
+        body.append(f"<line x1='{x:.1f}' y1='{_H - bottom}' x2='{x:.1f}' y2='{_H - bottom + 4}' stroke='#444'/>"
+                    f"<text x='{x:.1f}' y='{_H - bottom + 15}' text-anchor='middle'>{_num(tick)}</text>")
+    body.append(f"<text x='{left + width / 2}' y='{_H - 3}' text-anchor='middle'>cases raised</text>")
+    for i, r in enumerate(rows):
+        y = top + i * band + band * 0.15
+        h = band * 0.7
+        x = float(left)
+        body.append(f"<text x='{left - 6}' y='{y + h / 2 + 4:.1f}' text-anchor='end'>{html.escape(str(r['rule_id']))}</text>")
+        for part, color in _OUTCOME_COLOR.items():
+            w = width * (r[part] or 0) / peak
+            if w > 0:
+                body.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{w:.1f}' height='{h:.1f}' fill='{color}'/>")
+            x += w
+        rate = r["confirmed_rate"]
+        label = "no decision yet" if rate is None else f"{float(rate):.0%} confirmed"
+        body.append(f"<text x='{x + 6:.1f}' y='{y + h / 2 + 4:.1f}'>{html.escape(label)}</text>")
+    return _svg(body, "Rule effectiveness: cases by outcome, confirmed rate",
+                [(_OUTCOME_LABEL[k].split(" ")[0], c) for k, c in _OUTCOME_COLOR.items()])
+
+
+def effectiveness_section(con) -> dict:
+    """What the report's rule-effectiveness section shows: the rows and the chart (markup drawn here, escaped)."""
+    from markupsafe import Markup
+
+    rows = rule_effectiveness(con)
+    return {"rows": rows, "chart": Markup(_effectiveness_chart(rows)) if rows else ""}

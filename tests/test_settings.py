@@ -34,6 +34,8 @@ def test_defaults_work_from_a_fresh_clone():
     ("LOWINCOME_MEMORY_LIMIT", "1MB", "at least 128MB"),
     ("LOWINCOME_SETTLE_SECONDS", "-5", "LOWINCOME_SETTLE_SECONDS must be a whole number of seconds"),
     ("LOWINCOME_SETTLE_SECONDS", "2m", "got '2m'"),
+    ("LOWINCOME_VOLUME_MIN_ROWS", "lots", "LOWINCOME_VOLUME_MIN_ROWS must be a whole number of rows"),
+    ("LOWINCOME_VOLUME_MIN_ROWS", "-1", "got '-1'"),
     ("LOWINCOME_RESTRICTED_GROUP", "no-such-group-lowincome", "names a group that does not exist"),
 ])
 def test_unknown_or_malformed_values_are_refused(name, value, expected):

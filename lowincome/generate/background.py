@@ -194,6 +194,12 @@ def older_months(end: date, count: int) -> list[date]:
     return months(end, count)[: max(count - RECENT_MONTHS, 0)]
 
 
+BASE_CLAIMS_PER_YEAR = 2.7  # claims per claimant and year at the default sizes (800 a month, ~3,550 claimants)
+INPATIENT_PER_YEAR = 0.18  # hospital stays per insured person and year
+CHRONIC_PER_YEAR = 0.5  # 门诊慢特病 settlements per insured person and year
+INPATIENT_SIGMA = 1.1  # spread of a hospital stay's cost (lognormal): the heavy tail
+
+
 def claims_draws(rng, pool_size: int, m: date, per_month: int, end: date) -> dict[str, np.ndarray]:
     """The random draws of one month of settlements, in the samples' generator's order.
 
@@ -205,9 +211,19 @@ def claims_draws(rng, pool_size: int, m: date, per_month: int, end: date) -> dic
     last = min(month_end(m), end)
     n = per_month
     who = rng.integers(0, pool_size, n)
-    visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[0.7, 0.2, 0.1])
-    median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0], 120.0)
-    total = np.round(median * rng.lognormal(0, 0.8, n) * 100).astype(np.int64) + 1000
+    # An insured population, whatever the claims per person (`--claims-factor` multiplies rows, not illness):
+    # hospital stays and chronic-disease settlements per person-year are fixed, so their share of the
+    # claims falls as claims per person rise, and an outpatient visit costs less the more visits a person
+    # makes. Most people then pay a few hundred yuan a year out of pocket, a few percent more than
+    # 10,000, and a heavy tail of hospital stays reaches 50,000 (docs/decisions.md, part chinese).
+    rate = max(n * 12 / max(pool_size, 1), 1e-9)  # claims per person and year
+    inpatient, chronic = min(INPATIENT_PER_YEAR / rate, 0.5), min(CHRONIC_PER_YEAR / rate, 0.4)
+    visit = rng.choice(["普通门诊", "门诊慢特病", "住院"], n, p=[1 - inpatient - chronic, chronic, inpatient])
+    outpatient = min(1.0, BASE_CLAIMS_PER_YEAR / rate)
+    median = np.select([visit == "住院", visit == "门诊慢特病"], [9000.0, 500.0 * outpatient], 120.0 * outpatient)
+    sigma = np.where(visit == "住院", INPATIENT_SIGMA, 0.8)
+    # the same draws as lognormal(0, sigma): exp(sigma * Z) from one standard-normal stream
+    total = np.round(median * rng.lognormal(0, 1.0, n) ** sigma * 100).astype(np.int64) + 1000
     basic = (total * rng.uniform(0.45, 0.75, n)).astype(np.int64)
     critical = np.where((visit == "住院") & (total > 1_500_000), (total * rng.uniform(0.08, 0.18, n)).astype(np.int64), 0)
     assist = np.where(rng.random(n) < 0.15, ((total - basic - critical) * rng.uniform(0.1, 0.5, n)).astype(np.int64), 0)

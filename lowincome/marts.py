@@ -1,0 +1,225 @@
+"""Two marts built where the others are published: mart.rule_effectiveness and mart.household_timeline.
+
+`mart.rule_effectiveness` is small (rule x county x month raised): it is computed from the
+publication's own mart.flags inside the analysts' database being built (sql/marts/rule_effectiveness.sql).
+
+`mart.household_timeline` has one row per dated event of every household, so it is never a table
+copied into lowincome.duckdb: it is a view over pseudonymous Parquet files under
+`<warehouse>/published/timeline/`, written like the analysts' staging parts (lowincome/publish.py):
+
+- `subsidy_payments/`, `medical_claims/`: the payment and large-claim events of ONE delivered file each
+  (sql/marts/household_timeline_payments.sql, _claims.sql), written once per staging part, keyed by
+  person only; a night computes the files it delivered, not the history. The part name carries the
+  staging part (its content and the delivery prefix), the pseudonym key's tag and the SQL and
+  threshold in force, so a new key, a changed SQL or a new yellow amount makes new parts.
+- `map/`: person_key -> household_key of the publication's day (sql/marts/person_household.sql);
+  the per-file events are joined to it when the view is read, so a household change never rewrites them.
+- `night/`: the events rebuilt each night from the latest snapshots, the 人社 history and the flags
+  (sql/marts/household_timeline.sql), set-based in one COPY that spills to disk if it must.
+
+The builder reads identified staging in a private connection (like the engine) and writes keys only:
+no ID number or name leaves it. Every file it returns is referenced by the publication's generation
+note, so `prune_published` keeps what a reader's view still names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .privacy import install_key_macro
+from .rules.catalog import MODELS, RULES, SQL_DIR
+from .staging import Staging, sql_list, sql_text
+
+log = logging.getLogger(__name__)
+
+MARTS_SQL = SQL_DIR / "marts"
+TIMELINE_DIR = "timeline"  # under <warehouse>/published/
+PER_FILE = {"subsidy_payments": "household_timeline_payments.sql", "medical_claims": "household_timeline_claims.sql"}
+TIMELINE_ORDER = "household_key, event_date, event_rank, person_key, source_file, source_row, flag_id"
+
+# mart.flags columns the marts read, for a publication that has no flags table (an empty lifecycle)
+_EMPTY_FLAGS = ("SELECT NULL::VARCHAR AS flag_id, NULL::VARCHAR AS rule_id, NULL::VARCHAR AS level, "
+                "NULL::VARCHAR AS subject_type, NULL::VARCHAR AS subject_key, NULL::VARCHAR AS county_code, "
+                "NULL::DATE AS first_seen_on, NULL::DATE AS last_seen_on, NULL::VARCHAR AS status, "
+                "NULL::VARCHAR AS outcome, NULL::DATE AS outcome_decided_on, NULL::BOOLEAN AS overdue WHERE false")
+
+
+def read_sql(name: str) -> str:
+    return (MARTS_SQL / name).read_text(encoding="utf-8")
+
+
+def _rule_names() -> pl.DataFrame:
+    return pl.DataFrame({"rule_id": [r.rule_id for r in RULES], "rule_name": [r.name for r in RULES],
+                         "rule_name_zh": [r.name_zh for r in RULES]})
+
+
+def _flags_source(flags_path: Path | None) -> str:
+    return f"SELECT * FROM read_parquet({sql_text(str(flags_path))})" if flags_path is not None else _EMPTY_FLAGS
+
+
+def rule_effectiveness_sql(con, flags_source: str, as_of: date) -> duckdb.DuckDBPyRelation:
+    """The mart's rows over `flags_source` (a SELECT of mart.flags), as a relation of `con`."""
+    con.execute(f"CREATE OR REPLACE TEMP VIEW flags AS {flags_source}")
+    con.register("rule_names", _rule_names().to_arrow())
+    return con.sql(read_sql("rule_effectiveness.sql"), params={"as_of": as_of})
+
+
+def create_rule_effectiveness(con, flags_path: Path | None, as_of: date) -> None:
+    """CREATE TABLE mart.rule_effectiveness in the analysts' database being built."""
+    rel = rule_effectiveness_sql(con, _flags_source(flags_path), as_of)
+    rel.create("mart.rule_effectiveness")
+    con.execute("DROP VIEW flags")
+    con.unregister("rule_names")
+
+
+# ---- the household timeline ------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    per_file: list[str]  # person events of each delivered payments / claims file
+    household_map: str  # person_key -> household_key of the day
+    night: str  # everything else, already per household
+    new_files: int = 0  # per-file parts written by this publication (the others were kept from earlier nights)
+    seconds: dict[str, float] | None = None  # wall time of the per-file parts and of the nightly part
+
+    @property
+    def files(self) -> list[str]:
+        return [*self.per_file, self.household_map, self.night]
+
+
+def _tag(*texts: str) -> str:
+    return hashlib.sha256("\x1f".join(texts).encode("utf-8")).hexdigest()[:12]
+
+
+def _content_addressed(con, sql: str, folder: Path) -> Path:
+    """Write a SELECT's result once under the name of its content: a night that changes nothing adds no file.
+
+    The nightly parts are rebuilt every night; named by their bytes, an unchanged night finds the file it
+    would write already there (written once, read-only, never changed) and keeps it.
+    """
+    from .publish import _copy_part
+
+    scratch = folder / f".building.{time.time_ns()}.parquet"
+    _copy_part(con, sql, scratch)
+    try:
+        with open(scratch, "rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()[:24]
+        target = folder / f"{digest}.parquet"
+        if target.exists():
+            scratch.unlink()
+        else:
+            scratch.rename(target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return target
+
+
+def _yellow_table(settings, as_of: date) -> pl.DataFrame:
+    """county_code -> medical_yellow_amount in force on `as_of` ('*': the default block)."""
+    from .rules.policy import load_policy
+
+    policy = load_policy(settings.policy)
+    return policy.table([], as_of).select("county_code", "medical_yellow_amount").sort("county_code")
+
+
+def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_key: str, settings, key_tag: str,
+                   folder: Path, flags_path: Path | None, trend_path: Path | None) -> Timeline:
+    """Write the timeline's Parquet files for `as_of` under `folder` (published/timeline/) and name them.
+
+    Cost: the per-file events of the staging parts not seen before, plus one set-based pass over the
+    latest snapshots, the 人社 history and the flags. `key_tag` names the pseudonym key (publish._key_tag).
+    """
+    from .config import configure_duckdb
+    from .publish import _copy_part  # written once, read-only, swapped in whole: as the staging parts
+
+    root = store.root
+    started = time.perf_counter()
+    new_files = 0
+    con = configure_duckdb(duckdb.connect(), settings)
+    try:
+        install_key_macro(con, pseudonym_key)
+        yellow = _yellow_table(settings, as_of)
+        con.register("yellow", yellow.to_arrow())
+        per_file = []
+        for feed, name in PER_FILE.items():
+            sql = read_sql(name)
+            extra = json.dumps(yellow.rows()) if feed == "medical_claims" else ""
+            tag = _tag(key_tag, sql, extra)
+            staging = manifests[feed]
+            for rel in staging.parts or (staging.empty,):
+                target = folder / feed / f"{Path(rel).stem}.{tag}.parquet"
+                if not target.exists():
+                    con.execute(f"CREATE OR REPLACE TEMP VIEW part AS SELECT * FROM read_parquet({sql_text(str(root / rel))})")
+                    _copy_part(con, sql, target)
+                    new_files += 1
+                per_file.append(str(target))
+        con.execute("DROP VIEW IF EXISTS part")
+        per_file_done = time.perf_counter()
+
+        for feed, staging in manifests.items():
+            con.execute(f"CREATE TEMP VIEW stg_{feed} AS {staging.relation_sql(root)}")
+        params = {"as_of": as_of}
+        for model in MODELS:
+            sql = (SQL_DIR / "models" / f"{model}.sql").read_text(encoding="utf-8")
+            con.execute(f"CREATE TEMP TABLE {model} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql} or None)
+        household_map = _content_addressed(con, read_sql("person_household.sql"), folder / "map")
+        con.execute(f"CREATE TEMP TABLE person_household AS SELECT * FROM read_parquet({sql_text(str(household_map))})")
+        con.execute(f"CREATE TEMP VIEW flags AS {_flags_source(flags_path)}")
+        if trend_path is not None:
+            con.execute(f"CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM read_parquet({sql_text(str(trend_path))})")
+        else:
+            con.execute("CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM flags")
+        con.execute("SET preserve_insertion_order = true")  # the file is written in the timeline's order
+        night = _content_addressed(con, read_sql("household_timeline.sql"), folder / "night")
+    finally:
+        con.close()
+    done = time.perf_counter()
+    timeline = Timeline(per_file, str(household_map), str(night), new_files,
+                        {"per_file": round(per_file_done - started, 2), "night": round(done - per_file_done, 2)})
+    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly part %.1fs, %s bytes",
+             len(per_file), new_files, per_file_done - started, done - per_file_done, f"{night.stat().st_size:,}")
+    return timeline
+
+
+_PERSON_COLUMNS = ("person_key, event_date, event_rank, department, feed, event, event_zh, category, amount, "
+                   "flag_id, source_file, source_row, source_rows")
+
+
+def timeline_view_sql(timeline: Timeline, as_of: date) -> str:
+    """The SELECT of mart.household_timeline over the timeline's files (literal paths: a view keeps its SQL)."""
+    return f"""
+        WITH per_file AS (
+            SELECT {_PERSON_COLUMNS} FROM read_parquet({sql_list(timeline.per_file)}, union_by_name = true)
+        ),
+        households AS (SELECT * FROM read_parquet({sql_text(timeline.household_map)}))
+        SELECT coalesce(h.household_key, e.person_key) AS household_key,
+               coalesce(h.household_source, 'person') AS household_source,
+               e.*, DATE '{as_of.isoformat()}' AS as_of
+        FROM per_file AS e LEFT JOIN households AS h USING (person_key)
+        UNION ALL BY NAME
+        SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM read_parquet({sql_text(timeline.night)})"""
+
+
+COLUMN_ORDER = ("household_key", "household_source", "person_key", "event_date", "event_rank", "department", "feed",
+                "event", "event_zh", "category", "amount", "flag_id", "source_file", "source_row", "source_rows", "as_of")
+
+
+def create_timeline_view(con, timeline: Timeline, as_of: date) -> None:
+    con.execute(f"CREATE VIEW mart.household_timeline AS SELECT {', '.join(COLUMN_ORDER)} "
+                f"FROM ({timeline_view_sql(timeline, as_of)}) ORDER BY {TIMELINE_ORDER}")
+
+
+def timeline_folder(warehouse: Path) -> Path:
+    from .publish import PUBLISHED_DIR
+
+    return warehouse / PUBLISHED_DIR / TIMELINE_DIR

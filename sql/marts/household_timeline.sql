@@ -1,0 +1,147 @@
+-- household_timeline (the nightly part): the dated events of every household that are rebuilt each
+-- night from the latest snapshots, the 人社 history and the flags; the payment and large-claim events
+-- are computed once per delivered file (household_timeline_payments.sql, _claims.sql) and joined to
+-- households when mart.household_timeline is read (lowincome/marts.py).
+-- Imports (identified staging, in the builder's private connection; only keys leave it):
+--   roster_latest, rural_latest, certificates_latest, deaths_by_person: the rules' models (sql/models/);
+--   stg_hrss_benefits: every 人社 row up to the as-of day;
+--   person_household: person_key -> household_key (person_household.sql);
+--   flags: the publication's mart.flags; run_days: the evaluated days (audit.flag_trend.as_of).
+-- Events (event, 事件 event_zh, rank within a day):
+--   enrolled 纳入救助 (10), stopped 停保 (75): a civil-roster household's 纳入日期 / 停保日期 on the latest
+--     roster, one event per household, date and assistance type; amount = the household's monthly benefit;
+--   monitoring_identified 纳入监测 (15), risk_eliminated 风险消除 (70): a rural household's 识别监测时间 /
+--     风险消除时间 on the latest rural snapshot;
+--   certificate_issued 发证 (20), certificate_revoked 残疾人证注销 (65): the latest certificate snapshot;
+--   income_started 人社收入开始 (30), income_changed 人社收入变动 (30): the first month of a person's 人社
+--     item, and every month whose amount differs from the item's previous delivered month;
+--   death 死亡 (60): the earliest reported date of death (deaths_by_person), the first report cited;
+--   flag_raised 线索产生 (80), flag_confirmed 核查确认 / flag_dismissed 核查排除 (85), flag_resolved 线索解除
+--     (90): first_seen_on, outcome_decided_on, and the first evaluated day after last_seen_on.
+-- A person's event belongs to the person's household (person_household), else to the person alone
+-- (household_key = person_key, household_source 'person'); a household's event to that household.
+WITH household_keys AS (  -- one HMAC per household of the latest snapshots
+    SELECT source, county_code, household_id, pkey('household:' || county_code || ':' || household_id) AS household_key
+    FROM (SELECT DISTINCT 'civil' AS source, roster_county AS county_code, household_id FROM roster_latest
+          WHERE household_id IS NOT NULL
+          UNION
+          SELECT DISTINCT 'rural', rural_county, rural_household_id FROM rural_latest WHERE rural_household_id IS NOT NULL)
+),
+roster_events AS (
+    SELECT r.roster_county AS county_code, r.household_id, e.event_date, e.event, r.assistance_type,
+           r.monthly_benefit, r.source_file, r.source_row
+    FROM roster_latest AS r,
+         LATERAL (VALUES (r.enrolled_on, 'enrolled'), (r.ended_on, 'stopped')) AS e(event_date, event)
+    WHERE e.event_date IS NOT NULL AND r.household_id IS NOT NULL
+),
+rural_events AS (
+    SELECT r.rural_county AS county_code, r.rural_household_id AS household_id, e.event_date, e.event,
+           coalesce(r.monitoring_category, r.household_kind) AS category, r.source_file, r.source_row
+    FROM rural_latest AS r,
+         LATERAL (VALUES (r.identified_on, 'monitoring_identified'), (r.eliminated_on, 'risk_eliminated')) AS e(event_date, event)
+    WHERE e.event_date IS NOT NULL AND r.rural_household_id IS NOT NULL
+),
+household_events AS (
+    SELECT k.household_key, 'civil' AS household_source, NULL::VARCHAR AS person_key, e.event_date,
+           CASE e.event WHEN 'enrolled' THEN 10 ELSE 75 END AS event_rank, '民政' AS department,
+           'civil_roster' AS feed, e.event, CASE e.event WHEN 'enrolled' THEN '纳入救助' ELSE '停保' END AS event_zh,
+           e.assistance_type AS category, max(e.monthly_benefit)::DOUBLE AS amount, NULL::VARCHAR AS flag_id,
+           min(e.source_file) AS source_file, min(e.source_row) AS source_row, count(*) AS source_rows
+    FROM roster_events AS e
+    JOIN household_keys AS k ON k.source = 'civil' AND k.county_code = e.county_code AND k.household_id = e.household_id
+    GROUP BY k.household_key, e.event_date, e.event, e.assistance_type
+    UNION ALL
+    SELECT k.household_key, 'rural', NULL, e.event_date,
+           CASE e.event WHEN 'monitoring_identified' THEN 15 ELSE 70 END, '乡村振兴', 'rural_monitoring', e.event,
+           CASE e.event WHEN 'monitoring_identified' THEN '纳入监测' ELSE '风险消除' END,
+           e.category, NULL::DOUBLE, NULL, min(e.source_file), min(e.source_row), count(*)
+    FROM rural_events AS e
+    JOIN household_keys AS k ON k.source = 'rural' AND k.county_code = e.county_code AND k.household_id = e.household_id
+    GROUP BY k.household_key, e.event_date, e.event, e.category
+),
+certificate_events AS (
+    SELECT c.id_number, e.event_date, e.event_rank, '残联' AS department, 'disability_cert' AS feed, e.event, e.event_zh,
+           c.disability_category || ' ' || c.disability_level AS category, NULL::DOUBLE AS amount,
+           c.source_file, c.source_row, 1::BIGINT AS source_rows
+    FROM certificates_latest AS c,
+         LATERAL (VALUES (c.issued_on, 20, 'certificate_issued', '发证'),
+                         (CASE WHEN c.certificate_status = '注销' THEN c.revoked_on END, 65, 'certificate_revoked',
+                          '残疾人证注销')) AS e(event_date, event_rank, event, event_zh)
+    WHERE c.id_number IS NOT NULL AND e.event_date IS NOT NULL
+),
+death_events AS (
+    SELECT id_number, died_on AS event_date, 60 AS event_rank, '公安/殡葬' AS department, 'death_records' AS feed,
+           'death' AS event, '死亡' AS event_zh, reports[1].source AS category, NULL::DOUBLE AS amount,
+           reports[1].file AS source_file, reports[1]."row" AS source_row, len(reports)::BIGINT AS source_rows
+    FROM deaths_by_person
+),
+hrss_months AS (  -- one amount per person, item and month (the feed's key), with the previous delivered month's
+    SELECT id_number, item, month, amount, source_file, source_row,
+           lag(amount) OVER (PARTITION BY id_number, item ORDER BY month) AS previous_amount
+    FROM (SELECT id_number, item, date_trunc('month', month)::DATE AS month, sum(amount)::DOUBLE AS amount,
+                 min(source_file) AS source_file, min(source_row) AS source_row
+          FROM stg_hrss_benefits
+          WHERE id_number IS NOT NULL AND month IS NOT NULL
+          GROUP BY id_number, item, date_trunc('month', month))
+),
+hrss_events AS (
+    SELECT id_number, month AS event_date, 30 AS event_rank, '人社' AS department, 'hrss_benefits' AS feed,
+           CASE WHEN previous_amount IS NULL THEN 'income_started' ELSE 'income_changed' END AS event,
+           CASE WHEN previous_amount IS NULL THEN '人社收入开始' ELSE '人社收入变动' END AS event_zh,
+           item AS category, amount, source_file, source_row, 1::BIGINT AS source_rows
+    FROM hrss_months
+    WHERE previous_amount IS NULL OR previous_amount <> amount
+),
+person_rows AS (
+    SELECT * FROM certificate_events
+    UNION ALL SELECT * FROM death_events
+    UNION ALL SELECT * FROM hrss_events
+),
+person_keys AS (
+    SELECT v, pkey(v) AS k FROM (SELECT DISTINCT id_number AS v FROM person_rows)
+),
+person_events AS (
+    SELECT coalesce(m.household_key, k.k) AS household_key, coalesce(m.household_source, 'person') AS household_source,
+           k.k AS person_key, p.event_date, p.event_rank, p.department, p.feed, p.event, p.event_zh, p.category, p.amount,
+           NULL::VARCHAR AS flag_id, p.source_file, p.source_row, p.source_rows
+    FROM person_rows AS p
+    JOIN person_keys AS k ON k.v = p.id_number
+    LEFT JOIN person_household AS m ON m.person_key = k.k
+),
+household_sources AS (
+    SELECT DISTINCT household_key, household_source FROM person_household
+),
+flag_rows AS (
+    SELECT f.flag_id, f.rule_id || ' ' || f.level AS category, e.event_date, e.event_rank, e.event, e.event_zh,
+           CASE WHEN f.subject_type = 'household' THEN f.subject_key END AS household_subject,
+           CASE WHEN f.subject_type = 'person' THEN f.subject_key END AS person_key,
+           CASE WHEN e.event IN ('flag_confirmed', 'flag_dismissed') THEN 'verification_outcomes' ELSE 'flags' END AS feed
+    FROM flags AS f,
+         LATERAL (VALUES
+             (f.first_seen_on, 80, 'flag_raised', '线索产生'),
+             (CASE WHEN f.outcome = 'confirmed' THEN f.outcome_decided_on END, 85, 'flag_confirmed', '核查确认'),
+             (CASE WHEN f.outcome = 'dismissed' THEN f.outcome_decided_on END, 85, 'flag_dismissed', '核查排除'),
+             (CASE WHEN f.status = 'resolved'
+                   THEN coalesce((SELECT min(d.as_of) FROM run_days AS d WHERE d.as_of > f.last_seen_on),
+                                 f.last_seen_on + 1) END, 90, 'flag_resolved', '线索解除')
+         ) AS e(event_date, event_rank, event, event_zh)
+    WHERE e.event_date IS NOT NULL
+),
+flag_events AS (
+    SELECT coalesce(f.household_subject, m.household_key, f.person_key) AS household_key,
+           coalesce(m.household_source, s.household_source, CASE WHEN f.household_subject IS NULL THEN 'person' END)
+               AS household_source,
+           f.person_key, f.event_date, f.event_rank, '民政核查' AS department, f.feed, f.event, f.event_zh, f.category,
+           NULL::DOUBLE AS amount, f.flag_id, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row,
+           NULL::BIGINT AS source_rows
+    FROM flag_rows AS f
+    LEFT JOIN person_household AS m ON m.person_key = f.person_key
+    LEFT JOIN household_sources AS s ON s.household_key = f.household_subject
+),
+logic AS (
+    SELECT * FROM household_events
+    UNION ALL SELECT * FROM person_events
+    UNION ALL SELECT * FROM flag_events
+)
+SELECT * FROM logic
+ORDER BY household_key, event_date, event_rank, person_key, source_file, source_row, flag_id
