@@ -61,6 +61,10 @@ FACT_SCHEMA = {
     "subject_type": pl.String, "subject_key": pl.String, "county_code": pl.String, "period": pl.String,
     "as_of": pl.Date, "evidence": pl.String, "evidence_hash": pl.String, "carried": pl.Boolean,
     "stale_feeds": pl.String,
+    # the kinds of fact behind the flag (sorted, '|'-joined; engine.py): a dismissal stays while today's
+    # are among those in force when it was decided and the level is not higher (rules.md Lifecycle).
+    # Null on days recorded before this column existed.
+    "substance": pl.String,
 }
 FACT_COLUMNS = list(FACT_SCHEMA)
 _COMPARED = [c for c in FACT_COLUMNS if c not in ("flag_id", "as_of")]
