@@ -100,7 +100,7 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         f"rules as of {as_of}{' (result of identical inputs reused)' if 'reused' in evaluation.timings else ''}: "
         f"{marts.counts['open']} open flag(s), {marts.counts['new']} new, "
         f"{marts.counts['resolved_today']} resolved, {marts.counts['carried_stale']} carried on stale data, "
-        f"{marts.counts['overdue']} overdue (rules {total:.2f}s, CPU {cpu:.2f}s; whole step CPU {step_cpu:.2f}s)"
+        f"{marts.counts['overdue']} overdue, {marts.counts['not_assessable']} not assessable (rules {total:.2f}s, CPU {cpu:.2f}s; whole step CPU {step_cpu:.2f}s)"
     )
     return MaterializeResult(
         metadata={

@@ -171,6 +171,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "overdue_flags": "逾期 open flags past the verification period",
         "reopened_flags": "重开 flags reopened after a dismissal",
         "stale_flags": "过期 open flags carried on stale data",
+        "not_assessable": "无法判断 subjects not assessed: a row the rule needs was quarantined in the newest snapshot (unknown is not absent)",
         "roster_households": "在册家庭 households on the county's roster",
         "roster_persons": "在册人数 persons on the county's roster",
         "monitored_households": "监测户 households under rural monitoring",

@@ -40,8 +40,8 @@ def sample_flags(published):
 
 
 def _flags_for(con, rule: str, key: str) -> list[tuple]:
-    return con.execute("SELECT level, status, evidence FROM mart.flags WHERE rule_id = $r AND subject_key = $k",
-                       {"r": rule, "k": key}).fetchall()
+    return con.execute("SELECT level, status, evidence FROM mart.flags WHERE rule_id = $r AND subject_key = $k "
+                       "ORDER BY period", {"r": rule, "k": key}).fetchall()
 
 
 def test_every_planted_case_is_flagged_right(sample_flags):
@@ -54,8 +54,17 @@ def test_every_planted_case_is_flagged_right(sample_flags):
         if case["case"] == "positive":
             if not found:
                 problems.append(f"{case['rule']} not raised: {case['note']}")
-            elif case.get("level") and found[0][0] != case["level"]:
+                continue
+            if case.get("level") and found[0][0] != case["level"]:
                 problems.append(f"{case['rule']} level {found[0][0]} != {case['level']}: {case['note']}")
+            # one flag per continuing condition: as many flags as runs, the first covering its months and amount
+            if case.get("flags") is not None and len(found) != case["flags"]:
+                problems.append(f"{case['rule']} {len(found)} flags != {case['flags']}: {case['note']}")
+            first = json.loads(found[0][2])
+            if case.get("months") is not None and len(first.get("months", [])) != case["months"]:
+                problems.append(f"{case['rule']} months {first.get('months')} != {case['months']}: {case['note']}")
+            if case.get("amount_to_recover") is not None and first.get("amount_to_recover") != pytest.approx(case["amount_to_recover"]):
+                problems.append(f"{case['rule']} amount {first.get('amount_to_recover')} != {case['amount_to_recover']}: {case['note']}")
         elif found:
             problems.append(f"{case['rule']} raised for a near miss: {case['note']}")
     assert not problems, problems

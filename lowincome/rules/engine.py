@@ -41,7 +41,7 @@ RUN_GAP_MONTHS = 2
 # Feeds whose quarantined rows make a person "not assessable" for rules that fire on absence
 # (rules.md "Unknown is not absent"): the certificate register and the civil roster.
 ABSENCE_FEEDS = ("disability_cert", "civil_roster")
-NOT_ASSESSABLE_COLUMNS = {"rule_id": pl.String, "county_code": pl.String, "subjects": pl.Int64}
+NOT_ASSESSABLE_COLUMNS = {"rule_id": pl.String, "county_code": pl.String, "level": pl.String, "subjects": pl.Int64}
 
 
 @dataclass
@@ -54,7 +54,7 @@ class Evaluation:
     # flag_id → legacy_flag_id: the per-month flags of the earlier version a run's flag replaces (migration
     # of caseworkers' outcomes, docs/decisions.md "One flag per continuing condition")
     aliases: pl.DataFrame | None = None
-    # rule_id, county_code, subjects: subjects not flagged because a row the rule would read was
+    # rule_id, county_code, level, subjects: subjects not flagged because a row the rule would read was
     # quarantined in the newest snapshot (rules.md "Unknown is not absent")
     not_assessable: pl.DataFrame | None = None
 
@@ -198,7 +198,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                 con.execute(f"ALTER TABLE flags_all ADD COLUMN {column} VARCHAR[]")
         con.execute("CREATE TABLE flags_raw AS SELECT * FROM flags_all WHERE NOT coalesce(not_assessable, false)")
         not_assessable = pl.from_arrow(con.sql(
-            """SELECT rule_id, county_code, count(DISTINCT subject_id)::BIGINT AS subjects
+            """SELECT rule_id, county_code, level, count(DISTINCT subject_id)::BIGINT AS subjects
                FROM flags_all WHERE coalesce(not_assessable, false)
                GROUP BY ALL ORDER BY ALL""").to_arrow_table())
         con.execute(

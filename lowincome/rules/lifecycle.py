@@ -45,6 +45,16 @@ class Marts:
     counts: dict[str, int]
 
 
+# A dismissal stands while the same condition simply continues (rules.md Lifecycle): the flag reopens only
+# when, compared with the last evidence on or before the decision, its level is higher or a kind of fact
+# (another source, another benefit type, another reason: the flag's `substance`) is new. No evidence on or
+# before the decision (the flag was first seen after it: an outcome migrated from a per-month flag), or no
+# substance recorded then (decided before substance was recorded): the dismissal stands.
+SUBSTANCE_CHANGED = """e.substance IS NOT NULL AND l.substance IS NOT NULL AND (
+        (CASE l.level WHEN '红' THEN 3 WHEN '橙' THEN 2 WHEN '黄' THEN 1 ELSE 0 END)
+            > (CASE e.level WHEN '红' THEN 3 WHEN '橙' THEN 2 WHEN '黄' THEN 1 ELSE 0 END)
+        OR NOT list_has_all(string_split(e.substance, '|'), string_split(l.substance, '|')))"""
+
 LIFECYCLE_SQL = """
 WITH days AS (
     SELECT * REPLACE (coalesce(carried, false) AS carried)
@@ -69,7 +79,7 @@ outcomes AS (
                                                           source_row DESC) = 1
 ),
 evidence_at_decision AS (
-    SELECT o.flag_id, d.evidence_hash
+    SELECT o.flag_id, d.evidence_hash, d.level, d.substance
     FROM outcomes AS o JOIN days AS d ON d.flag_id = o.flag_id AND d.as_of <= o.decided_on
     QUALIFY row_number() OVER (PARTITION BY o.flag_id ORDER BY d.as_of DESC) = 1
 )
@@ -79,13 +89,12 @@ SELECT
     CASE
         WHEN s.last_seen_on < $as_of THEN 'resolved'
         WHEN o.outcome = 'confirmed' THEN 'confirmed'
-        WHEN o.outcome = 'dismissed' AND (e.evidence_hash IS NULL OR e.evidence_hash = l.evidence_hash) THEN 'dismissed'
+        WHEN o.outcome = 'dismissed' AND NOT (__SUBSTANCE_CHANGED__) THEN 'dismissed'
         ELSE 'open'
     END AS status,
     s.first_seen_on = $as_of AS is_new,
     s.last_seen_on < $as_of AND s.last_seen_on = (SELECT d FROM previous_day) AS resolved_today,
-    o.outcome = 'dismissed' AND s.last_seen_on = $as_of AND e.evidence_hash IS NOT NULL
-        AND e.evidence_hash <> l.evidence_hash AS reopened,
+    o.outcome = 'dismissed' AND s.last_seen_on = $as_of AND (__SUBSTANCE_CHANGED__) AS reopened,
     o.outcome, o.decided_on AS outcome_decided_on,
     s.last_seen_on = $as_of AND o.outcome IS NULL
         AND date_diff('day', s.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
@@ -101,6 +110,8 @@ LEFT JOIN evidence_at_decision AS e USING (flag_id)
 LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
 ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 """
+
+LIFECYCLE_SQL = LIFECYCLE_SQL.replace("__SUBSTANCE_CHANGED__", SUBSTANCE_CHANGED)
 
 TREND_SQL = """
 WITH days AS (
@@ -135,7 +146,7 @@ WITH outcomes AS (
                                                           source_row DESC) = 1
 ),
 evidence_at_decision AS (  -- the evidence on the latest evaluated day <= decided_on: the latest change by then
-    SELECT o.flag_id, e.evidence_hash
+    SELECT o.flag_id, e.evidence_hash, e.level, e.substance
     FROM outcomes AS o JOIN evidence_log AS e ON e.flag_id = o.flag_id AND e.from_day <= o.decided_on
     QUALIFY row_number() OVER (PARTITION BY o.flag_id ORDER BY e.from_day DESC) = 1
 )
@@ -145,13 +156,12 @@ SELECT
     CASE
         WHEN l.as_of < $as_of THEN 'resolved'
         WHEN o.outcome = 'confirmed' THEN 'confirmed'
-        WHEN o.outcome = 'dismissed' AND (e.evidence_hash IS NULL OR e.evidence_hash = l.evidence_hash) THEN 'dismissed'
+        WHEN o.outcome = 'dismissed' AND NOT (__SUBSTANCE_CHANGED__) THEN 'dismissed'
         ELSE 'open'
     END AS status,
     l.first_seen_on = $as_of AS is_new,
     l.as_of < $as_of AND l.as_of = $previous_day::DATE AS resolved_today,
-    o.outcome = 'dismissed' AND l.as_of = $as_of AND e.evidence_hash IS NOT NULL
-        AND e.evidence_hash <> l.evidence_hash AS reopened,
+    o.outcome = 'dismissed' AND l.as_of = $as_of AND (__SUBSTANCE_CHANGED__) AS reopened,
     o.outcome, o.decided_on AS outcome_decided_on,
     l.as_of = $as_of AND o.outcome IS NULL
         AND date_diff('day', l.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
@@ -166,6 +176,25 @@ LEFT JOIN evidence_at_decision AS e USING (flag_id)
 LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
 ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 """
+
+
+INCREMENTAL_SQL = INCREMENTAL_SQL.replace("__SUBSTANCE_CHANGED__", SUBSTANCE_CHANGED)
+
+
+def migrate_outcomes(outcomes: pl.DataFrame, aliases: pl.DataFrame | None) -> pl.DataFrame:
+    """Outcomes recorded on a per-month flag of the earlier version apply to the run's flag that replaces it.
+
+    `aliases` (engine: flag_id → legacy_flag_id) names, for each of today's flags, the flag ids the earlier
+    version gave the months (or payees) it covers. An outcome whose flag id is such a legacy id is added
+    again under the new flag id (the original row stays for the old flag); when several month-flags of one
+    run carry outcomes, the latest decision counts, as for several outcomes on one flag.
+    """
+    if aliases is None or aliases.is_empty() or outcomes.is_empty():
+        return outcomes
+    moved = (outcomes.join(aliases.select(pl.col("legacy_flag_id").alias("flag_id"), pl.col("flag_id").alias("_new")),
+                           on="flag_id", how="inner")
+             .with_columns(pl.col("_new").alias("flag_id")).drop("_new"))
+    return pl.concat([outcomes, moved.select(outcomes.columns)], how="vertical_relaxed")
 
 
 def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
@@ -215,6 +244,26 @@ def _overdue_table(overdue_days: int | Mapping[str, int]) -> tuple[pl.DataFrame,
     return pl.DataFrame(rows, schema={"county_code": pl.String, "overdue_days": pl.Int64}), default
 
 
+def _with_not_assessable(summary: pl.DataFrame, not_assessable: pl.DataFrame | None) -> pl.DataFrame:
+    """mart.county_summary's `not_assessable`: subjects a rule firing on absence could not judge (quarantined rows).
+
+    A county and rule with such subjects but no flag gets a row of its own (zero flags), so no count is lost.
+    """
+    if not_assessable is None or not_assessable.is_empty():
+        return summary.with_columns(pl.lit(0, dtype=pl.Int64).alias("not_assessable"))
+    counts = not_assessable.select("county_code", "rule_id", "level", pl.col("subjects").cast(pl.Int64).alias("not_assessable"))
+    names = pl.DataFrame([{"rule_id": r.rule_id, "rule_name": r.name, "kind": r.kind} for r in RULES])
+    missing = (counts.join(summary.select("county_code", "rule_id", "level"), on=["county_code", "rule_id", "level"],
+                           how="anti", nulls_equal=True)
+               .join(names, on="rule_id").select("county_code", "rule_id", "rule_name", "kind", "level"))
+    if missing.height:
+        zeros = [c for c in summary.columns if c not in missing.columns]
+        missing = missing.with_columns([pl.lit(0, dtype=summary.schema[c]).alias(c) for c in zeros]).select(summary.columns)
+        summary = pl.concat([summary, missing], how="vertical_relaxed")
+    return (summary.join(counts, on=["county_code", "rule_id", "level"], how="left", nulls_equal=True)
+            .with_columns(pl.col("not_assessable").fill_null(0)))
+
+
 def _previous_subjects(store: WorkStore, previous_day: date | None, carried: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
     if previous_day is None or carried.is_empty():
         return None
@@ -252,7 +301,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     try:
         con.register("state", state.flags.to_arrow())
         con.register("evidence_log", state.evidence.to_arrow())
-        con.register("outcomes_raw", _outcomes_frame(store, as_of).to_arrow())
+        con.register("outcomes_raw", migrate_outcomes(_outcomes_frame(store, as_of), evaluation.aliases).to_arrow())
         con.register("overdue_by_county", overdue_table.to_arrow())
         params = {"as_of": as_of, "previous_day": previous_day, "overdue_days": default_overdue}
         flags = pl.from_arrow(con.sql(INCREMENTAL_SQL, params=params).to_arrow_table())
@@ -296,7 +345,10 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
             pl.col("reopened").sum().alias("reopened_flags"),
             pl.col("data_stale").sum().alias("stale_flags"),
         )
-        .join(roster_sizes, on="county_code", how="left")
+    )
+    summary = _with_not_assessable(summary, evaluation.not_assessable)
+    summary = (
+        summary.join(roster_sizes, on="county_code", how="left")
         .with_columns(pl.lit(as_of).alias("as_of"))
         .sort("county_code", "rule_id", "level")
     )
@@ -328,6 +380,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
         "carried_stale": int(flags["data_stale"].sum()),
         "overdue": int(flags["overdue"].sum()),
         "households_at_risk": household_risk.height,
+        "not_assessable": int(summary["not_assessable"].sum()),
     }
     return Marts(paths, restricted, counts)
 

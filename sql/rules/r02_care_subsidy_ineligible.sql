@@ -96,7 +96,7 @@ LEFT JOIN all_certs AS a USING (id_number)
 UNION ALL BY NAME
 -- persons not assessable: paid in a month without a valid certificate, while their certificate row was quarantined
 SELECT 'R02' AS rule_id, 'person' AS subject_type, p.id_number AS subject_id, NULL AS subject_county,
-       min(p.county_code) AS county_code, true AS not_assessable
+       min(p.county_code) AS county_code, '橙' AS level, true AS not_assessable
 FROM care AS p LEFT JOIN certified AS m USING (payment_id)
 WHERE coalesce(m.valid_certificates, 0) = 0
   AND p.id_number IN (SELECT id_number FROM unassessable WHERE feed = 'disability_cert')

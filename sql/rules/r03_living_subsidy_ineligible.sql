@@ -122,6 +122,6 @@ LEFT JOIN roster_rows AS rr USING (id_number)
 UNION ALL BY NAME
 -- persons not assessable: a payment the rule cannot judge because a row it would read was quarantined
 SELECT 'R03' AS rule_id, 'person' AS subject_type, id_number AS subject_id, NULL AS subject_county,
-       min(county_code) AS county_code, true AS not_assessable
+       min(county_code) AS county_code, '橙' AS level, true AS not_assessable
 FROM known WHERE unknown AND id_number NOT IN (SELECT id_number FROM ineligible)
 GROUP BY id_number

@@ -46,7 +46,7 @@ WHERE h.income < coalesce(p.rural_dibao_standard_yearly, d.rural_dibao_standard_
 UNION ALL BY NAME
 -- households not assessable: they would fire, but a member's civil-roster row was quarantined
 SELECT 'W03' AS rule_id, 'household' AS subject_type, h.rural_household_id AS subject_id, h.rural_county AS subject_county,
-       h.rural_county AS county_code, true AS not_assessable
+       h.rural_county AS county_code, '红' AS level, true AS not_assessable
 FROM households AS h
 LEFT JOIN policy AS p ON p.county_code = h.rural_county
 CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
