@@ -138,7 +138,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "status": "状态 open, resolved (the condition ended), confirmed or dismissed (a caseworker decided)",
         "is_new": "今日新增 raised for the first time on this as-of day",
         "resolved_today": "今日解除 resolved on this as-of day",
-        "reopened": "重新打开 open again after a dismissal because the evidence changed",
+        "reopened": "重新打开 open again after a dismissal because the evidence changed in substance (higher level, new kind of fact)",
         "outcome": "核查结果 the caseworker's outcome, if any",
         "outcome_decided_on": "核查日期 date of the caseworker's decision",
         "overdue": "逾期 open and undecided for longer than the policy's verification period",

@@ -347,3 +347,30 @@ def test_r05_reads_the_county_grace(tmp_path):
     shorter = flags_under(paths, policy_with(tmp_path, default={"employment_grace_months": 13},
                                              county={"employment_grace_months": 12}, name="s.yaml"))
     assert shorter.filter(shorter["rule_id"] == "R05").height == 1
+
+
+# ---- the one-line Chinese summary of each flag (worklists, run report) ----------------------------------------
+
+
+def test_every_flag_reads_as_one_chinese_sentence_without_ids_or_names(sample_flags):
+    import re
+
+    from lowincome.rules.catalog import BY_ID
+    from lowincome.rules.summary import evidence_summary_zh
+
+    con, manifest, warehouse = sample_flags
+    r = duckdb.connect(str(warehouse / "restricted.duckdb"), read_only=True)
+    names = {n for (n,) in r.execute("SELECT DISTINCT name FROM person_index WHERE length(name) >= 2").fetchall()}
+    r.close()
+    rows = con.execute("SELECT rule_id, period, evidence, subject_key FROM mart.flags").fetchall()
+    assert {rule for rule, *_ in rows} == {rule.rule_id for rule in RULES}
+    for rule, period, evidence, _ in rows:
+        line = evidence_summary_zh(rule, evidence, period)
+        assert line and not line.startswith(BY_ID[rule].name_zh), (rule, line)  # built from the evidence
+        assert not re.search(r"\d{15}", line), rule  # no ID number
+        assert not any(n in line for n in names), rule  # no name
+    case = next(c for c in manifest["planted"] if c["rule"] == "R07" and c.get("flags") and c["subject_type"] == "household")
+    evidence = con.execute("SELECT evidence FROM mart.flags WHERE rule_id = 'R07' AND subject_key = $k",
+                           {"k": household_key(case["county"], case["household_id"])}).fetchone()[0]
+    line = evidence_summary_zh("R07", evidence)
+    assert "停保" in line and "仍发放低保金共 1,200 元" in line and "（2 名领取人）" in line, line
