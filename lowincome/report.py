@@ -45,10 +45,10 @@ def summary_line(warehouse: Path, as_of: date) -> str:
         f"as of {as_of}: {files} file(s) ({rejected} rejected whole), {read} rows read, {accepted} accepted, "
         f"{quarantined} quarantined; published {path}"
     )
+    if unassessed:  # on the summary line itself: --quiet prints one line
+        per_rule = ", ".join(f"{rule} {n}" for rule, n in unassessed)
+        line += f"; 无法判断 not assessable (row quarantined in the newest snapshot, not flagged): {per_rule}"
     if stale:
         pairs = ", ".join(f"{feed}/{county} since {since}" for feed, county, since in stale)
         line += f"\n数据过期 stale data, dependent flags carried (not resolved): {pairs}"
-    if unassessed:
-        per_rule = ", ".join(f"{rule} {n}" for rule, n in unassessed)
-        line += f"\n无法判断 not assessable (their row in the newest snapshot was quarantined; not flagged): {per_rule}"
     return line
