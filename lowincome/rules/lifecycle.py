@@ -15,6 +15,12 @@ Stale data resolves nothing (rules.md): a flag that held on the previous
 evaluated day and does not hold today, while a feed its rule reads is stale in
 the flag's county, is carried forward: recorded for the day as `carried`, with
 the stale feeds named, keeping its status and evidence until fresh data decides it.
+
+A dismissal stands while the same condition simply continues (rules.md Lifecycle): it is measured
+against the flag's level and `substance` (the kinds of fact its rule names) on the last day on or
+before the decision, not against its evidence, which grows with every month of a run
+(`SUBSTANCE_CHANGED`). Outcomes recorded on the per-month flags of the previous version apply to the
+run flag that replaces them (`migrate_outcomes`, with the engine's aliases).
 """
 
 from __future__ import annotations
