@@ -11,7 +11,8 @@ from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY
 from lowincome.feeds import DEPARTMENT_FEEDS
 from lowincome.ingest import ingest_feed
 from lowincome.rules.engine import evaluate, quarantined_sql
-from lowincome.rules.lifecycle import _with_not_assessable
+from lowincome.privacy import pseudonym
+from lowincome.rules.lifecycle import _with_not_assessable, carried_flags
 from lowincome.rules.policy import load_policy
 from lowincome.workstore import WorkStore
 
@@ -71,13 +72,22 @@ def test_quarantined_rows_make_persons_not_assessable_and_counted(tmp_path):
     assert r02["id_number"].to_list() == [NO_CERT]
     w03 = flags.filter(pl.col("rule_id") == "W03")
     assert w03["household_id"].to_list() == ["R2"]
-    counts = {(r["rule_id"], r["county_code"]): r["subjects"] for r in ev.not_assessable.iter_rows(named=True)}
+    counts = {(r["rule_id"], r["county_code"]): r["n"]
+              for r in ev.not_assessable.group_by("rule_id", "county_code").agg(pl.len().alias("n")).iter_rows(named=True)}
     assert counts == {("R02", C): 1, ("W03", C): 1}
+    assert pseudonym(DEV_PSEUDONYM_KEY, UNKNOWN_CERT) in ev.not_assessable["subject_key"].to_list()
+
 
     # without the quarantine (the previous behaviour) both would have been flagged
     blind = evaluate(paths, load_policy(DEFAULT_POLICY), AS_OF, DEV_PSEUDONYM_KEY)
     assert blind.flags.filter(pl.col("rule_id") == "R02").height == 2
     assert blind.flags.filter(pl.col("rule_id") == "W03").height == 2
+
+    # a flag raised on an earlier day, whose subject is not assessable today, is carried, not resolved
+    previous = blind.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
+    carried = carried_flags(previous, ev.flags["flag_id"], AS_OF, None, ev.not_assessable)
+    assert sorted(zip(carried["rule_id"], carried["stale_feeds"])) == [("R02", "quarantined_row"), ("W03", "quarantined_row")]
+    assert pseudonym(DEV_PSEUDONYM_KEY, UNKNOWN_CERT) in carried["subject_key"].to_list()
 
     # the county summary counts them, with a row of its own where the rule raised nothing there
     summary = pl.DataFrame({"county_code": [C], "rule_id": ["R02"], "rule_name": ["care_subsidy_ineligible"],

@@ -41,7 +41,7 @@ RUN_GAP_MONTHS = 2
 # Feeds whose quarantined rows make a person "not assessable" for rules that fire on absence
 # (rules.md "Unknown is not absent"): the certificate register and the civil roster.
 ABSENCE_FEEDS = ("disability_cert", "civil_roster")
-NOT_ASSESSABLE_COLUMNS = {"rule_id": pl.String, "county_code": pl.String, "level": pl.String, "subjects": pl.Int64}
+NOT_ASSESSABLE_COLUMNS = {"rule_id": pl.String, "county_code": pl.String, "level": pl.String, "subject_key": pl.String}
 
 
 @dataclass
@@ -54,8 +54,8 @@ class Evaluation:
     # flag_id → legacy_flag_id: the per-month flags of the earlier version a run's flag replaces (migration
     # of caseworkers' outcomes, docs/decisions.md "One flag per continuing condition")
     aliases: pl.DataFrame | None = None
-    # rule_id, county_code, level, subjects: subjects not flagged because a row the rule would read was
-    # quarantined in the newest snapshot (rules.md "Unknown is not absent")
+    # rule_id, county_code, level, subject_key: subjects not flagged because a row the rule would read was
+    # quarantined in the newest snapshot (rules.md "Unknown is not absent"); their earlier flags are carried
     not_assessable: pl.DataFrame | None = None
 
 
@@ -198,9 +198,11 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                 con.execute(f"ALTER TABLE flags_all ADD COLUMN {column} VARCHAR[]")
         con.execute("CREATE TABLE flags_raw AS SELECT * FROM flags_all WHERE NOT coalesce(not_assessable, false)")
         not_assessable = pl.from_arrow(con.sql(
-            """SELECT rule_id, county_code, level, count(DISTINCT subject_id)::BIGINT AS subjects
+            """SELECT DISTINCT rule_id, county_code, level,
+                      CASE WHEN subject_type = 'person' THEN pkey(subject_id)
+                           ELSE pkey('household:' || subject_county || ':' || subject_id) END AS subject_key
                FROM flags_all WHERE coalesce(not_assessable, false)
-               GROUP BY ALL ORDER BY ALL""").to_arrow_table())
+               ORDER BY ALL""").to_arrow_table())
         con.execute(
             """CREATE TABLE flags AS
                SELECT pkey('flag|' || rule_id || '|' || subject_type || '|' || coalesce(subject_county, '') || '|'

@@ -215,23 +215,36 @@ def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
 
 
-def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None) -> pl.DataFrame:
-    """Flags of the previous evaluated day that do not hold today but rest on a feed stale in their county.
+UNASSESSABLE_MARK = "quarantined_row"  # in stale_feeds: carried because the subject is not assessable today
+
+
+def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None,
+                  not_assessable: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Flags of the previous evaluated day that do not hold today but rest on a feed stale in their county,
+    or whose subject is not assessable today for their rule (a row it reads was quarantined).
 
     They are copied unchanged (status, evidence, evidence hash) into day `as_of`, marked carried,
-    with the stale feeds named: stale data resolves nothing.
+    with the stale feeds named (`quarantined_row` for a subject not assessable): stale data resolves
+    nothing, and neither does a row the sender must correct (unknown is not absent).
     """
     empty = previous.head(0).with_columns(pl.lit(True).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
-    if previous.is_empty() or freshness is None or freshness.is_empty():
+    if previous.is_empty():
         return empty
-    stale = freshness.filter(pl.col("stale")).select("feed", pl.col("county").alias("county_code"))
-    if stale.is_empty():
-        return empty
-    deps = pl.DataFrame([{"rule_id": r.rule_id, "feed": f} for r in RULES for f in r.feeds])
     gone = previous.filter(~pl.col("flag_id").is_in(today_ids))
-    hits = (gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
-            .join(stale, on=["feed", "county_code"], how="semi")
-            .group_by("flag_id").agg(pl.col("feed").unique().sort().str.join(",").alias("stale_feeds")))
+    found = []
+    stale = (freshness.filter(pl.col("stale")).select("feed", pl.col("county").alias("county_code"))
+             if freshness is not None and not freshness.is_empty() else None)
+    if stale is not None and not stale.is_empty():
+        deps = pl.DataFrame([{"rule_id": r.rule_id, "feed": f} for r in RULES for f in r.feeds])
+        found.append(gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
+                     .join(stale, on=["feed", "county_code"], how="semi").select("flag_id", "feed"))
+    if not_assessable is not None and not not_assessable.is_empty():
+        found.append(gone.join(not_assessable.select("rule_id", "subject_key").unique(), on=["rule_id", "subject_key"],
+                               how="semi").select("flag_id", pl.lit(UNASSESSABLE_MARK).alias("feed")))
+    if not found:
+        return empty
+    hits = (pl.concat(found).group_by("flag_id")
+            .agg(pl.col("feed").unique().sort().str.join(",").alias("stale_feeds")))
     if hits.is_empty():
         return empty
     return (gone.drop("carried", "stale_feeds", strict=False).join(hits, on="flag_id")
@@ -257,7 +270,8 @@ def _with_not_assessable(summary: pl.DataFrame, not_assessable: pl.DataFrame | N
     """
     if not_assessable is None or not_assessable.is_empty():
         return summary.with_columns(pl.lit(0, dtype=pl.Int64).alias("not_assessable"))
-    counts = not_assessable.select("county_code", "rule_id", "level", pl.col("subjects").cast(pl.Int64).alias("not_assessable"))
+    counts = (not_assessable.group_by("county_code", "rule_id", "level")
+              .agg(pl.col("subject_key").n_unique().cast(pl.Int64).alias("not_assessable")))
     names = pl.DataFrame([{"rule_id": r.rule_id, "rule_name": r.name, "kind": r.kind} for r in RULES])
     missing = (counts.join(summary.select("county_code", "rule_id", "level"), on=["county_code", "rule_id", "level"],
                            how="anti", nulls_equal=True)
@@ -295,7 +309,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     previous_day = previous_state.day
     today = evaluation.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
     previous = previous_state.facts()
-    carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness)
+    carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness, evaluation.not_assessable)
     day = pl.concat([today, carried], how="vertical_relaxed")
     run_folder = store.day_dir(as_of)
     out_dir = run_folder / "mart"
