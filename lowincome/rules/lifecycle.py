@@ -239,7 +239,10 @@ def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, fre
         found.append(gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
                      .join(stale, on=["feed", "county_code"], how="semi").select("flag_id", "feed"))
     if not_assessable is not None and not not_assessable.is_empty():
-        found.append(gone.join(not_assessable.select("rule_id", "subject_key").unique(), on=["rule_id", "subject_key"],
+        # only flags of this version (with a substance): a per-month flag of the previous version is replaced by
+        # its run's flag, and carrying several of them would keep one condition open several times over
+        ours = gone.filter(pl.col("substance").is_not_null()) if "substance" in gone.columns else gone.head(0)
+        found.append(ours.join(not_assessable.select("rule_id", "subject_key").unique(), on=["rule_id", "subject_key"],
                                how="semi").select("flag_id", pl.lit(UNASSESSABLE_MARK).alias("feed")))
     if not found:
         return empty
