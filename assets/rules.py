@@ -22,7 +22,7 @@ from lowincome.feeds import DEPARTMENT_FEEDS, FEEDS
 from lowincome.flag_volume import markdown as flag_volume_md, volume_of_frames
 from lowincome.freshness import FRESHNESS_FILE, check_not_empty, describe_stale, feed_freshness
 from lowincome.rules.catalog import RULES
-from lowincome.rules.engine import evaluate
+from lowincome.rules.engine import evaluate, quarantined_sql
 from lowincome.rules.lifecycle import build_marts
 from lowincome.rules.reuse import KeptResult
 from lowincome.workstore import write_atomic
@@ -84,7 +84,8 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         # identical inputs (a re-run) reuse the result an earlier run kept (lowincome/rules/reuse.py)
         kept = KeptResult.for_inputs(store.root, manifests, policy, as_of, settings.pseudonym_key, settings.retention_days)
         cpu = _cpu_seconds()
-        evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key, settings, kept=kept)
+        evaluation = evaluate(staging, policy, as_of, settings.pseudonym_key, settings, kept=kept,
+                              quarantined=quarantined_sql(manifests, store.root))
         cpu = _cpu_seconds() - cpu
         counties = set(evaluation.flags["county_code"].drop_nulls().to_list()) | set(policy.counties)
         overdue = {c: int(policy.in_force(c, as_of)["outcome_overdue_days"]) for c in counties | {DEFAULT_COUNTY}}
@@ -101,7 +102,7 @@ def flags(context: AssetExecutionContext, lowincome: LowincomeResource) -> Mater
         f"rules as of {as_of}{' (result of identical inputs reused)' if 'reused' in evaluation.timings else ''}: "
         f"{marts.counts['open']} open flag(s), {marts.counts['new']} new, "
         f"{marts.counts['resolved_today']} resolved, {marts.counts['carried_stale']} carried on stale data, "
-        f"{marts.counts['overdue']} overdue (rules {total:.2f}s, CPU {cpu:.2f}s; whole step CPU {step_cpu:.2f}s)"
+        f"{marts.counts['overdue']} overdue, {marts.counts['not_assessable']} not assessable (rules {total:.2f}s, CPU {cpu:.2f}s; whole step CPU {step_cpu:.2f}s)"
     )
     return MaterializeResult(
         metadata={

@@ -1,7 +1,9 @@
-"""Flag lifecycle over consecutive nightly runs: new, open, resolved, dismissed, reopened; re-runs change nothing."""
+"""Flag lifecycle over consecutive nightly runs: new, open, resolved, dismissed (and staying dismissed while the
+same condition continues); re-runs change nothing. Reopening on a change in substance: tests/test_lifecycle_substance.py."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 
 import duckdb
@@ -21,7 +23,7 @@ ROSTER_HEADER = ["行政区划代码", "家庭编号", "户主身份证号", "�
 PAY_HEADER = ["发放流水号", "身份证号", "姓名", "行政区划代码", "补贴类型", "发放月份", "金额"]
 OUTCOME_HEADER = ["flag_id", "outcome", "note", "decided_on", "caseworker"]
 
-A = person_id(C, "19700101", 31)  # household stopped in June, still paid: R07
+A = person_id(C, "19700101", 31)  # household H1 stopped in June, still paid 低保金: R07 (a household flag)
 B = person_id(C, "19750202", 33)  # 在保 in two households on day 1 only: R06 resolves on day 2
 E = person_id(C, "19800303", 35)  # enrolled on day 2 in the household B left, so the snapshot does not shrink
 
@@ -46,7 +48,7 @@ def flags(warehouse) -> dict[str, dict]:
     return {r["rule_id"]: r for r in rows.iter_rows(named=True)}
 
 
-def test_three_nights_with_a_dismissal_and_a_reopening(lowincome_env, tmp_path):
+def test_three_nights_with_a_dismissal_that_stays_while_the_run_continues(lowincome_env, tmp_path):
     inbox = tmp_path / "inbox"
     warehouse = lowincome_env(inbox)
     write_csv(delivery_path(inbox, "civil_roster", C, D1, "csv"), ROSTER_HEADER, roster(D1, doubled=True))
@@ -56,7 +58,10 @@ def test_three_nights_with_a_dismissal_and_a_reopening(lowincome_env, tmp_path):
     day1 = flags(warehouse)
     assert set(day1) == {"R06", "R07"}
     assert all(f["status"] == "open" and f["is_new"] and f["first_seen_on"] == D1 for f in day1.values())
-    assert day1["R07"]["subject_key"] == pseudonym(DEV_PSEUDONYM_KEY, A)
+    assert day1["R07"]["subject_type"] == "household"
+    assert day1["R07"]["subject_key"] == pseudonym(DEV_PSEUDONYM_KEY, f"household:{C}:H1")
+    assert day1["R07"]["period"] == "2026-08"  # the first month paid after the exit
+    assert pseudonym(DEV_PSEUDONYM_KEY, A) in day1["R07"]["evidence"]  # the payee, by key
     store = WorkStore(warehouse)
     first_mart = pl.read_parquet(store.day_dir(D1) / "mart" / "flags.parquet")
 
@@ -70,13 +75,16 @@ def test_three_nights_with_a_dismissal_and_a_reopening(lowincome_env, tmp_path):
     assert day2["R07"]["status"] == "dismissed" and not day2["R07"]["is_new"]
     assert day2["R07"]["flag_id"] == day1["R07"]["flag_id"]
 
-    # night 3: another payment after exit: the evidence changed, so the dismissed flag reopens
+    # night 3: another payment after exit, the next month: the same condition simply continues (one more
+    # month of the same run), so the dismissal stands (rules.md Lifecycle)
     write_csv(delivery_path(inbox, "subsidy_payments", C, D3, "csv"), PAY_HEADER, [["P2", A, "甲", C, "低保金", "2026-09", "400.00"]])
     run(D3)
     day3 = flags(warehouse)
-    assert day3["R07"]["status"] == "open" and day3["R07"]["reopened"]
+    assert day3["R07"]["flag_id"] == day1["R07"]["flag_id"]
+    assert day3["R07"]["status"] == "dismissed" and not day3["R07"]["reopened"]
     assert day3["R07"]["first_seen_on"] == D1 and day3["R07"]["last_seen_on"] == D3
-    assert "2026-09" in day3["R07"]["evidence"]
+    evidence = json.loads(day3["R07"]["evidence"])
+    assert evidence["months"] == ["2026-08", "2026-09"] and evidence["amount_to_recover"] == 800
     with duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True) as con:
         trend = con.execute("SELECT as_of, new_flags, resolved_flags FROM audit.flag_trend ORDER BY as_of").fetchall()
         assert trend == [(D1, 2, 0), (D2, 0, 1), (D3, 0, 0)]
@@ -85,7 +93,8 @@ def test_three_nights_with_a_dismissal_and_a_reopening(lowincome_env, tmp_path):
     # re-running an earlier night reproduces what was known then, and leaves later nights alone
     run(D1)
     assert pl.read_parquet(store.day_dir(D1) / "mart" / "flags.parquet").equals(first_mart)
-    assert flags(warehouse)["R07"]["status"] == "open"
+    published = flags(warehouse)["R07"]  # what the published day knew: open on D1, dismissed on D3
+    assert published["status"] == ("open" if published["as_of"] == D1 else "dismissed")
 
 
 def test_overdue_after_the_policy_period(lowincome_env, tmp_path):

@@ -65,7 +65,10 @@ class World:
             rows.append({"flag_id": f["flag_id"], "rule_id": f["rule_id"], "rule_name": name, "kind": kind,
                          "level": "红" if f["rule_id"] < "R06" else ("橙" if f["rule_id"] < "W" else "黄"), "subject_type": "person",
                          "subject_key": f["subject_key"], "county_code": f["county_code"], "period": f["period"],
-                         "as_of": day, "evidence": evidence, "evidence_hash": hashlib.md5(evidence.encode()).hexdigest()})
+                         "as_of": day, "evidence": evidence, "evidence_hash": hashlib.md5(evidence.encode()).hexdigest(),
+                         # the kinds of fact: another one on odd versions (a dismissal decided on an even version
+                         # reopens there; decided on an odd one, it stays through every later version)
+                         "substance": "benefit:a" + ("|benefit:b" if f["version"] % 2 == 1 else "")})
         flags = pl.DataFrame(rows, schema={c: (pl.Date if c == "as_of" else pl.String) for c in FLAG_COLUMNS})
         subjects = flags.select("flag_id", "subject_type", "county_code",
                                 pl.col("subject_key").alias("id_number"), pl.lit(None, dtype=pl.String).alias("household_id"))

@@ -40,8 +40,8 @@ def sample_flags(published):
 
 
 def _flags_for(con, rule: str, key: str) -> list[tuple]:
-    return con.execute("SELECT level, status, evidence FROM mart.flags WHERE rule_id = $r AND subject_key = $k",
-                       {"r": rule, "k": key}).fetchall()
+    return con.execute("SELECT level, status, evidence FROM mart.flags WHERE rule_id = $r AND subject_key = $k "
+                       "ORDER BY period", {"r": rule, "k": key}).fetchall()
 
 
 def test_every_planted_case_is_flagged_right(sample_flags):
@@ -54,8 +54,17 @@ def test_every_planted_case_is_flagged_right(sample_flags):
         if case["case"] == "positive":
             if not found:
                 problems.append(f"{case['rule']} not raised: {case['note']}")
-            elif case.get("level") and found[0][0] != case["level"]:
+                continue
+            if case.get("level") and found[0][0] != case["level"]:
                 problems.append(f"{case['rule']} level {found[0][0]} != {case['level']}: {case['note']}")
+            # one flag per continuing condition: as many flags as runs, the first covering its months and amount
+            if case.get("flags") is not None and len(found) != case["flags"]:
+                problems.append(f"{case['rule']} {len(found)} flags != {case['flags']}: {case['note']}")
+            first = json.loads(found[0][2])
+            if case.get("months") is not None and len(first.get("months", [])) != case["months"]:
+                problems.append(f"{case['rule']} months {first.get('months')} != {case['months']}: {case['note']}")
+            if case.get("amount_to_recover") is not None and first.get("amount_to_recover") != pytest.approx(case["amount_to_recover"]):
+                problems.append(f"{case['rule']} amount {first.get('amount_to_recover')} != {case['amount_to_recover']}: {case['note']}")
         elif found:
             problems.append(f"{case['rule']} raised for a near miss: {case['note']}")
     assert not problems, problems
@@ -338,3 +347,30 @@ def test_r05_reads_the_county_grace(tmp_path):
     shorter = flags_under(paths, policy_with(tmp_path, default={"employment_grace_months": 13},
                                              county={"employment_grace_months": 12}, name="s.yaml"))
     assert shorter.filter(shorter["rule_id"] == "R05").height == 1
+
+
+# ---- the one-line Chinese summary of each flag (worklists, run report) ----------------------------------------
+
+
+def test_every_flag_reads_as_one_chinese_sentence_without_ids_or_names(sample_flags):
+    import re
+
+    from lowincome.rules.catalog import BY_ID
+    from lowincome.rules.summary import evidence_summary_zh
+
+    con, manifest, warehouse = sample_flags
+    r = duckdb.connect(str(warehouse / "restricted.duckdb"), read_only=True)
+    names = {n for (n,) in r.execute("SELECT DISTINCT name FROM person_index WHERE length(name) >= 2").fetchall()}
+    r.close()
+    rows = con.execute("SELECT rule_id, period, evidence, subject_key FROM mart.flags").fetchall()
+    assert {rule for rule, *_ in rows} == {rule.rule_id for rule in RULES}
+    for rule, period, evidence, _ in rows:
+        line = evidence_summary_zh(rule, evidence, period)
+        assert line and not line.startswith(BY_ID[rule].name_zh), (rule, line)  # built from the evidence
+        assert not re.search(r"\d{15}", line), rule  # no ID number
+        assert not any(n in line for n in names), rule  # no name
+    case = next(c for c in manifest["planted"] if c["rule"] == "R07" and c.get("flags") and c["subject_type"] == "household")
+    evidence = con.execute("SELECT evidence FROM mart.flags WHERE rule_id = 'R07' AND subject_key = $k",
+                           {"k": household_key(case["county"], case["household_id"])}).fetchone()[0]
+    line = evidence_summary_zh("R07", evidence)
+    assert "停保" in line and "仍发放低保金共 1,200 元" in line and "（2 名领取人）" in line, line

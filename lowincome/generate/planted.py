@@ -92,12 +92,17 @@ class Planter:
             "pay_month": f"{month:%Y-%m}", "amount": amount, "_file_date": month.replace(day=20),
         })
 
-    def pay_months(self, p: dict, subsidy_type: str, first: int, last: int, amount: int) -> None:
-        """Pay for the months `first`..`last` relative to E's month (0 = E's month, -1 the one before)."""
+    def pay_months(self, p: dict, subsidy_type: str, first: int, last: int, amount: int) -> int:
+        """Pay for the months `first`..`last` relative to E's month (0 = E's month, -1 the one before).
+
+        Returns how many months were paid (a month is paid on the 20th: E's own month only from then on)."""
+        paid = 0
         for k in range(first, last + 1):
             m = add_months(self.end, k)
             if m.replace(day=20) <= self.end:
                 self.pay(p, subsidy_type, m, amount)
+                paid += 1
+        return paid
 
     def claim(self, p: dict, settled_on: date, oop: int, total: int | None = None, visit: str = "住院",
               file_date: date | None = None) -> None:
@@ -127,12 +132,16 @@ class Planter:
             })
 
     def case(self, rule: str, case: str, note: str, *, person: dict | None = None, household: str | None = None,
-             county: str | None = None, level: str | None = None) -> None:
+             county: str | None = None, level: str | None = None, flags: int | None = None, months: int | None = None,
+             amount: int | None = None) -> None:
+        """One planted case. For runs of months (rules.md "What one flag is"), a positive may say how many flags
+        the subject gets (`flags`), how many months the first of them covers and the total paid in them (cents)."""
         self.cases.append({
             "rule": rule, "case": case, "note": note,
             "subject_type": "household" if household else "person",
             "id_number": person["id_number"] if person else None,
             "household_id": household, "county": county or (person or {}).get("county"), "level": level,
+            "flags": flags, "months": months, "amount_to_recover": amount / 100 if amount is not None else None,
         })
 
     def frames(self) -> dict[str, pl.DataFrame]:
@@ -170,8 +179,9 @@ def plant_all(end: date, rng: np.random.Generator, county: str = "371302", other
     # R02 care_subsidy_ineligible ---------------------------------------------------------------------
     c = P.person(county, 50)
     P.cert(c, 4, 3, date(2019, 4, 2))
-    P.pay_months(c, "重度残疾人护理补贴", -3, 0, 9000)
-    P.case("R02", "positive", "care subsidy on a 肢体三级 certificate (not 一/二级, not 智力/精神)", person=c)
+    n = P.pay_months(c, "重度残疾人护理补贴", -3, 0, 9000)
+    P.case("R02", "positive", "care subsidy on a 肢体三级 certificate (not 一/二级, not 智力/精神): every month, one flag",
+           person=c, flags=1, months=n, amount=n * 9000)
     d = P.person(county, 58)
     P.cert(d, 1, 1, date(2015, 8, 1), revoked_on=E - timedelta(days=200))
     P.pay_months(d, "重度残疾人护理补贴", -2, -2, 9000)
@@ -185,6 +195,24 @@ def plant_all(end: date, rng: np.random.Generator, county: str = "371302", other
     P.cert(f, 4, 1, date(2012, 3, 3), revoked_on=revoked)
     P.pay_months(f, "重度残疾人护理补贴", -2, -2, 9000)
     P.case("R02", "near_miss", "paid for the month in which the certificate was revoked (正常 during part of it)", person=f)
+    # runs of months: a gap of one unpaid month continues the run; a gap of more than two months ends it
+    gap = P.person(county, 51)
+    P.cert(gap, 4, 3, date(2019, 4, 3))
+    n = P.pay_months(gap, "重度残疾人护理补贴", -6, -4, 9000) + P.pay_months(gap, "重度残疾人护理补贴", -2, -1, 9000)
+    P.case("R02", "positive", "肢体三级, paid 5 months with one unpaid month inside: one flag for the run",
+           person=gap, flags=1, months=n, amount=n * 9000)
+    again = P.person(county, 52)
+    P.cert(again, 4, 3, date(2019, 4, 4))
+    P.pay_months(again, "重度残疾人护理补贴", -10, -9, 9000)
+    P.pay_months(again, "重度残疾人护理补贴", -4, -1, 9000)
+    P.case("R02", "positive", "肢体三级, paid 2 months, nothing for 4 months, then 4 months again: two flags",
+           person=again, flags=2, months=2, amount=2 * 9000)
+    fixed = P.person(county, 53)
+    P.cert(fixed, 4, 3, date(2019, 4, 5))
+    P.cert(fixed, 4, 1, add_months(E, -2))  # upgraded to 一级 two months ago: eligible from then on
+    P.pay_months(fixed, "重度残疾人护理补贴", -5, -1, 9000)
+    P.case("R02", "positive", "肢体三级 paid 3 months, then eligible (一级) for 2 months: one flag of 3 months",
+           person=fixed, flags=1, months=3, amount=3 * 9000)
 
     # R03 living_subsidy_ineligible -------------------------------------------------------------------
     g = P.person(county, 44)
@@ -236,14 +264,21 @@ def plant_all(end: date, rng: np.random.Generator, county: str = "371302", other
     P.case("R06", "near_miss", "left one household (停保) before joining another", person=l_)
 
     # R07 paid_after_exit -----------------------------------------------------------------------------
-    m_ = P.person(county, 57)
-    P.civil_household(county, "低保", [(m_, "本人")], income=20000, ended_on=month_end(add_months(E, -4)))
+    m_, m2 = P.person(county, 57), P.person(county, 55, male=False)
+    hid = P.civil_household(county, "低保", [(m_, "本人"), (m2, "配偶")], income=20000, ended_on=month_end(add_months(E, -4)))
     P.pay_months(m_, "低保金", -6, -2, 50000)
-    P.case("R07", "positive", "低保金 paid for two months after the household's 停保日期", person=m_)
+    P.pay_months(m2, "低保金", -3, -3, 20000)
+    P.case("R07", "positive", "低保金 paid to two members for the two months after the household's 停保日期: one household flag",
+           household=hid, county=county, person=m_, flags=1, months=2, amount=2 * 50000 + 20000)
+    tk = P.person(county, 70)
+    P.civil_household(county, "特困", [(tk, "本人")], income=0, ended_on=month_end(add_months(E, -3)))
+    P.pay_months(tk, "特困供养金", -5, -1, 91000)
+    P.case("R07", "positive", "特困供养金 paid for two months after 停保: a person flag", person=tk, flags=1, months=2,
+           amount=2 * 91000)
     n_ = P.person(county, 58)
-    P.civil_household(county, "低保", [(n_, "本人")], income=20000, ended_on=month_end(add_months(E, -2)))
+    hid = P.civil_household(county, "低保", [(n_, "本人")], income=20000, ended_on=month_end(add_months(E, -2)))
     P.pay_months(n_, "低保金", -6, -2, 50000)
-    P.case("R07", "near_miss", "last payment for the month the household stopped", person=n_)
+    P.case("R07", "near_miss", "last payment for the month the household stopped", household=hid, county=county, person=n_)
 
     # W01 medical_burden --------------------------------------------------------------------------------
     o, o2 = P.person(county, 55), P.person(county, 53, male=False)

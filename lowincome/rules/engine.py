@@ -30,7 +30,18 @@ class RuleError(LowincomeError):
 
 
 FLAG_COLUMNS = ("flag_id", "rule_id", "rule_name", "kind", "level", "subject_type", "subject_key", "county_code",
-                "period", "as_of", "evidence", "evidence_hash")
+                "period", "as_of", "evidence", "evidence_hash", "substance")
+
+# One flag per continuing condition (rules.md, "What one flag is"): a payment rule's run of months goes on
+# across at most this many months without any payment of the benefit (a late or missing monthly payment
+# file, a payment made two months at once); a longer gap, or a month paid while the condition did not
+# hold, ends the run, and a later month where it holds again starts a new flag. A definition of
+# "continuous", the same everywhere, not a policy threshold (docs/rules.md "Runs").
+RUN_GAP_MONTHS = 2
+# Feeds whose quarantined rows make a person "not assessable" for rules that fire on absence
+# (rules.md "Unknown is not absent"): the certificate register and the civil roster.
+ABSENCE_FEEDS = ("disability_cert", "civil_roster")
+NOT_ASSESSABLE_COLUMNS = {"rule_id": pl.String, "county_code": pl.String, "level": pl.String, "subject_key": pl.String}
 
 
 @dataclass
@@ -40,6 +51,12 @@ class Evaluation:
     timings: dict[str, float]
     households: pl.DataFrame  # person_key → household_key, county_code (keys only)
     roster_sizes: pl.DataFrame  # county_code → roster and monitoring sizes
+    # flag_id → legacy_flag_id: the per-month flags of the earlier version a run's flag replaces (migration
+    # of caseworkers' outcomes, docs/decisions.md "One flag per continuing condition")
+    aliases: pl.DataFrame | None = None
+    # rule_id, county_code, level, subject_key: subjects not flagged because a row the rule would read was
+    # quarantined in the newest snapshot (rules.md "Unknown is not absent"); their earlier flags are carried
+    not_assessable: pl.DataFrame | None = None
 
 
 def read_sql(path: Path) -> str:
@@ -69,13 +86,36 @@ def connect(staging: dict[str, Path | str], policy_table: pl.DataFrame | None, p
     return con
 
 
+def quarantined_sql(manifests: dict, root: Path) -> dict[str, str]:
+    """Per absence feed, a SELECT of the ID numbers of rows quarantined in the newest snapshot of each county.
+
+    `manifests` maps feeds to their `Staging`. The ID is read from the delivered record (`身份证号`),
+    trimmed and upper-cased; a record whose ID is not an 18-character number after that (15 digits,
+    shifted columns, garbage) cannot be matched to anybody and makes nobody not assessable.
+    """
+    from ..staging import sql_list, sql_text
+
+    out = {}
+    for feed in ABSENCE_FEEDS:
+        m = manifests.get(feed)
+        if m is None or not m.quarantine or not m.latest:
+            continue
+        out[feed] = (f"SELECT upper(trim(json_extract_string(record, '$.\"身份证号\"'))) AS id_number "
+                     f"FROM read_parquet({sql_list(m.quarantine_paths(root))}, union_by_name = true) "
+                     f"WHERE source_file IN ({', '.join(sql_text(n) for n in m.latest)})")
+    return out
+
+
 def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
-             settings: Settings | None = None, kept: KeptResult | None = None) -> Evaluation:
+             settings: Settings | None = None, kept: KeptResult | None = None,
+             quarantined: dict[str, str] | None = None) -> Evaluation:
     """All rules as of `as_of`. `staging` maps each feed to its staging: a Parquet file or a SELECT over its parts.
 
     `settings` bound the memory and the spill folder; without them they are read from the environment.
     `kept`: where the result of these exact inputs is kept (`reuse.KeptResult.for_inputs`): read from
     there when an earlier run kept it, else evaluated and kept there.
+    `quarantined`: per absence feed, a SELECT of the ID numbers quarantined in its newest snapshots
+    (`quarantined_sql`); those persons are not assessable for the rules that fire on absence.
     """
     missing = [f for f in DEPARTMENT_FEEDS if f not in staging]
     if missing:
@@ -85,11 +125,12 @@ def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudo
         frames = kept.load()
         if frames is not None:
             return Evaluation(frames["flags"], frames["subjects"], {"reused": time.perf_counter() - t},
-                              frames["households"], frames["roster_sizes"])
-    evaluation = _evaluate(staging, policy, as_of, pseudonym_key, settings)
+                              frames["households"], frames["roster_sizes"], frames["aliases"], frames["not_assessable"])
+    evaluation = _evaluate(staging, policy, as_of, pseudonym_key, settings, quarantined or {})
     if kept is not None:
         kept.save({"flags": evaluation.flags, "subjects": evaluation.subjects, "households": evaluation.households,
-                   "roster_sizes": evaluation.roster_sizes})
+                   "roster_sizes": evaluation.roster_sizes, "aliases": evaluation.aliases,
+                   "not_assessable": evaluation.not_assessable})
     return evaluation
 
 
@@ -104,7 +145,7 @@ def parameters(policy_table: pl.DataFrame, as_of: date) -> dict[str, date]:
     the rules' source of each county's value.
     """
     longest = int(policy_table["medical_lookback_days"].max())
-    return {"as_of": as_of, "medical_window_start": as_of - timedelta(days=longest)}
+    return {"as_of": as_of, "medical_window_start": as_of - timedelta(days=longest), "run_gap_months": RUN_GAP_MONTHS}
 
 
 def bound(sql: str, values: dict) -> dict | None:
@@ -114,8 +155,12 @@ def bound(sql: str, values: dict) -> dict | None:
 
 
 def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
-              settings: Settings | None) -> Evaluation:
+              settings: Settings | None, quarantined: dict[str, str]) -> Evaluation:
     con = connect(staging, None, pseudonym_key, settings)
+    parts = [f"SELECT '{feed}' AS feed, id_number FROM ({sql})" for feed, sql in quarantined.items() if feed in ABSENCE_FEEDS]
+    con.execute("CREATE TABLE unassessable AS "
+                + (" UNION ".join(parts) + " WHERE length(id_number) = 18" if parts else
+                   "SELECT NULL::VARCHAR AS feed, NULL::VARCHAR AS id_number WHERE false"))
     t = time.perf_counter()
     counties = [r[0] for r in con.execute(
         " UNION ".join(f"SELECT DISTINCT file_county FROM stg_{f} WHERE file_county IS NOT NULL" for f in staging)).fetchall()]
@@ -145,7 +190,19 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
             parts.append(f"SELECT *, '{rule.name}' AS rule_name, '{rule.kind}' AS kind FROM flags_{rule.rule_id}")
             timings[f"rule.{rule.rule_id}"] = time.perf_counter() - t
         t = time.perf_counter()
-        con.execute("CREATE TABLE flags_raw AS " + " UNION ALL BY NAME ".join(parts))
+        con.execute("CREATE TABLE flags_all AS " + " UNION ALL BY NAME ".join(parts))
+        if "not_assessable" not in [c[0] for c in con.execute("DESCRIBE flags_all").fetchall()]:
+            con.execute("ALTER TABLE flags_all ADD COLUMN not_assessable BOOLEAN")
+        for column in ("substance", "legacy_ids"):
+            if column not in [c[0] for c in con.execute("DESCRIBE flags_all").fetchall()]:
+                con.execute(f"ALTER TABLE flags_all ADD COLUMN {column} VARCHAR[]")
+        con.execute("CREATE TABLE flags_raw AS SELECT * FROM flags_all WHERE NOT coalesce(not_assessable, false)")
+        not_assessable = pl.from_arrow(con.sql(
+            """SELECT DISTINCT rule_id, county_code, level,
+                      CASE WHEN subject_type = 'person' THEN pkey(subject_id)
+                           ELSE pkey('household:' || subject_county || ':' || subject_id) END AS subject_key
+               FROM flags_all WHERE coalesce(not_assessable, false)
+               ORDER BY ALL""").to_arrow_table())
         con.execute(
             """CREATE TABLE flags AS
                SELECT pkey('flag|' || rule_id || '|' || subject_type || '|' || coalesce(subject_county, '') || '|'
@@ -155,13 +212,19 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                            ELSE pkey('household:' || subject_county || ':' || subject_id) END AS subject_key,
                       county_code, period, $as_of::DATE AS as_of, evidence::VARCHAR AS evidence,
                       md5(evidence::VARCHAR) AS evidence_hash,
-                      subject_id, subject_county
+                      -- what a dismissal is measured against (rules.md Lifecycle): the kinds of fact, sorted
+                      coalesce(array_to_string(list_sort(list_distinct(substance)), '|'), '') AS substance,
+                      legacy_ids, subject_id, subject_county
                FROM flags_raw""",
             {"as_of": as_of},
         )
         flags = pl.from_arrow(con.sql(
             f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY rule_id, county_code, subject_key, period"
         ).to_arrow_table())
+        aliases = pl.from_arrow(con.sql(
+            """WITH l AS (SELECT flag_id, unnest(legacy_ids) AS legacy FROM flags WHERE legacy_ids IS NOT NULL)
+               SELECT DISTINCT flag_id, pkey('flag|' || legacy) AS legacy_flag_id FROM l"""
+        ).to_arrow_table()).filter(pl.col("flag_id") != pl.col("legacy_flag_id")).sort("flag_id", "legacy_flag_id")
         subjects = pl.from_arrow(con.sql(
             """SELECT f.flag_id, f.subject_type, f.subject_county AS county_code,
                       CASE WHEN f.subject_type = 'person' THEN f.subject_id END AS id_number,
@@ -200,4 +263,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
         timings["outputs"] = time.perf_counter() - t  # keys, evidence hashes and the frames handed back
     finally:
         con.close()
-    return Evaluation(flags, subjects, timings, households, roster_sizes)
+    return Evaluation(flags, subjects, timings, households, roster_sizes,
+                      aliases.select(pl.col("flag_id").cast(pl.String), pl.col("legacy_flag_id").cast(pl.String)),
+                      not_assessable.cast(NOT_ASSESSABLE_COLUMNS) if not_assessable.height
+                      else pl.DataFrame(schema=NOT_ASSESSABLE_COLUMNS))

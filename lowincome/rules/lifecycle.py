@@ -15,6 +15,12 @@ Stale data resolves nothing (rules.md): a flag that held on the previous
 evaluated day and does not hold today, while a feed its rule reads is stale in
 the flag's county, is carried forward: recorded for the day as `carried`, with
 the stale feeds named, keeping its status and evidence until fresh data decides it.
+
+A dismissal stands while the same condition simply continues (rules.md Lifecycle): it is measured
+against the flag's level and `substance` (the kinds of fact its rule names) on the last day on or
+before the decision, not against its evidence, which grows with every month of a run
+(`SUBSTANCE_CHANGED`). Outcomes recorded on the per-month flags of the previous version apply to the
+run flag that replaces them (`migrate_outcomes`, with the engine's aliases).
 """
 
 from __future__ import annotations
@@ -45,6 +51,16 @@ class Marts:
     counts: dict[str, int]
 
 
+# A dismissal stands while the same condition simply continues (rules.md Lifecycle): the flag reopens only
+# when, compared with the last evidence on or before the decision, its level is higher or a kind of fact
+# (another source, another benefit type, another reason: the flag's `substance`) is new. No evidence on or
+# before the decision (the flag was first seen after it: an outcome migrated from a per-month flag), or no
+# substance recorded then (decided before substance was recorded): the dismissal stands.
+SUBSTANCE_CHANGED = """e.substance IS NOT NULL AND l.substance IS NOT NULL AND (
+        (CASE l.level WHEN '红' THEN 3 WHEN '橙' THEN 2 WHEN '黄' THEN 1 ELSE 0 END)
+            > (CASE e.level WHEN '红' THEN 3 WHEN '橙' THEN 2 WHEN '黄' THEN 1 ELSE 0 END)
+        OR NOT list_has_all(string_split(e.substance, '|'), string_split(l.substance, '|')))"""
+
 LIFECYCLE_SQL = """
 WITH days AS (
     SELECT * REPLACE (coalesce(carried, false) AS carried)
@@ -69,7 +85,7 @@ outcomes AS (
                                                           source_row DESC) = 1
 ),
 evidence_at_decision AS (
-    SELECT o.flag_id, d.evidence_hash
+    SELECT o.flag_id, d.evidence_hash, d.level, d.substance
     FROM outcomes AS o JOIN days AS d ON d.flag_id = o.flag_id AND d.as_of <= o.decided_on
     QUALIFY row_number() OVER (PARTITION BY o.flag_id ORDER BY d.as_of DESC) = 1
 )
@@ -79,13 +95,12 @@ SELECT
     CASE
         WHEN s.last_seen_on < $as_of THEN 'resolved'
         WHEN o.outcome = 'confirmed' THEN 'confirmed'
-        WHEN o.outcome = 'dismissed' AND (e.evidence_hash IS NULL OR e.evidence_hash = l.evidence_hash) THEN 'dismissed'
+        WHEN o.outcome = 'dismissed' AND NOT (__SUBSTANCE_CHANGED__) THEN 'dismissed'
         ELSE 'open'
     END AS status,
     s.first_seen_on = $as_of AS is_new,
     s.last_seen_on < $as_of AND s.last_seen_on = (SELECT d FROM previous_day) AS resolved_today,
-    o.outcome = 'dismissed' AND s.last_seen_on = $as_of AND e.evidence_hash IS NOT NULL
-        AND e.evidence_hash <> l.evidence_hash AS reopened,
+    o.outcome = 'dismissed' AND s.last_seen_on = $as_of AND (__SUBSTANCE_CHANGED__) AS reopened,
     o.outcome, o.decided_on AS outcome_decided_on,
     s.last_seen_on = $as_of AND o.outcome IS NULL
         AND date_diff('day', s.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
@@ -101,6 +116,8 @@ LEFT JOIN evidence_at_decision AS e USING (flag_id)
 LEFT JOIN overdue_by_county AS od ON od.county_code = l.county_code
 ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 """
+
+LIFECYCLE_SQL = LIFECYCLE_SQL.replace("__SUBSTANCE_CHANGED__", SUBSTANCE_CHANGED)
 
 TREND_SQL = """
 WITH days AS (
@@ -135,7 +152,7 @@ WITH outcomes AS (
                                                           source_row DESC) = 1
 ),
 evidence_at_decision AS (  -- the evidence on the latest evaluated day <= decided_on: the latest change by then
-    SELECT o.flag_id, e.evidence_hash
+    SELECT o.flag_id, e.evidence_hash, e.level, e.substance
     FROM outcomes AS o JOIN evidence_log AS e ON e.flag_id = o.flag_id AND e.from_day <= o.decided_on
     QUALIFY row_number() OVER (PARTITION BY o.flag_id ORDER BY e.from_day DESC) = 1
 )
@@ -145,13 +162,12 @@ SELECT
     CASE
         WHEN l.as_of < $as_of THEN 'resolved'
         WHEN o.outcome = 'confirmed' THEN 'confirmed'
-        WHEN o.outcome = 'dismissed' AND (e.evidence_hash IS NULL OR e.evidence_hash = l.evidence_hash) THEN 'dismissed'
+        WHEN o.outcome = 'dismissed' AND NOT (__SUBSTANCE_CHANGED__) THEN 'dismissed'
         ELSE 'open'
     END AS status,
     l.first_seen_on = $as_of AS is_new,
     l.as_of < $as_of AND l.as_of = $previous_day::DATE AS resolved_today,
-    o.outcome = 'dismissed' AND l.as_of = $as_of AND e.evidence_hash IS NOT NULL
-        AND e.evidence_hash <> l.evidence_hash AS reopened,
+    o.outcome = 'dismissed' AND l.as_of = $as_of AND (__SUBSTANCE_CHANGED__) AS reopened,
     o.outcome, o.decided_on AS outcome_decided_on,
     l.as_of = $as_of AND o.outcome IS NULL
         AND date_diff('day', l.first_seen_on, $as_of::DATE) > coalesce(od.overdue_days, $overdue_days) AS overdue,
@@ -168,6 +184,25 @@ ORDER BY l.rule_id, l.county_code, l.subject_key, l.period, l.flag_id
 """
 
 
+INCREMENTAL_SQL = INCREMENTAL_SQL.replace("__SUBSTANCE_CHANGED__", SUBSTANCE_CHANGED)
+
+
+def migrate_outcomes(outcomes: pl.DataFrame, aliases: pl.DataFrame | None) -> pl.DataFrame:
+    """Outcomes recorded on a per-month flag of the earlier version apply to the run's flag that replaces it.
+
+    `aliases` (engine: flag_id → legacy_flag_id) names, for each of today's flags, the flag ids the earlier
+    version gave the months (or payees) it covers. An outcome whose flag id is such a legacy id is added
+    again under the new flag id (the original row stays for the old flag); when several month-flags of one
+    run carry outcomes, the latest decision counts, as for several outcomes on one flag.
+    """
+    if aliases is None or aliases.is_empty() or outcomes.is_empty():
+        return outcomes
+    moved = (outcomes.join(aliases.select(pl.col("legacy_flag_id").alias("flag_id"), pl.col("flag_id").alias("_new")),
+                           on="flag_id", how="inner")
+             .with_columns(pl.col("_new").alias("flag_id")).drop("_new"))
+    return pl.concat([outcomes, moved.select(outcomes.columns)], how="vertical_relaxed")
+
+
 def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     cols = {"flag_id": pl.String, "outcome": pl.String, "decided_on": pl.Date, "delivered_on": pl.Date,
             "source_file": pl.String, "source_row": pl.Int64}
@@ -180,23 +215,39 @@ def _outcomes_frame(store: WorkStore, as_of: date) -> pl.DataFrame:
     return frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, dtype=t).alias(c) for c, t in cols.items()])
 
 
-def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None) -> pl.DataFrame:
-    """Flags of the previous evaluated day that do not hold today but rest on a feed stale in their county.
+UNASSESSABLE_MARK = "quarantined_row"  # in stale_feeds: carried because the subject is not assessable today
+
+
+def carried_flags(previous: pl.DataFrame, today_ids: pl.Series, as_of: date, freshness: pl.DataFrame | None,
+                  not_assessable: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Flags of the previous evaluated day that do not hold today but rest on a feed stale in their county,
+    or whose subject is not assessable today for their rule (a row it reads was quarantined).
 
     They are copied unchanged (status, evidence, evidence hash) into day `as_of`, marked carried,
-    with the stale feeds named: stale data resolves nothing.
+    with the stale feeds named (`quarantined_row` for a subject not assessable): stale data resolves
+    nothing, and neither does a row the sender must correct (unknown is not absent).
     """
     empty = previous.head(0).with_columns(pl.lit(True).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
-    if previous.is_empty() or freshness is None or freshness.is_empty():
+    if previous.is_empty():
         return empty
-    stale = freshness.filter(pl.col("stale")).select("feed", pl.col("county").alias("county_code"))
-    if stale.is_empty():
-        return empty
-    deps = pl.DataFrame([{"rule_id": r.rule_id, "feed": f} for r in RULES for f in r.feeds])
     gone = previous.filter(~pl.col("flag_id").is_in(today_ids))
-    hits = (gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
-            .join(stale, on=["feed", "county_code"], how="semi")
-            .group_by("flag_id").agg(pl.col("feed").unique().sort().str.join(",").alias("stale_feeds")))
+    found = []
+    stale = (freshness.filter(pl.col("stale")).select("feed", pl.col("county").alias("county_code"))
+             if freshness is not None and not freshness.is_empty() else None)
+    if stale is not None and not stale.is_empty():
+        deps = pl.DataFrame([{"rule_id": r.rule_id, "feed": f} for r in RULES for f in r.feeds])
+        found.append(gone.select("flag_id", "rule_id", "county_code").join(deps, on="rule_id")
+                     .join(stale, on=["feed", "county_code"], how="semi").select("flag_id", "feed"))
+    if not_assessable is not None and not not_assessable.is_empty():
+        # only flags of this version (with a substance): a per-month flag of the previous version is replaced by
+        # its run's flag, and carrying several of them would keep one condition open several times over
+        ours = gone.filter(pl.col("substance").is_not_null()) if "substance" in gone.columns else gone.head(0)
+        found.append(ours.join(not_assessable.select("rule_id", "subject_key").unique(), on=["rule_id", "subject_key"],
+                               how="semi").select("flag_id", pl.lit(UNASSESSABLE_MARK).alias("feed")))
+    if not found:
+        return empty
+    hits = (pl.concat(found).group_by("flag_id")
+            .agg(pl.col("feed").unique().sort().str.join(",").alias("stale_feeds")))
     if hits.is_empty():
         return empty
     return (gone.drop("carried", "stale_feeds", strict=False).join(hits, on="flag_id")
@@ -213,6 +264,27 @@ def _overdue_table(overdue_days: int | Mapping[str, int]) -> tuple[pl.DataFrame,
     else:
         default, rows = int(overdue_days), []
     return pl.DataFrame(rows, schema={"county_code": pl.String, "overdue_days": pl.Int64}), default
+
+
+def _with_not_assessable(summary: pl.DataFrame, not_assessable: pl.DataFrame | None) -> pl.DataFrame:
+    """mart.county_summary's `not_assessable`: subjects a rule firing on absence could not judge (quarantined rows).
+
+    A county and rule with such subjects but no flag gets a row of its own (zero flags), so no count is lost.
+    """
+    if not_assessable is None or not_assessable.is_empty():
+        return summary.with_columns(pl.lit(0, dtype=pl.Int64).alias("not_assessable"))
+    counts = (not_assessable.group_by("county_code", "rule_id", "level")
+              .agg(pl.col("subject_key").n_unique().cast(pl.Int64).alias("not_assessable")))
+    names = pl.DataFrame([{"rule_id": r.rule_id, "rule_name": r.name, "kind": r.kind} for r in RULES])
+    missing = (counts.join(summary.select("county_code", "rule_id", "level"), on=["county_code", "rule_id", "level"],
+                           how="anti", nulls_equal=True)
+               .join(names, on="rule_id").select("county_code", "rule_id", "rule_name", "kind", "level"))
+    if missing.height:
+        zeros = [c for c in summary.columns if c not in missing.columns]
+        missing = missing.with_columns([pl.lit(0, dtype=summary.schema[c]).alias(c) for c in zeros]).select(summary.columns)
+        summary = pl.concat([summary, missing], how="vertical_relaxed")
+    return (summary.join(counts, on=["county_code", "rule_id", "level"], how="left", nulls_equal=True)
+            .with_columns(pl.col("not_assessable").fill_null(0)))
 
 
 def _previous_subjects(store: WorkStore, previous_day: date | None, carried: pl.DataFrame, columns: list[str]) -> pl.DataFrame | None:
@@ -240,7 +312,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     previous_day = previous_state.day
     today = evaluation.flags.with_columns(pl.lit(False).alias("carried"), pl.lit(None, dtype=pl.String).alias("stale_feeds"))
     previous = previous_state.facts()
-    carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness)
+    carried = carried_flags(previous.select(today.columns), today["flag_id"], as_of, freshness, evaluation.not_assessable)
     day = pl.concat([today, carried], how="vertical_relaxed")
     run_folder = store.day_dir(as_of)
     out_dir = run_folder / "mart"
@@ -252,7 +324,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
     try:
         con.register("state", state.flags.to_arrow())
         con.register("evidence_log", state.evidence.to_arrow())
-        con.register("outcomes_raw", _outcomes_frame(store, as_of).to_arrow())
+        con.register("outcomes_raw", migrate_outcomes(_outcomes_frame(store, as_of), evaluation.aliases).to_arrow())
         con.register("overdue_by_county", overdue_table.to_arrow())
         params = {"as_of": as_of, "previous_day": previous_day, "overdue_days": default_overdue}
         flags = pl.from_arrow(con.sql(INCREMENTAL_SQL, params=params).to_arrow_table())
@@ -296,7 +368,10 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
             pl.col("reopened").sum().alias("reopened_flags"),
             pl.col("data_stale").sum().alias("stale_flags"),
         )
-        .join(roster_sizes, on="county_code", how="left")
+    )
+    summary = _with_not_assessable(summary, evaluation.not_assessable)
+    summary = (
+        summary.join(roster_sizes, on="county_code", how="left")
         .with_columns(pl.lit(as_of).alias("as_of"))
         .sort("county_code", "rule_id", "level")
     )
@@ -328,6 +403,7 @@ def build_marts(store: WorkStore, as_of: date, evaluation: Evaluation, overdue_d
         "carried_stale": int(flags["data_stale"].sum()),
         "overdue": int(flags["overdue"].sum()),
         "households_at_risk": household_risk.height,
+        "not_assessable": int(summary["not_assessable"].sum()),
     }
     return Marts(paths, restricted, counts)
 

@@ -61,11 +61,17 @@ FACT_SCHEMA = {
     "subject_type": pl.String, "subject_key": pl.String, "county_code": pl.String, "period": pl.String,
     "as_of": pl.Date, "evidence": pl.String, "evidence_hash": pl.String, "carried": pl.Boolean,
     "stale_feeds": pl.String,
+    # the kinds of fact behind the flag (sorted, '|'-joined; engine.py): a dismissal stays while today's
+    # are among those in force when it was decided and the level is not higher (rules.md Lifecycle).
+    # Null on days recorded before this column existed.
+    "substance": pl.String,
 }
 FACT_COLUMNS = list(FACT_SCHEMA)
 _COMPARED = [c for c in FACT_COLUMNS if c not in ("flag_id", "as_of")]
 STATE_SCHEMA = {**FACT_SCHEMA, "first_seen_on": pl.Date, "days_seen": pl.Int64, "last_held_on": pl.Date}
-EVIDENCE_SCHEMA = {"flag_id": pl.String, "evidence_hash": pl.String, "from_day": pl.Date}
+# a row when a flag appears or its evidence, level or substance changes: what a decision was taken on
+EVIDENCE_SCHEMA = {"flag_id": pl.String, "evidence_hash": pl.String, "from_day": pl.Date, "level": pl.String,
+                   "substance": pl.String}
 TREND_SCHEMA = {"as_of": pl.Date, "holding": pl.Int64, "new_flags": pl.Int64, "resolved_flags": pl.Int64}
 DELTA_SCHEMA = {"op": pl.String, **{c: t for c, t in FACT_SCHEMA.items() if c != "as_of"}}
 FRESH_DELTA_SCHEMA = {"op": pl.String, **{c: t for c, t in FRESHNESS_SCHEMA.items() if c != "as_of"}}
@@ -127,7 +133,8 @@ def step(state: State, facts: pl.DataFrame | None, freshness: pl.DataFrame | Non
         return State(state.day, state.flags, state.evidence, state.trend, fresh)
     facts = conform(facts, FACT_SCHEMA).with_columns(pl.lit(day).alias("as_of"))
     before = state.flags.select("flag_id", "first_seen_on", "days_seen", "last_held_on",
-                                pl.col("evidence_hash").alias("_hash_before"))
+                                pl.col("evidence_hash").alias("_hash_before"), pl.col("level").alias("_level_before"),
+                                pl.col("substance").alias("_substance_before"))
     joined = facts.join(before, on="flag_id", how="left")
     today = joined.with_columns(
         first_seen_on=pl.coalesce("first_seen_on", pl.lit(day)),
@@ -136,8 +143,11 @@ def step(state: State, facts: pl.DataFrame | None, freshness: pl.DataFrame | Non
     )
     untouched = state.flags.join(facts.select("flag_id"), on="flag_id", how="anti")
     flags = pl.concat([untouched, today.select(list(STATE_SCHEMA))], how="vertical_relaxed")
-    changed = joined.filter(pl.col("_hash_before").is_null() | (pl.col("_hash_before") != pl.col("evidence_hash")))
-    evidence = pl.concat([state.evidence, changed.select("flag_id", "evidence_hash", pl.lit(day).alias("from_day"))],
+    changed = joined.filter(pl.col("_hash_before").is_null() | (pl.col("_hash_before") != pl.col("evidence_hash"))
+                            | pl.col("_level_before").ne_missing(pl.col("level"))
+                            | pl.col("_substance_before").ne_missing(pl.col("substance")))
+    evidence = pl.concat([conform(state.evidence, EVIDENCE_SCHEMA),
+                          changed.select("flag_id", "evidence_hash", pl.lit(day).alias("from_day"), "level", "substance")],
                          how="vertical_relaxed")
     resolved = state.facts().join(facts.select("flag_id"), on="flag_id", how="anti").height
     row = pl.DataFrame({"as_of": [day], "holding": [facts.height],

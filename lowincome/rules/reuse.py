@@ -42,8 +42,8 @@ from ..staging import Staging
 from ..workstore import write_atomic
 from .policy import Policy
 
-FORMAT = "lowincome rules result 1"
-FRAMES = ("flags", "subjects", "households", "roster_sizes")
+FORMAT = "lowincome rules result 2"
+FRAMES = ("flags", "subjects", "households", "roster_sizes", "aliases", "not_assessable")
 # Results kept at most: a night and its re-runs need one; the one before stays for a replay of the
 # previous day. Every night's inputs differ (the day at least), so keeping more would make working
 # storage grow with nights (a result is about 2 MB at scale 40) until the retention period ends.

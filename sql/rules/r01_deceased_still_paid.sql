@@ -44,7 +44,10 @@ SELECT
         death_reports := d.reports,
         payments_after_death := coalesce(pa.payments, []),
         rosters_after_death := coalesce(ra.rosters, [])
-    )) AS evidence
+    )) AS evidence,
+    -- the kinds of fact (rules.md Lifecycle): each benefit type paid after the death, and the roster
+    list_concat(coalesce(list_transform(pa.payments, lambda p: 'benefit:' || p.subsidy_type), []),
+                CASE WHEN ra.id_number IS NOT NULL THEN ['source:civil_roster'] ELSE [] END) AS substance
 FROM deaths AS d
 LEFT JOIN paid_after AS pa USING (id_number)
 LEFT JOIN rostered_after AS ra USING (id_number)

@@ -9,8 +9,9 @@
 --   The series covers every month from the first hrss month on (months before it count as 0), so a
 --   run of any length is seen whole, whatever grace period is in force (policy maximum: 36 months).
 --   Standards and grace are the county's where the policy file sets them, else the default block's.
--- Period: the first month of that run (stable while the run lasts). Evidence: the monthly per-capita
---   income and standard of the run, household size, and the hrss rows of the last 3 months.
+-- Period: the first month of that run (stable while the run lasts). Evidence: every month of the run with
+--   its per-capita income and standard, household size, and every hrss row of the run (file, row; with
+--   the two months before its first month, which the first 3-month mean reads).
 WITH households AS (
     SELECT DISTINCT roster_county AS county_code, household_id, household_size, urban_rural
     FROM roster_latest WHERE active AND assistance_type = '低保'
@@ -85,13 +86,16 @@ firing AS (
            date_diff('month', coalesce(last_below + INTERVAL 1 MONTH, first_month)::DATE, (SELECT m FROM last_month)) + 1 AS run_months
     FROM runs
 ),
-recent_rows AS (
-    SELECT county_code, household_id,
-           list(struct_pack(feed := 'hrss_benefits', file := source_file, "row" := source_row,
-                            month := strftime(month, '%Y-%m'), item := item, amount := amount)
-                ORDER BY month, source_file, source_row) AS rows
-    FROM member_rows
-    WHERE month > (SELECT m FROM last_month) - INTERVAL 3 MONTH
+run_rows AS (
+    -- every 人社 row of the run (and of the two months before its first, which its first 3-month mean reads)
+    SELECT m.county_code, m.household_id,
+           list(DISTINCT m.item ORDER BY m.item) AS items,
+           list(struct_pack(feed := 'hrss_benefits', file := m.source_file, "row" := m.source_row,
+                            month := strftime(m.month, '%Y-%m'), item := m.item, amount := m.amount)
+                ORDER BY m.month, m.source_file, m.source_row) AS rows
+    FROM member_rows AS m
+    JOIN firing AS f USING (county_code, household_id)
+    WHERE f.run_months > f.grace AND m.month >= f.run_start - INTERVAL 2 MONTH
     GROUP BY ALL
 )
 SELECT
@@ -101,9 +105,11 @@ SELECT
         months_above_standard := f.run_months,
         grace_months := f.grace,
         household_size := f.household_size,
+        months := list_transform(list_filter(f.series, lambda s: s.month >= strftime(f.run_start, '%Y-%m')), lambda s: s.month),
         monthly := list_filter(f.series, lambda s: s.month >= strftime(f.run_start, '%Y-%m')),
-        income_rows_last_3_months := coalesce(rr.rows, [])
-    )) AS evidence
+        income_rows := coalesce(rr.rows, [])
+    )) AS evidence,
+    list_transform(coalesce(rr.items, []), lambda i: 'source:hrss_benefits:' || i) AS substance
 FROM firing AS f
-LEFT JOIN recent_rows AS rr USING (county_code, household_id)
+LEFT JOIN run_rows AS rr USING (county_code, household_id)
 WHERE f.run_months > f.grace

@@ -14,7 +14,8 @@
 --   Every parameter (window and thresholds) is the county's own where the policy file sets one (the
 --   household's county, else the claim's insured county), else the default block's.
 -- Period: the as-of year (one burden review per household per year; its level follows the costs).
--- Evidence: total out of pocket, income, share, thresholds and the largest claims (up to 20) with file and row.
+-- Evidence: total out of pocket, income, share, thresholds, the roster or rural-monitoring rows that make
+--   the household low-income or monitored (feed, file, row), and the largest claims (up to 20) with file and row.
 WITH windows AS (
     -- the look-back windows in force in any county (usually one)
     SELECT DISTINCT coalesce(p.medical_lookback_days, d.medical_lookback_days) AS window_days
@@ -103,6 +104,30 @@ top_claims AS (
     QUALIFY row_number() OVER (PARTITION BY m.subject_type, m.subject_id, m.subject_county
                                ORDER BY c.out_of_pocket DESC, c.source_file, c.source_row) <= 20
 ),
+household_rows AS (
+    -- the roster or rural-monitoring rows that made each firing household low-income or monitored
+    SELECT subject_id, subject_county, flatten(list(rows)) AS rows
+    FROM (
+        SELECT r.household_id AS subject_id, r.roster_county AS subject_county,
+               list(struct_pack(feed := 'civil_roster', file := r.source_file, "row" := r.source_row,
+                                assistance_type := r.assistance_type, status := r.status)
+                    ORDER BY r.source_file, r.source_row) AS rows
+        FROM roster_latest AS r
+        SEMI JOIN firing AS f ON f.subject_type = 'household' AND f.subject_id = r.household_id
+                              AND f.subject_county = r.roster_county
+        GROUP BY ALL
+        UNION ALL
+        SELECT r.rural_household_id, r.rural_county,
+               list(struct_pack(feed := 'rural_monitoring', file := r.source_file, "row" := r.source_row,
+                                assistance_type := r.household_kind, status := CASE WHEN r.monitored THEN '监测中' END)
+                    ORDER BY r.source_file, r.source_row)
+        FROM rural_latest AS r
+        SEMI JOIN firing AS f ON f.subject_type = 'household' AND f.subject_id = r.rural_household_id
+                              AND f.subject_county = r.rural_county
+        GROUP BY ALL
+    )
+    GROUP BY ALL
+),
 largest AS (
     SELECT subject_type, subject_id, subject_county,
            list(struct_pack(feed := 'medical_claims', file := source_file, "row" := source_row, settled_on := settled_on,
@@ -126,9 +151,13 @@ SELECT
             ELSE to_json(struct_pack(red := struct_pack(share := f.red_share, amount := f.red_amount),
                                      orange := struct_pack(share := f.orange_share, amount := f.orange_amount),
                                      yellow := struct_pack(share := f.yellow_share, amount := f.yellow_amount))) END,
+        household_rows := coalesce(h.rows, []),
         largest_claims := l.largest_claims
-    )) AS evidence
+    )) AS evidence,
+    ['subject:' || f.subject_type] AS substance
 FROM firing AS f
 JOIN largest AS l
   ON l.subject_type = f.subject_type AND l.subject_id = f.subject_id
  AND l.subject_county IS NOT DISTINCT FROM f.subject_county
+LEFT JOIN household_rows AS h
+  ON f.subject_type = 'household' AND h.subject_id = f.subject_id AND h.subject_county = f.subject_county

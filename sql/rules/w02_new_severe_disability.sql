@@ -7,17 +7,24 @@
 --   no 重度残疾人护理补贴 has been paid for the month of issue or later.
 --   The recent window is the county's (the household's county, else the certificate's) where the policy
 --   file sets one, else the default block's.
--- Period: the month of issue. Evidence: the certificate (category, level, issue date, file, row) and the household.
+-- Period: the month of issue. Evidence: the certificate (category, level, issue date, file, row), the household
+--   and the roster or rural-monitoring rows that make it low-income or monitored (feed, file, row).
 WITH low_income AS (
-    SELECT id_number, any_value(roster_county) AS county_code, 'civil roster: ' || any_value(assistance_type) AS household
+    SELECT id_number, any_value(roster_county) AS county_code, 'civil roster: ' || any_value(assistance_type) AS household,
+           list(struct_pack(feed := 'civil_roster', file := source_file, "row" := source_row,
+                            household_key := pkey('household:' || roster_county || ':' || household_id))
+                ORDER BY source_file, source_row) AS rows
     FROM roster_latest WHERE active GROUP BY id_number
     UNION ALL
-    SELECT id_number, any_value(rural_county), 'rural monitoring: 监测户'
+    SELECT id_number, any_value(rural_county), 'rural monitoring: 监测户',
+           list(struct_pack(feed := 'rural_monitoring', file := source_file, "row" := source_row,
+                            household_key := pkey('household:' || rural_county || ':' || rural_household_id))
+                ORDER BY source_file, source_row)
     FROM rural_latest WHERE monitored GROUP BY id_number
 ),
 recent AS (
     -- one row per (certificate, household kind), each judged with its county's window
-    SELECT c.*, l.county_code AS household_county, l.household
+    SELECT c.*, l.county_code AS household_county, l.household, l.rows AS household_rows
     FROM certificates_latest AS c
     JOIN low_income AS l USING (id_number)
     LEFT JOIN policy AS p ON p.county_code = coalesce(l.county_code, c.county_code)
@@ -40,6 +47,7 @@ SELECT
                                    category := any_value(r.disability_category), level := any_value(r.disability_level),
                                    issued_on := r.issued_on),
         households := list(DISTINCT r.household ORDER BY r.household),
+        household_rows := list_sort(flatten(list(r.household_rows))),
         care_subsidy_paid_since_issue := false
     )) AS evidence
 FROM recent AS r

@@ -3,7 +3,8 @@
 -- is eligible for 低保; if no member receives it, the safety net has a gap (应保尽保).
 -- Fires: a 监测户 on the latest rural-monitoring snapshot whose risk is not eliminated, whose annual
 --   per-capita net income is below the rural 低保 standard in force, and none of whose members is 在保
---   on the latest civil roster.
+--   on the latest civil roster. Unknown is not absent: a household one of whose members has a quarantined
+--   row in the newest civil roster of a county is not assessable (counted, not flagged).
 -- Period: the month the household was identified for monitoring.
 -- Evidence: income, standard, members count, risk type, file and rows.
 WITH monitored AS (
@@ -13,6 +14,12 @@ covered AS (
     SELECT DISTINCT m.rural_county, m.rural_household_id
     FROM monitored AS m JOIN roster_latest AS r USING (id_number)
     WHERE r.active
+),
+unknown AS (
+    -- unknown is not absent: a member's row in the newest civil roster of a county was quarantined
+    SELECT DISTINCT m.rural_county, m.rural_household_id
+    FROM monitored AS m
+    WHERE m.id_number IN (SELECT id_number FROM unassessable WHERE feed = 'civil_roster')
 ),
 households AS (
     SELECT rural_county, rural_household_id,
@@ -35,3 +42,14 @@ LEFT JOIN policy AS p ON p.county_code = h.rural_county
 CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
 WHERE h.income < coalesce(p.rural_dibao_standard_yearly, d.rural_dibao_standard_yearly)
   AND (h.rural_county, h.rural_household_id) NOT IN (SELECT (rural_county, rural_household_id) FROM covered)
+  AND (h.rural_county, h.rural_household_id) NOT IN (SELECT (rural_county, rural_household_id) FROM unknown)
+UNION ALL BY NAME
+-- households not assessable: they would fire, but a member's civil-roster row was quarantined
+SELECT 'W03' AS rule_id, 'household' AS subject_type, h.rural_household_id AS subject_id, h.rural_county AS subject_county,
+       h.rural_county AS county_code, '红' AS level, true AS not_assessable
+FROM households AS h
+LEFT JOIN policy AS p ON p.county_code = h.rural_county
+CROSS JOIN (SELECT * FROM policy WHERE county_code = '*') AS d
+WHERE h.income < coalesce(p.rural_dibao_standard_yearly, d.rural_dibao_standard_yearly)
+  AND (h.rural_county, h.rural_household_id) NOT IN (SELECT (rural_county, rural_household_id) FROM covered)
+  AND (h.rural_county, h.rural_household_id) IN (SELECT (rural_county, rural_household_id) FROM unknown)

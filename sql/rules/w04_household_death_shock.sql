@@ -6,7 +6,8 @@
 --   of a civil-roster household (enrolled on or before the death, not stopped before it) or of a monitored
 --   rural household. The recent window and the ages are the household's county's where the policy file
 --   sets them, else the default block's.
--- Period: the month of death. Subject: the household. Evidence: age, death date and reports, household kind.
+-- Period: the month of death. Subject: the household. Evidence: age, death date and reports, household kind and
+--   the roster or rural-monitoring row that made the member's household low-income or monitored (feed, file, row).
 WITH bounds AS (
     -- the widest window and ages of any county: a cheap first cut before each county's own values
     SELECT max(recent_window_days) AS window_days, min(death_shock_age_min) AS age_min, max(death_shock_age_max) AS age_max
@@ -27,11 +28,12 @@ recent_deaths AS (
 ),
 member_households AS (
     SELECT DISTINCT d.id_number, 'civil' AS source, r.roster_county AS county_code, r.household_id, r.relation,
-           'civil roster: ' || r.assistance_type AS kind
+           'civil roster: ' || r.assistance_type AS kind, 'civil_roster' AS row_feed, r.source_file, r.source_row
     FROM recent_deaths AS d JOIN roster_latest AS r USING (id_number)
     WHERE r.enrolled_on <= d.died_on AND (r.ended_on IS NULL OR r.ended_on >= d.died_on)
     UNION
-    SELECT d.id_number, 'rural', r.rural_county, r.rural_household_id, r.relation, 'rural monitoring: 监测户'
+    SELECT d.id_number, 'rural', r.rural_county, r.rural_household_id, r.relation, 'rural monitoring: 监测户',
+           'rural_monitoring', r.source_file, r.source_row
     FROM recent_deaths AS d JOIN rural_latest AS r USING (id_number)
     WHERE r.monitored
 ),
@@ -50,7 +52,9 @@ SELECT
     h.county_code, strftime(d.died_on, '%Y-%m') AS period, '黄' AS level,
     to_json(struct_pack(
         member_age_at_death := d.age_at_death, member_relation := h.relation, died_on := d.died_on,
-        household := h.kind, death_reports := d.reports
+        household := h.kind,
+        household_row := struct_pack(feed := h.row_feed, file := h.source_file, "row" := h.source_row),
+        death_reports := d.reports
     )) AS evidence
 FROM recent_deaths AS d
 JOIN households AS h USING (id_number)
