@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import settings_help
 
     p_run = sub.add_parser(
-        "run", help="run the nightly job for one as-of day (in-process, through Dagster)",
+        "run", help="run the nightly job for one as-of day (through Dagster: in-process, --workers N or --celery)",
         description="运行夜间作业 Run the nightly job for one as-of day: ingest and validate every delivery dated on or "
                     "before it, raise and resolve flags, and publish lowincome.duckdb, restricted.duckdb and the "
                     "reports. Prints one summary line on success; on failure one line saying what failed and that "
@@ -327,11 +327,11 @@ def main(argv: list[str] | None = None) -> int:
                             "<warehouse>/logs/lowincome.log")
     p_run.add_argument("--workers", type=_workers, default=1, metavar="N",
                        help="run up to N steps at a time, each in its own process on this machine (Dagster's "
-                            "multiprocess executor); default 1: everything in this process. The memory budget "
-                            "LOWINCOME_MEMORY_LIMIT is shared among the N processes")
+                            "multiprocess executor); default 1: everything in this process. The run's memory "
+                            "budget (settings below) is shared among the N processes")
     p_run.add_argument("--celery", action="store_true",
-                       help="run every step on the Celery workers listening to LOWINCOME_CELERY_BROKER (machines "
-                            "sharing the warehouse folder; see deploy/README.md)")
+                       help="run every step on the Celery workers listening to the Celery broker (settings below), "
+                            "on machines sharing the warehouse folder; see deploy/README.md")
     p_run.add_argument("--allow-empty", action="store_true",
                        help="accept a day without any usable delivery (a deliberately empty day); without it such "
                             "a run fails and the last publication stays in place")
