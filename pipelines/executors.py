@@ -112,5 +112,28 @@ def execute_nightly(executor: str, partition_key: str, run_config: dict, instanc
         )
     target = celery_nightly_job if executor == CELERY else nightly_job
     config = {**run_config, **run_config_for(executor, workers)}
-    return execute_job(reconstructable(target), instance=instance, run_config=config,
-                       tags={"dagster/partition": partition_key}, raise_on_error=False)
+    _stop_forkserver()
+    try:
+        return execute_job(reconstructable(target), instance=instance, run_config=config,
+                           tags={"dagster/partition": partition_key}, raise_on_error=False)
+    finally:
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop this process's multiprocessing forkserver, if one runs.
+
+    Step processes are forked from the forkserver, so they get ITS environment, fixed when it started:
+    a second run in the same process (a test, a caller of `lowincome.cli.main`) with other LOWINCOME_*
+    values would otherwise run its steps with the first run's inbox, warehouse and memory share. Each
+    multiprocess run therefore starts its own server (the preload costs once per run) and stops it.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        try:
+            stop()
+        except OSError:
+            pass

@@ -107,7 +107,9 @@ def test_two_workers_publish_what_in_process_publishes(in_process, lowincome_env
 
 def test_a_failing_step_under_workers_is_one_line_and_recorded(lowincome_env, tmp_path, monkeypatch, capfd):
     """An empty inbox fails the rules step (no usable delivery): under --workers 2 exactly the line an
-    in-process run prints (the warehouse's path aside), exit status 1, and the failure in the run history."""
+    in-process run prints (the warehouse's path aside), exit status 1, and the failure in the run history.
+    Run after the --workers 2 test in the same process, it also shows that a second multiprocess run uses its
+    own settings (step processes forked from the first run's server read the samples and succeeded)."""
     from lowincome.workstore import WorkStore
 
     empty = tmp_path / "empty_inbox"
