@@ -56,6 +56,13 @@ What it does, and the choices behind it:
    Sizes are apparent sizes (`st_size`, what `du --apparent-size` sums, without directory entries),
    of regular files only, symbolic links not followed, a file with several hard links counted once;
    the allocated size (`st_blocks`, what plain `du` sums) is printed beside the totals.
+8. `--workers N` (issue 10): after the in-process nights, the same three nights again with
+   `lowincome run --workers N` (Dagster's multiprocess executor) on a second, fresh warehouse over the
+   same inbox (the next night's files held back again for its first night), then a table of wall time
+   per night, in-process next to multiprocess, with the speedup (in-process wall / multiprocess wall),
+   and whether the two warehouses publish identical tables (tests/warehouse_compare.py). Wall time only:
+   the multiprocess steps run in processes forked by Dagster's forkserver, which the CLI does not wait
+   for, so the CPU seconds of `RUSAGE_CHILDREN` undercount them.
 """
 
 from __future__ import annotations
@@ -369,6 +376,48 @@ def table(floor_first: dict, floor_next: dict, nights: list[tuple[str, dict, dic
     return "\n".join(lines)
 
 
+def workers_nights(cli: Path, workers: int, env: dict, work: Path, first_day: date, next_day: date,
+                   next_files: list[dict], inbox: Path, held: Path) -> list[tuple[str, dict]]:
+    """The same three nights with `--workers N` on a fresh warehouse of their own (issue 10)."""
+    warehouse = work / f"warehouse-w{workers}"
+    env = {**env, "LOWINCOME_WAREHOUSE": str(warehouse)}
+    for f in next_files:  # the first night again without the next night's files
+        (held / f["feed"]).mkdir(parents=True, exist_ok=True)
+        os.replace(inbox / f["feed"] / f["file"], held / f["feed"] / f["file"])
+    done: list[tuple[str, dict]] = []
+    for label, day in (("first night, cold", first_day), ("next night", next_day), ("re-run of the next night", next_day)):
+        if label == "next night":
+            for f in next_files:
+                os.replace(held / f["feed"] / f["file"], inbox / f["feed"] / f["file"])
+        night = run_night(cli, day, env, work / f"run-w{workers}-{len(done) + 1}-{day}.log", warehouse / "logs" / "lowincome.log",
+                          ("--workers", str(workers)))
+        done.append((label, night))
+        print(f"{label}, --workers {workers}: {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])} "
+              f"({night['processes']} processes); {night['last_line'][:160]}", flush=True)
+        if night["code"] != 0:
+            print(f"  the run failed; its output is in {work}/run-w{workers}-{len(done)}-{day}.log", flush=True)
+            break
+    return done
+
+
+def speedup_table(workers: int, nights: list[tuple[str, dict, dict]], spread: list[tuple[str, dict]]) -> str:
+    lines = [f"| night | in-process | --workers {workers} | speedup | peak RSS in-process / --workers {workers} |",
+             "|---|---:|---:|---:|---:|"]
+    for (label, base, _), (_, multi) in zip(nights, spread):
+        failed = "" if multi["code"] == 0 else f" (FAILED, exit {multi['code']})"
+        lines.append(f"| {label} (`--as-of {base['as_of']}`){failed} | {base['seconds']:.1f} s | {multi['seconds']:.1f} s | "
+                     f"{base['seconds'] / multi['seconds']:.2f}× | {_mb(base['peak'])} / {_mb(multi['peak'])} |")
+    return "\n".join(lines)
+
+
+def compare_warehouses(a: Path, b: Path) -> str:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.warehouse_compare import differences
+
+    found, compared = differences(a, b)
+    return f"identical ({compared} tables and views)" if not found else "DIFFERENT: " + "; ".join(found[:5])
+
+
 def _months(text: str) -> int:
     value = _count(text)
     if value < 12:
@@ -448,7 +497,12 @@ def main() -> None:
     ap.add_argument("--inbox-from", type=Path,
                     help="a folder this script (or `lowincome generate`) generated before with the same options: its "
                          "files are hard-linked into the work folder instead of generating again (the city tier takes minutes)")
+    ap.add_argument("--workers", type=_count, default=0, metavar="N",
+                    help="also run the three nights with `lowincome run --workers N` on a second warehouse and print "
+                         "the speedup over in-process (N >= 2)")
     args = ap.parse_args()
+    if args.workers == 1:
+        ap.error("--workers 1 is the in-process run itself: give 2 or more")
     cli = Path(sys.executable).parent / "lowincome"
     if not cli.exists():
         cli = Path(shutil.which("lowincome") or "lowincome")
@@ -518,6 +572,9 @@ def main() -> None:
                 print(f"  the run failed; its output is in {work}/run-{len(nights)}-{day}.log", flush=True)
                 if len(nights) == 1:
                     break
+        spread: list[tuple[str, dict]] = []
+        if args.workers and len(nights) == 3:
+            spread = workers_nights(cli, args.workers, env, work, first_day, next_day, next_files, inbox, held)
         empties: list[dict] = []
         if args.empty_nights and len(nights) == 3:
             before_empty = storage(warehouse)
@@ -544,6 +601,10 @@ def main() -> None:
                 print(empty_nights_table(empties, after_first, before_empty, storage(warehouse)))
         else:
             print("the first night failed: no table")
+        if spread:
+            print()
+            print(speedup_table(args.workers, nights, spread))
+            print(f"- published tables, in-process vs --workers {args.workers}: {compare_warehouses(warehouse, work / f'warehouse-w{args.workers}')}")
         print()
         for label, night, _ in nights:
             shown = ", ".join(f"{name} {sec:.1f} s (peak {_mb(peak) if peak is not None else '–'})"

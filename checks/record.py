@@ -437,6 +437,8 @@ def render_data_docs(work_dir: Path, reports_dir: Path) -> Path:
         for name in list(ctx.get_config().data_docs_sites or {}):
             ctx.delete_data_docs_site(name)
         from .data_docs import _site_config, make_offline, page_times  # imports GX: only when the site is rebuilt
+        from . import expectations  # noqa: F401 - registers the custom expectations the stored suites name (a
+        # publishing step in a process of its own, multiprocess or Celery, has not imported them while validating)
 
         ctx.add_data_docs_site(SITE_NAME, _site_config(site_dir))
         _remove_superseded_pages(ctx, gx_dir, site_dir)

@@ -139,10 +139,25 @@ def preflight(as_of: date, settings) -> None:
         ) from None
 
 
-def _run_config(quiet: bool, allow_empty: bool) -> dict:
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"--workers must be a whole number of steps at a time, 1 or more, got '{text}'")
+    return value
+
+
+def _run_config(quiet: bool, allow_empty: bool, spread: bool = False) -> dict:
     # failures=False: the console logger leaves failures to the single summary line printed below.
     # --quiet: nothing on the terminal but the summary line (or the one failure line); the log file keeps everything.
-    config: dict = {"loggers": {"console": {"config": {"log_level": "CRITICAL" if quiet else "INFO", "failures": False}}}}
+    console: dict = {"log_level": "CRITICAL" if quiet else "INFO", "failures": False}
+    if spread:  # steps in other processes: they route lowincome's own logs (progress, log file) as this process does
+        from pipelines.run_logging import this_process
+
+        console["library_logs_except"] = this_process()
+    config: dict = {"loggers": {"console": {"config": console}}}
     if allow_empty:
         from pipelines.resources import LowincomeResource
 
@@ -152,7 +167,9 @@ def _run_config(quiet: bool, allow_empty: bool) -> dict:
     return config
 
 
-def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
+def run(as_of: date, quiet: bool = False, allow_empty: bool = False, workers: int = 1, celery: bool = False) -> int:
+    """Run the nightly job for `as_of`: in this process (workers=1), with `workers` step processes at a time
+    (Dagster's multiprocess executor), or on Celery workers (`celery`); the same messages and exit codes."""
     from .logfile import default_warehouse
 
     with _log_to_file(default_warehouse()) as log_path:
@@ -161,7 +178,7 @@ def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
 
         try:
             with on_terminal(not quiet):
-                return _run(as_of, quiet, allow_empty, details)
+                return _run(as_of, quiet, allow_empty, details, workers, celery)
         except (LowincomeError, KeyboardInterrupt):
             raise
         except Exception as exc:  # noqa: BLE001 - never a traceback on the terminal: it goes to the log file
@@ -169,7 +186,72 @@ def run(as_of: date, quiet: bool = False, allow_empty: bool = False) -> int:
             raise LowincomeError(f"run for {as_of} failed: {_one_line(exc)}; {KEPT}{details}") from None
 
 
-def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
+def _executor(settings, workers: int, celery: bool) -> str:
+    """The executor asked for; refused in one line when it cannot be used (nothing is run then)."""
+    from pipelines.executors import CELERY, IN_PROCESS, MULTIPROCESS
+
+    if not celery:
+        return MULTIPROCESS if workers > 1 else IN_PROCESS
+    if workers > 1:
+        raise PreflightError(f"--workers and --celery exclude each other (with --celery the Celery workers decide "
+                             f"how many steps run at a time); {NOT_RUN}")
+    if not settings.celery_broker:
+        raise PreflightError(f"--celery needs LOWINCOME_CELERY_BROKER, the broker URL the Celery workers listen to "
+                             f"(e.g. redis://broker-host:6379/0); {NOT_RUN}")
+    try:
+        import dagster_celery  # noqa: F401
+    except ImportError:
+        raise PreflightError(f"--celery needs dagster-celery: install the package with its celery extra "
+                             f"(pip install 'lowincome-monitor[celery]'); {NOT_RUN}") from None
+    return CELERY
+
+
+@contextmanager
+def _step_memory(executor: str, workers: int, settings):
+    """LOWINCOME_MEMORY_LIMIT is the whole run's budget: with N step processes at once, each gets 1/N of it.
+
+    Set in the environment the step processes inherit, for the run's duration only. Celery workers have
+    their own environment (deploy/: budget of the machine divided by the worker's concurrency).
+    """
+    from pipelines.executors import MULTIPROCESS
+
+    if executor != MULTIPROCESS:
+        yield
+        return
+    from .config import MIN_MEMORY_BYTES
+
+    share = max(MIN_MEMORY_BYTES, settings.memory_limit_bytes // workers)
+    saved = os.environ.get("LOWINCOME_MEMORY_LIMIT")
+    os.environ["LOWINCOME_MEMORY_LIMIT"] = f"{share // 10**6}MB"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("LOWINCOME_MEMORY_LIMIT", None)
+        else:
+            os.environ["LOWINCOME_MEMORY_LIMIT"] = saved
+
+
+@contextmanager
+def _instance(executor: str, warehouse: Path):
+    """In-process: $DAGSTER_HOME's instance or an ephemeral one. Spread over processes: a persistent one that
+    every step process can open (pipelines/executors.py `run_instance`)."""
+    from dagster import DagsterInstance
+
+    from pipelines.executors import IN_PROCESS, run_instance
+
+    if executor != IN_PROCESS:
+        with run_instance(warehouse) as (instance, _):
+            yield instance
+        return
+    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    try:
+        yield instance
+    finally:
+        instance.dispose()  # an ephemeral instance's temporary folder goes now, not at interpreter exit
+
+
+def _run(as_of: date, quiet: bool, allow_empty: bool, details: str, workers: int = 1, celery: bool = False) -> int:
     from .config import load_settings
 
     try:
@@ -177,25 +259,18 @@ def _run(as_of: date, quiet: bool, allow_empty: bool, details: str) -> int:
     except LowincomeError as exc:
         raise PreflightError(f"{str(exc).rstrip('.')}; {NOT_RUN}") from None
     preflight(as_of, settings)
-    config = _run_config(quiet, allow_empty)
+    executor = _executor(settings, workers, celery)
+    from pipelines.executors import IN_PROCESS, execute_nightly
 
-    from dagster import DagsterInstance
-
-    from pipelines.definitions import defs
-    from pipelines.jobs import NIGHTLY_JOB_NAME
+    config = _run_config(quiet, allow_empty, spread=executor != IN_PROCESS)
 
     from .progress import log as progress
 
-    progress.info("lowincome run --as-of %s: starting (warehouse %s)", as_of, settings.warehouse)
+    how = {"multiprocess": f", {workers} steps at a time", "celery": ", steps on the Celery workers"}.get(executor, "")
+    progress.info("lowincome run --as-of %s: starting (warehouse %s%s)", as_of, settings.warehouse, how)
     try:
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-        try:
-            job = defs.resolve_job_def(NIGHTLY_JOB_NAME)
-            result = job.execute_in_process(
-                partition_key=as_of.isoformat(), instance=instance, raise_on_error=False, run_config=config,
-            )
-        finally:
-            instance.dispose()  # an ephemeral instance's temporary folder goes now, not at interpreter exit
+        with _instance(executor, settings.warehouse) as instance, _step_memory(executor, workers, settings):
+            result = execute_nightly(executor, as_of.isoformat(), config, instance, workers)
     except Exception as exc:  # noqa: BLE001 - Dagster, DuckDB or OS errors outside any step: one line, traceback to the log
         log.exception("run for %s could not be started or finished", as_of)
         raise LowincomeError(f"run for {as_of} failed: {_one_line(exc)}; {KEPT}{details}") from None
@@ -240,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import settings_help
 
     p_run = sub.add_parser(
-        "run", help="run the nightly job for one as-of day (in-process, through Dagster)",
+        "run", help="run the nightly job for one as-of day (through Dagster: in-process, --workers N or --celery)",
         description="运行夜间作业 Run the nightly job for one as-of day: ingest and validate every delivery dated on or "
                     "before it, raise and resolve flags, and publish lowincome.duckdb, restricted.duckdb and the "
                     "reports. Prints one summary line on success; on failure one line saying what failed and that "
@@ -250,6 +325,13 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--as-of", required=True, type=_as_of, help="the partition day, YYYY-MM-DD")
     p_run.add_argument("--quiet", action="store_true", help="print only the summary line (or the one failure line); everything else goes to "
                             "<warehouse>/logs/lowincome.log")
+    p_run.add_argument("--workers", type=_workers, default=1, metavar="N",
+                       help="run up to N steps at a time, each in its own process on this machine (Dagster's "
+                            "multiprocess executor); default 1: everything in this process. The run's memory "
+                            "budget (settings below) is shared among the N processes")
+    p_run.add_argument("--celery", action="store_true",
+                       help="run every step on the Celery workers listening to the Celery broker (settings below), "
+                            "on machines sharing the warehouse folder; see deploy/README.md")
     p_run.add_argument("--allow-empty", action="store_true",
                        help="accept a day without any usable delivery (a deliberately empty day); without it such "
                             "a run fails and the last publication stays in place")
@@ -268,7 +350,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty)
+            return run(args.as_of, quiet=args.quiet, allow_empty=args.allow_empty, workers=args.workers,
+                       celery=args.celery)
         if args.command == "worklist":
             from .worklist_cli import run as worklist_run
 

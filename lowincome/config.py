@@ -64,6 +64,8 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
      "previous delivery had fewer rows than this"),
     ("LOWINCOME_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS),
      "静置秒数 seconds a file must stay unchanged before the inbox sensor asks for a run"),
+    ("LOWINCOME_CELERY_BROKER", "unset (no Celery)",
+     "消息代理 Celery broker URL for `lowincome run --celery` and the Celery workers, e.g. redis://host:6379/0"),
 )
 
 
@@ -98,6 +100,8 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     # The volume check judges a delivery's row count against the previous one only from this size up.
     volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS
+    # The Celery broker's URL (redis://, rediss://, amqp://, pyamqp://), for the Celery executor and its workers.
+    celery_broker: str | None = None
 
     @property
     def key_is_development_default(self) -> bool:
@@ -142,6 +146,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         settle_seconds=_settle_seconds(env),
         retention_days=_retention_days(env),
         volume_min_rows=_volume_min_rows(env),
+        celery_broker=_celery_broker(env),
     )
 
 
@@ -227,6 +232,21 @@ def _retention_days(env) -> int:
     if not re.fullmatch(r"\d{1,5}", raw) or int(raw) < 1:
         raise ConfigError(f"LOWINCOME_RETENTION_DAYS must be a whole number of days, 1 or more (e.g. 7), got '{raw}'")
     return int(raw)
+
+
+CELERY_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")
+
+
+def _celery_broker(env) -> str | None:
+    raw = env.get("LOWINCOME_CELERY_BROKER", "").strip()
+    if not raw:
+        return None
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in CELERY_SCHEMES or not rest:
+        shown = raw if not sep else f"{scheme}://..."  # a URL may carry a password: never echo it whole
+        raise ConfigError(f"LOWINCOME_CELERY_BROKER must be a broker URL starting {', '.join(s + '://' for s in CELERY_SCHEMES)} "
+                          f"(e.g. redis://broker-host:6379/0), got '{shown}'")
+    return raw
 
 
 def _env_path_from(env, name: str, default: Path) -> Path:

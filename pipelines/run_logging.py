@@ -22,6 +22,8 @@ instance's own handlers, not through the run's loggers.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 
 from dagster import Field, InitLoggerContext, logger
@@ -107,6 +109,44 @@ class _NoFailureEvents(logging.Filter):
         return not (text.startswith("Dependencies for step ") and text.rstrip().endswith("Not executing."))
 
 
+def this_process() -> str:
+    """`host:pid` of this process: names the process that started a run (see `route_library_logs`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+PROGRESS_FORMAT = "%(asctime)s progress - %(message)s"  # as lowincome.progress.on_terminal
+
+
+def route_library_logs(terminal_level: int) -> None:
+    """In a step process of its own, do what `lowincome run` does in its process for the library's loggers.
+
+    Under the multiprocess and Celery executors a step runs in another process (on another machine, for
+    Celery) than the command that started the run; there the `lowincome` loggers (progress lines, library
+    warnings) had no handler: progress went nowhere and warnings reached the terminal through logging's
+    last resort. Here they get the log file, and progress lines the terminal unless the terminal threshold
+    is above INFO (`--quiet`), in the same format as in-process. Idempotent: a Celery worker runs many steps.
+    """
+    try:
+        handler, _ = file_handler(default_warehouse())
+    except OSError:
+        handler = None
+    for name in ("lowincome", "py.warnings"):
+        target = logging.getLogger(name)
+        if handler is not None and handler not in target.handlers:
+            target.addHandler(handler)
+        target.propagate = False
+        if target.level == logging.NOTSET or target.level > logging.INFO:
+            target.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    progress = logging.getLogger("lowincome.progress")
+    if terminal_level <= logging.INFO and not any(getattr(h, "lowincome_progress", False) for h in progress.handlers):
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter(PROGRESS_FORMAT, "%H:%M:%S"))
+        stream.setLevel(logging.INFO)
+        stream.lowincome_progress = True
+        progress.addHandler(stream)
+
+
 def _level(text: str) -> int:
     level = logging.getLevelName(text.strip().upper())
     if not isinstance(level, int):
@@ -123,6 +163,11 @@ def _level(text: str) -> int:
             "failures": Field(bool, is_required=False, default_value=True,
                               description="Show step and run failures on the terminal (the CLI turns this off "
                                           "and prints its own one-line summary)."),
+            "library_logs_except": Field(str, is_required=False, default_value="",
+                                         description="`host:pid` of the process that started the run (`lowincome "
+                                                     "run --workers/--celery`): every other process running a step "
+                                                     "routes the lowincome loggers to the log file and progress "
+                                                     "lines to its terminal, as that process does."),
         },
     ),
     description="One line per message on stderr, no tracebacks; the full record, tracebacks included, "
@@ -147,4 +192,6 @@ def concise_console_logger(init_context: InitLoggerContext) -> logging.Logger:
     except OSError:
         pass  # no writable place for a log file at all: the terminal (and the UI's event log) still have it
     log.setLevel(min(level, logging.INFO))
+    if config["library_logs_except"] and config["library_logs_except"] != this_process():
+        route_library_logs(level)
     return log

@@ -1,0 +1,217 @@
+"""The nightly job on Dagster's multiprocess executor and on real Celery workers publishes what in-process publishes.
+
+The Celery test starts Debian's redis-server on a free localhost port and two Celery workers
+(`celery -A pipelines.celery_app worker`), runs `lowincome run --celery` on the bundled samples and
+compares every published table with an in-process run of the same day; it stops what it started,
+whatever happens. A missing redis-server fails the test with a clear line (.ci/run installs it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from lowincome.cli import main
+
+from .conftest import SAMPLE_END
+from .warehouse_compare import differences
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "data_samples" / "inbox"
+AS_OF = SAMPLE_END.isoformat()
+STARTUP_SECONDS = 240  # a worker imports Dagster, Polars, DuckDB and GX: slow on a loaded 2-core machine
+
+
+def _clean_env(mp: pytest.MonkeyPatch, warehouse: Path) -> None:
+    for name in [n for n in os.environ if n.startswith("LOWINCOME_")] + ["DAGSTER_HOME"]:
+        mp.delenv(name, raising=False)
+    mp.setenv("LOWINCOME_INBOX", str(SAMPLES))
+    mp.setenv("LOWINCOME_WAREHOUSE", str(warehouse))
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory) -> Path:
+    """The bundled samples' night, run in-process by the command line: the reference."""
+    warehouse = tmp_path_factory.mktemp("in_process") / "warehouse"
+    mp = pytest.MonkeyPatch()
+    try:
+        _clean_env(mp, warehouse)
+        assert main(["run", "--as-of", AS_OF, "--quiet"]) == 0
+    finally:
+        mp.undo()
+    con = duckdb.connect(str(warehouse / "lowincome.duckdb"), read_only=True)
+    try:  # a reference with nothing in it would make every comparison pass
+        assert con.execute("SELECT count(*) FROM mart.flags").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM staging.civil_roster").fetchone()[0] > 0
+    finally:
+        con.close()
+    return warehouse
+
+
+def _assert_same(reference: Path, other: Path) -> None:
+    found, compared = differences(reference, other)
+    assert compared >= 20, f"only {compared} published relations compared"
+    assert not found, "\n".join(found)
+
+
+def test_workers_must_be_a_positive_whole_number(capsys):
+    for bad in ("0", "-2", "two", "1.5"):
+        with pytest.raises(SystemExit) as exc:
+            main(["run", "--as-of", AS_OF, "--workers", bad])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert f"--workers must be a whole number of steps at a time, 1 or more, got '{bad}'" in err[-1]
+
+
+def test_celery_needs_a_broker_and_excludes_workers(lowincome_env, capsys, monkeypatch):
+    lowincome_env(SAMPLES)
+    monkeypatch.delenv("LOWINCOME_CELERY_BROKER", raising=False)
+    assert main(["run", "--as-of", AS_OF, "--celery", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs LOWINCOME_CELERY_BROKER" in err[0] and "nothing was run" in err[0]
+    monkeypatch.setenv("LOWINCOME_CELERY_BROKER", "redis://127.0.0.1:1/0")
+    assert main(["run", "--as-of", AS_OF, "--celery", "--workers", "2", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "exclude each other" in err[0]
+    monkeypatch.setenv("LOWINCOME_CELERY_BROKER", "localhost:6379")
+    assert main(["run", "--as-of", AS_OF, "--celery", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "LOWINCOME_CELERY_BROKER must be a broker URL" in err[0]
+
+
+def test_two_workers_publish_what_in_process_publishes(in_process, lowincome_env, capfd):
+    """`--workers 2 --quiet`: the same tables, the summary line only (step processes included: captured at the
+    file descriptors), and every file's progress line in the log file although it was read in another process."""
+    warehouse = lowincome_env(SAMPLES)
+    assert main(["run", "--as-of", AS_OF, "--workers", "2", "--quiet"]) == 0
+    printed = capfd.readouterr()
+    assert len(printed.out.strip().splitlines()) == 1 and f"as of {SAMPLE_END}" in printed.out
+    assert printed.err.strip() == ""
+    _assert_same(in_process, warehouse)
+    delivered = sorted(p.name for p in SAMPLES.rglob("*") if p.is_file())  # counted without the pipeline
+    log = (warehouse / "logs" / "lowincome.log").read_text(encoding="utf-8")
+    logged = sorted(set(re.findall(r"\w+ \[\d+/\d+\] (\S+): [\d,]+ rows read and validated", log)))
+    assert logged == delivered
+    assert not list((warehouse / "work" / "dagster").iterdir())  # the run-local Dagster instance is gone
+
+
+def test_a_failing_step_under_workers_is_one_line_and_recorded(lowincome_env, tmp_path, monkeypatch, capfd):
+    """An empty inbox fails the rules step (no usable delivery): under --workers 2 exactly the line an
+    in-process run prints (the warehouse's path aside), exit status 1, and the failure in the run history.
+    Run after the --workers 2 test in the same process, it also shows that a second multiprocess run uses its
+    own settings (step processes forked from the first run's server read the samples and succeeded)."""
+    from lowincome.workstore import WorkStore
+
+    empty = tmp_path / "empty_inbox"
+    empty.mkdir()
+    lines = {}
+    for workers in ("1", "2"):
+        lowincome_env(empty)
+        monkeypatch.setenv("LOWINCOME_WAREHOUSE", str(tmp_path / f"warehouse{workers}"))
+        assert main(["run", "--as-of", AS_OF, "--workers", workers, "--quiet"]) == 1
+        err = capfd.readouterr().err.strip().splitlines()
+        assert len(err) == 1, err
+        lines[workers] = err[0].replace(str(tmp_path / f"warehouse{workers}"), "<warehouse>")
+    assert f"run for {AS_OF} failed at rules" in lines["2"] and "收件箱无可用数据" in lines["2"]
+    assert lines["2"] == lines["1"]
+    history = WorkStore(tmp_path / "warehouse2").history_dir("runs")
+    runs = duckdb.sql(f"SELECT status, message FROM read_parquet('{history}/*.parquet')").fetchall()
+    assert [r[0] for r in runs] == ["failure"] and "rules" in runs[0][1]
+
+
+# ---- Celery ------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _stop(proc: subprocess.Popen, grace: float = 20.0) -> None:
+    """Stop a process started in its own session, and everything it started (its process group)."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+
+
+def _wait_for(predicate, seconds: float, what: str, logs: list[Path]) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    tails = "\n".join(f"--- {p.name}:\n" + p.read_text(errors="replace")[-2000:] for p in logs if p.exists())
+    pytest.fail(f"{what} within {seconds:.0f} s\n{tails}")
+
+
+@pytest.fixture()
+def celery_cluster(tmp_path, request):
+    """redis-server on a free localhost port and two Celery workers for a fresh warehouse; yields (broker, warehouse, logs)."""
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.fail("redis-server is not installed: the Celery test needs Debian's redis-server "
+                    "(apt-get install redis-server; .ci/run installs it when missing)")
+    warehouse = tmp_path / "warehouse"
+    port = _free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    started: list[subprocess.Popen] = []
+    request.addfinalizer(lambda: [_stop(p) for p in reversed(started)])
+    redis_log = tmp_path / "redis.log"
+    started.append(subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)], stdout=redis_log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
+
+    import redis
+
+    def answers() -> bool:
+        try:
+            return redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    _wait_for(answers, 30, f"redis-server did not answer on port {port}", [redis_log])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOWINCOME_") and k != "DAGSTER_HOME"}
+    env.update(LOWINCOME_CELERY_BROKER=broker, LOWINCOME_INBOX=str(SAMPLES), LOWINCOME_WAREHOUSE=str(warehouse))
+    logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
+    celery = Path(sys.executable).parent / "celery"
+    for i, log in enumerate(logs, start=1):
+        started.append(subprocess.Popen(
+            [str(celery), "-A", "pipelines.celery_app", "worker", "--concurrency", "1", "-n", f"w{i}@%h",
+             "-Q", "dagster", "--loglevel", "INFO"],
+            cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
+    _wait_for(lambda: all(p.exists() and " ready." in p.read_text(errors="replace") for p in logs),
+              STARTUP_SECONDS, "the two Celery workers were not ready", logs)
+    yield broker, warehouse, logs
+
+
+def test_celery_workers_publish_what_in_process_publishes(in_process, celery_cluster, monkeypatch, capsys):
+    broker, warehouse, logs = celery_cluster
+    _clean_env(monkeypatch, warehouse)
+    monkeypatch.setenv("LOWINCOME_CELERY_BROKER", broker)
+    assert main(["run", "--as-of", AS_OF, "--celery", "--quiet"]) == 0, capsys.readouterr().err
+    printed = capsys.readouterr()
+    assert len(printed.out.strip().splitlines()) == 1 and f"as of {SAMPLE_END}" in printed.out
+    _assert_same(in_process, warehouse)
+    ran = [len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", log.read_text(errors="replace"))) for log in logs]
+    assert all(n > 0 for n in ran), f"steps per worker: {ran}"  # both workers took steps
+    failed = [log.name for log in logs if "Task execute_plan" in log.read_text(errors="replace")
+              and re.search(r"Task execute_plan\[[^\]]+\] raised", log.read_text(errors="replace"))]
+    assert not failed
