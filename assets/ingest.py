@@ -4,6 +4,15 @@ A new feed is a new `FeedSpec` in lowincome/feeds.py, not a new copy of this
 code. Each asset reads the deliveries dated on or before its partition day,
 writes staging, quarantine and per-file accounting to the work store, and
 shows the per-file counts in the Dagster UI.
+
+Each asset is a graph of steps with the county as the unit of work (issue 10):
+`counties` lists the feed's files and fans out one `county` step per county
+with files to read (read, validate, parts, suite), and `collect` assembles the
+feed (duplicates across deliveries, the staging manifest, the deliveries and
+validation tables of the run folder, the asset check). Steps hand each other
+only small picklable values (the plan: file paths and names; per county: part
+paths and counts), never rows, so the multiprocess and Celery executors can run
+the counties of all feeds in parallel on machines sharing the warehouse folder.
 """
 
 
@@ -18,8 +27,15 @@ from dagster import (
     AssetKey,
     Failure,
     MaterializeResult,
+    DynamicOut,
+    DynamicOutput,
     MetadataValue,
-    asset,
+    Nothing,
+    OpExecutionContext,
+    Out,
+    Output,
+    graph_asset,
+    op,
 )
 
 from checks.record import SuitePass, summarize, validate_files
@@ -27,7 +43,7 @@ from checks.names import suite_name
 
 from lowincome.errors import LowincomeError, describe_os_error
 from lowincome.feeds import FEEDS, FeedSpec
-from lowincome.ingest import ingest_feed
+from lowincome.ingest import CountyResult, FeedPlan, finish_feed, ingest_county, plan_feed
 from lowincome.rules.policy import load_policy
 from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
@@ -77,46 +93,71 @@ def _suite_check(spec: FeedSpec, results: pl.DataFrame, deliveries: pl.DataFrame
     )
 
 
+def _policy_and_settings(context: OpExecutionContext, lowincome: LowincomeResource):
+    """(as_of, settings, policy) of the step; a bad policy file fails the step at once, in one line, before any file is read."""
+    as_of = date.fromisoformat(context.partition_key)
+    settings = lowincome.settings()
+    try:
+        policy = load_policy(settings.policy)
+        policy.in_force("*", as_of)
+    except LowincomeError as exc:
+        raise Failure(description=str(exc)) from None
+    return as_of, settings, policy
+
+
+def _store_failure(spec: FeedSpec, exc: OSError, root) -> Failure:
+    return Failure(description=f"{spec.name}: {describe_os_error(exc, root, 'ingestion')}")
+
+
 def build_ingest_asset(spec: FeedSpec):
-    @asset(
-        key=staging_key(spec.name),
-        group_name=INGEST_GROUP,
-        partitions_def=daily_partitions,
-        kinds={"polars", "parquet", "duckdb"},
-        description=(
-            f"{spec.title} ({spec.kind}): every delivery dated on or before the partition day, "
-            "validated row by row; accepted rows typed and normalised, rejected rows quarantined with reasons."
-        ),
-        metadata={"feed": spec.name, "delivery": spec.kind},
-        check_specs=[AssetCheckSpec(
-            SUITE_CHECK, asset=staging_key(spec.name),
-            description=(f"Great Expectations suite {suite_name(spec)} on every delivery of the day. Fails with "
-                         "ERROR when a file is held back or rejected (a structural fault such as a missing required "
-                         "column; for a snapshot, more rejected rows than LOWINCOME_BLOCKING_SHARE or a sharp drop in "
-                         "rows): the county's previous snapshot stays in use for the flags; WARN for smaller problems "
-                         "(rows quarantined, volume change). An increment's valid rows are always used."),
-        )],
-    )
-    def ingest(context: AssetExecutionContext, lowincome: LowincomeResource) -> MaterializeResult:
-        as_of = date.fromisoformat(context.partition_key)
-        settings = lowincome.settings()
-        try:  # a bad policy file fails the step at once, in one line, before any file is read
-            policy = load_policy(settings.policy)
-            policy.in_force("*", as_of)
-        except LowincomeError as exc:
-            raise Failure(description=str(exc)) from None
+    """`staging/<feed>`: a graph of one `counties` step, one `county` step per county with files, one `collect` step."""
+    key = staging_key(spec.name)
+    check_output = AssetCheckSpec(SUITE_CHECK, asset=key).get_python_identifier()
+
+    @op(name=f"{spec.name}_counties", out={"plan": Out(FeedPlan), "counties": DynamicOut(str)},
+        description=f"Lists the {spec.name} deliveries dated on or before the day; one county step per county with files.")
+    def list_counties(context: OpExecutionContext, lowincome: LowincomeResource):
+        as_of, settings, policy = _policy_and_settings(context, lowincome)
         if not settings.inbox.is_dir():
             raise Failure(description=f"inbox folder not found: {settings.inbox} (set LOWINCOME_INBOX)")
+        plan = plan_feed(spec, settings.inbox, as_of, policy)
+        yield Output(plan, "plan")
+        for county in plan.counties:  # a GB/T 2260 code: six digits, a valid mapping key
+            yield DynamicOutput(county, output_name="counties", mapping_key=county)
+
+    @op(name=f"{spec.name}_county", out=Out(CountyResult),
+        description=f"Reads, validates and splits into parts one county's {spec.name} files; runs their suite.")
+    def read_county(context: OpExecutionContext, lowincome: LowincomeResource, plan: FeedPlan, county: str) -> CountyResult:
+        _, settings, policy = _policy_and_settings(context, lowincome)
         store = lowincome.store()
         try:
-            result = ingest_feed(spec, settings.inbox, as_of, store.root, blocking_share=settings.blocking_share,
-                                 policy=policy, on_file=SuitePass(spec, store.root, volume_min_rows=settings.volume_min_rows))  # suites from the frames in memory
+            result = ingest_county(spec, plan, county, store.root, blocking_share=settings.blocking_share,
+                                   policy=policy,  # suites from the frames in memory
+                                   on_file=SuitePass(spec, store.root, volume_min_rows=settings.volume_min_rows))
+            # the suite of every file of the county, cached for `collect` (files SuitePass did not cover:
+            # parsed on an earlier night with another predecessor, or a changed suite)
+            validate_files(spec, [f for _, f in result.files], store.root, volume_min_rows=settings.volume_min_rows)
+        except OSError as exc:
+            raise _store_failure(spec, exc, store.root) from None
+        context.log.info(f"{spec.name} county {county}: {len(result.rows)} file(s), {result.rows_read} rows read")
+        return result
+
+    @op(name=f"{spec.name}_collect", out={"result": Out(Nothing), check_output: Out(Nothing)},
+        description=f"Assembles staging/{spec.name} from its counties: duplicates across deliveries, the manifest, "
+                    "the deliveries and validation tables of the run, the suite check.")
+    def collect_feed(context: OpExecutionContext, lowincome: LowincomeResource, plan: FeedPlan,
+                counties: list[CountyResult]) -> MaterializeResult:
+        as_of, settings, _ = _policy_and_settings(context, lowincome)
+        store = lowincome.store()
+        try:
+            result = finish_feed(spec, plan, counties, store.root, blocking_share=settings.blocking_share)
             store.write_staging(as_of, result.parts)
             store.write(as_of, "deliveries", spec.name, result.deliveries)
-            results = validate_files(spec, result.files, store.root, volume_min_rows=settings.volume_min_rows)
+            results = validate_files(spec, result.files, store.root,  # cached by the county steps
+                                     volume_min_rows=settings.volume_min_rows)
             store.write(as_of, "validation", spec.name, results)
         except OSError as exc:
-            raise Failure(description=f"{spec.name}: {describe_os_error(exc, store.root, 'ingestion')}") from None
+            raise _store_failure(spec, exc, store.root) from None
         totals = result.totals
         for warning in result.warnings:
             context.log.warning(f"{spec.name}: {warning}")
@@ -135,10 +176,36 @@ def build_ingest_asset(spec: FeedSpec):
             metadata={
                 **{k: MetadataValue.int(v) for k, v in totals.items()},
                 "staging_rows": MetadataValue.int(result.parts.rows),
+                "counties": MetadataValue.int(len(plan.counties)),
                 "files_table": MetadataValue.md(_files_table(result.deliveries)),
             },
             check_results=[_suite_check(spec, results, result.deliveries)],
         )
+
+    @graph_asset(
+        key=key,
+        group_name=INGEST_GROUP,
+        partitions_def=daily_partitions,
+        kinds={"polars", "parquet", "duckdb"},
+        description=(
+            f"{spec.title} ({spec.kind}): every delivery dated on or before the partition day, "
+            "validated row by row; accepted rows typed and normalised, rejected rows quarantined with reasons. "
+            "One step per sending county, then one step that assembles the feed."
+        ),
+        metadata={"feed": spec.name, "delivery": spec.kind},
+        check_specs=[AssetCheckSpec(
+            SUITE_CHECK, asset=key,
+            description=(f"Great Expectations suite {suite_name(spec)} on every delivery of the day. Fails with "
+                         "ERROR when a file is held back or rejected (a structural fault such as a missing required "
+                         "column; for a snapshot, more rejected rows than LOWINCOME_BLOCKING_SHARE or a sharp drop in "
+                         "rows): the county's previous snapshot stays in use for the flags; WARN for smaller problems "
+                         "(rows quarantined, volume change). An increment's valid rows are always used."),
+        )],
+    )
+    def ingest():
+        plan, found = list_counties.alias("counties")()
+        done = found.map(lambda c: read_county.alias("county")(plan, c))
+        return collect_feed.alias("collect")(plan, done.collect())
 
     return ingest
 

@@ -354,51 +354,99 @@ def _connect_bounded():
     return configure_duckdb(duckdb.connect(), load_settings())
 
 
-def ingest_feed(
-    spec: FeedSpec, inbox: Path, as_of: date, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE,
-    policy: Policy | None = None, today: date | None = None, connect=None,
+@dataclass(frozen=True)
+class FeedPlan:
+    """What a feed has to do as of a day: every file of its folder, and the counties with files to read.
+
+    Small and picklable (paths and names, no rows): the plan is handed from the step that lists the
+    inbox to one step per county and to the step that assembles the feed, which may run in other
+    processes or on other machines sharing the warehouse folder. Every step works from the same list,
+    so a file copied into the inbox while the night runs is left for the next night, never half-seen.
+    """
+
+    feed: str
+    as_of: date
+    found: tuple[Delivery, ...]  # every file of the feed's folder, in delivery order (`discover`)
+    county_problems: tuple[str | None, ...]  # per found file: why its county cannot be used (unread), or None
+
+    def readable(self, county: str | None = None) -> list[int]:
+        """Indexes (in delivery order) of the files to read: all of them, or those of one county."""
+        return [i for i, (d, problem) in enumerate(zip(self.found, self.county_problems))
+                if not d.problem and problem is None and (county is None or d.county == county)]
+
+    @property
+    def counties(self) -> tuple[str, ...]:
+        """Counties with at least one file to read, sorted: the unit of work of ingestion."""
+        return tuple(sorted({self.found[i].county for i in self.readable()}))
+
+
+@dataclass
+class CountyResult:
+    """What reading one county's files of a feed gave (or all files, `county` None): small and picklable.
+
+    Everything here is per file or per county (the parsed cache, the file's parts, the verdict, which
+    depends on the county's previous snapshot only); what depends on the feed's whole set of files
+    (duplicates across deliveries, the staging manifest, the content-hash index) is done once per
+    feed by `finish_feed`. `rows` and the lists carry each file's index in the plan, so the feed is
+    assembled in delivery order whatever order the counties finished in.
+    """
+
+    feed: str
+    county: str | None
+    rows: dict[int, dict] = field(default_factory=dict)  # plan index -> provisional deliveries row
+    verdicts: dict[int, _Verdict] = field(default_factory=dict)
+    used: list[tuple[int, FileParts, Path]] = field(default_factory=list)  # files whose valid rows are used
+    quarantine: list[tuple[int, str]] = field(default_factory=list)  # (plan index, quarantine part)
+    files: list[tuple[int, DeliveredFile]] = field(default_factory=list)
+    hashes: dict[str, list] = field(default_factory=dict)  # content hashes met (`HashIndex.seen`), saved by the feed
+    untouched: dict[int, int] = field(default_factory=dict)  # plan index -> rows of a returned form left blank
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_read(self) -> int:
+        return sum(r["rows_read"] for r in self.rows.values())
+
+
+def plan_feed(spec: FeedSpec, inbox: Path, as_of: date, policy: Policy | None = None,
+              today: date | None = None) -> FeedPlan:
+    """List the feed's deliveries as of `as_of` and which of them can be read (nothing is opened)."""
+    policy = policy or _bundled_policy()
+    found = tuple(discover(inbox, spec.name, as_of, today))
+    problems = tuple(None if d.problem else county_problem(d.county, policy.served_counties, policy.path) for d in found)
+    return FeedPlan(spec.name, as_of, found, problems)
+
+
+def _unread_row(spec: FeedSpec, d: Delivery, county_problem_text: str | None) -> dict:
+    return {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
+            "sha256": None, "size_bytes": d.size, "format": d.extension.lstrip(".") or None,
+            "status": d.status if d.problem else "rejected", "message": d.problem or county_problem_text,
+            "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0}
+
+
+def ingest_county(
+    spec: FeedSpec, plan: FeedPlan, county: str | None, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE,
+    policy: Policy | None = None,
     on_file: Callable[[DeliveredFile, pl.DataFrame | None], None] | None = None,
-) -> FeedResult:
-    """Account for every delivery of `spec` dated on or before `as_of` and list the parts of its staging.
+) -> CountyResult:
+    """Read, validate and split into parts the plan's files of one county (`county` None: every readable file).
 
-    Every file of the feed's folder gets a row in `deliveries` (used, held back, rejected, left for a
-    later run). A file named for a county that is not in GB/T 2260 or not served (`policy.served_counties`)
-    is rejected unread; a row whose division code lies in another county is quarantined. What is held back
-    follows `_judge`. Each file is parsed and split into parts once (`lowincome.parts`); a night reads
-    only the files it has not seen, and the rest from their small meta files. `policy` defaults to the
-    bundled policy file; `today` (Asia/Shanghai) to the real date; `connect` to a bounded DuckDB connection.
-
-    `on_file(file, frame)` is called for every readable file in delivery order, with its validated
-    rows while they are in memory (`validate_rows` output) when the file was parsed just now, else
-    None: the validation suite (`checks.record.SuitePass`) computes a new file's statistics from
-    that frame instead of reading the parsed cache again.
+    Safe to run for several counties of a feed at once, in separate processes: each file's parsed
+    cache, parts and held-back part are named by its content, date, county and name, so two counties
+    never write the same file, and the feed-wide files (content-hash index, duplicate markers, the
+    empty part) are left to `finish_feed`. Each file gets one progress line, numbered by its place
+    among the feed's files.
     """
     policy = policy or _bundled_policy()
-    connect = connect or _connect_bounded
     acceptances, warnings = load_acceptances(work_dir)
-    deliveries: list[dict] = []
-    files: list[DeliveredFile] = []
-    verdicts: dict[str, _Verdict] = {}
-    used: list[tuple[Delivery, FileParts, Path]] = []  # files whose valid rows are used, in delivery order
-    quarantine: list[str] = []
+    out = CountyResult(spec.name, county, warnings=warnings)
     in_use: dict[str, tuple[str, int]] = {}  # county → (file name, rows) of the snapshot in use so far
-    untouched: dict[str, int] = {}  # file → rows of a returned form left blank (not records: see reading.py)
     hashes = HashIndex(work_dir, spec.name)
-    found = list(discover(inbox, spec.name, as_of, today))
-    progress = FeedProgress(spec.name, len(found))
-    for d in found:
+    progress = FeedProgress(spec.name, len(plan.found), scope="feed" if county is None else f"county {county}")
+    for i in plan.readable(county):
+        d = plan.found[i]
         started = time.monotonic()
-        row = {"feed": spec.name, "file_name": d.file_name, "county": d.county, "extracted_on": d.extracted_on,
-               "sha256": None, "size_bytes": d.size, "format": d.extension.lstrip(".") or None,
-               "status": d.status if d.problem else "rejected", "message": d.problem,
-               "rows_read": 0, "rows_accepted": 0, "rows_quarantined": 0}
-        deliveries.append(row)
-        if d.problem:
-            continue
-        problem = county_problem(d.county, policy.served_counties, policy.path)
-        if problem:
-            row["message"] = problem
-            continue
+        row = _unread_row(spec, d, None)
+        out.rows[i] = row
         try:
             sha = hashes.sha256(d.path, sha256_of)
             row["sha256"] = sha
@@ -414,41 +462,74 @@ def ingest_feed(
         row["format"] = meta["format"]
         rows, invalid = int(meta["rows"]), int(meta["invalid"])
         delivered = DeliveredFile(d.file_name, d.county, d.extracted_on, sha, cache, rows, list(meta.get("missing", [])))
-        files.append(delivered)
+        out.files.append((i, delivered))
         row["rows_read"] = rows
         parse_key = cache.stem
         parts = file_parts(spec, work_dir, parse_key, d.file_name, sha, d.extracted_on, d.county, cache, parsed)
         if on_file is not None:
             on_file(delivered, parsed)
-        progress.file_seen(d.file_name, rows, time.monotonic() - started, parsed_now=parsed is not None)
+        progress.file_seen(d.file_name, rows, time.monotonic() - started, parsed_now=parsed is not None,
+                           position=None if county is None else i + 1)
         del parsed
-        shrink = float(policy.in_force(d.county, as_of)["snapshot_shrink_share"])
+        shrink = float(policy.in_force(d.county, plan.as_of)["snapshot_shrink_share"])
         verdict = _judge(spec, d, sha, rows, invalid, meta.get("message"), blocking_share, shrink, in_use, acceptances)
-        untouched[d.file_name] = int(meta.get("untouched", 0))
-        if rows == 0 and untouched[d.file_name] and verdict.status == "rejected" and meta.get("message") is None:
+        out.untouched[i] = int(meta.get("untouched", 0))  # rows of a returned form left blank (not records: see reading.py)
+        if rows == 0 and out.untouched[i] and verdict.status == "rejected" and meta.get("message") is None:
             verdict = _Verdict(None, None)  # a returned worklist with nothing filled in: no outcome, nothing wrong
-        verdicts[d.file_name] = verdict
+        out.verdicts[i] = verdict
         row["message"] = verdict.message
         if verdict.status == "blocked":
             row["status"] = verdict.status
-            quarantine.append(held_back_part(spec, work_dir, parts, d.file_name, sha, d.extracted_on, d.county, cache,
-                                             verdict.message))
+            out.quarantine.append((i, held_back_part(spec, work_dir, parts, d.file_name, sha, d.extracted_on, d.county,
+                                                     cache, verdict.message)))
             row["rows_accepted"] = 0
             continue
         if verdict.status is not None:  # rejected: a structural fault quarantines every row already
             row["status"] = verdict.status
         elif spec.kind == "snapshot":
             in_use[d.county] = (d.file_name, rows)
-        quarantine.append(parts.quarantine)
-        used.append((d, parts, cache))
+        out.quarantine.append((i, parts.quarantine))
+        out.used.append((i, parts, cache))
         row["rows_accepted"] = parts.accepted_rows
+    out.hashes = hashes.seen
+    return out
 
+
+def finish_feed(spec: FeedSpec, plan: FeedPlan, counties: list[CountyResult], work_dir: Path,
+                blocking_share: float = DEFAULT_BLOCKING_SHARE, connect=None) -> FeedResult:
+    """Assemble the feed from its counties' results: duplicates across deliveries, statuses, the staging manifest.
+
+    The one step per feed that writes feed-wide working files: the content-hash index (the counties'
+    hashes merged) and the duplicate markers. Duplicates are resolved over every county's files in
+    delivery order, as one query: a unique key (发放流水号, 结算ID, ...) is unique across the feed, and a
+    key repeated in another county's later file is a copy too (docs/decisions.md, fanout).
+    """
+    connect = connect or _connect_bounded
+    results = sorted(counties, key=lambda r: (r.county is not None, r.county or ""))
+    expected = set(plan.readable())
+    covered = [i for r in results for i in r.rows]
+    if sorted(covered) != sorted(expected):
+        missing = sorted({plan.found[i].file_name for i in expected - set(covered)})
+        raise ValueError(f"{spec.name}: the county results do not cover the feed's files exactly once "
+                         f"(e.g. {missing[:1] or 'a file read twice'})")
+    rows_by_index = {i: row for r in results for i, row in r.rows.items()}
+    deliveries = [rows_by_index.get(i) or _unread_row(spec, d, problem)
+                  for i, (d, problem) in enumerate(zip(plan.found, plan.county_problems))]
+    verdicts = {i: v for r in results for i, v in r.verdicts.items()}
+    untouched = {i: n for r in results for i, n in r.untouched.items()}
+    quarantine = [part for _, part in sorted((q for r in results for q in r.quarantine), key=lambda q: q[0])]
+    used = sorted((u for r in results for u in r.used), key=lambda u: u[0])
+    files = [f for _, f in sorted((f for r in results for f in r.files), key=lambda f: f[0])]
+    warnings = list(dict.fromkeys(w for r in results for w in r.warnings))  # the acceptances' warnings come once
+    hashes = HashIndex(work_dir, spec.name)
+    for r in results:
+        hashes.seen.update(r.hashes)
     hashes.save()
     kept: list[str] = []
     latest: dict[str, str] = {}  # county → newest file with accepted rows (snapshots)
     total = 0
     if spec.unique_key and used:
-        chain = [InUse(parts, d.file_name, cache) for d, parts, cache in used]
+        chain = [InUse(parts, plan.found[i].file_name, cache) for i, parts, cache in used]
         resolve_duplicates(spec, work_dir, chain, connect)
         by_name = {row["file_name"]: row for row in deliveries}
         for f in chain:
@@ -459,23 +540,52 @@ def ingest_feed(
             if f.duplicates:
                 quarantine.append(f.duplicates)
     else:
-        for d, parts, _ in used:
+        for i, parts, _ in used:
             if parts.accepted_rows:
+                d = plan.found[i]
                 kept.append(parts.accepted)
                 total += parts.accepted_rows
                 latest[d.county] = d.file_name
-    for row in deliveries:
-        verdict = verdicts.get(row["file_name"])
+    for i, row in enumerate(deliveries):
+        verdict = verdicts.get(i)
         if verdict is None:  # not read: its status and message were set above
             continue
         row["rows_quarantined"] = row["rows_read"] - row["rows_accepted"]
         if verdict.status is None:
             row["status"] = "accepted" if row["rows_quarantined"] == 0 else "partly_quarantined"
             row["message"] = _use_message(spec, row, verdict.message, blocking_share)
-        if untouched.get(row["file_name"]):
-            row["message"] = "; ".join(m for m in (_untouched_message(row, untouched[row["file_name"]]), row["message"]) if m)
+        if untouched.get(i):
+            row["message"] = "; ".join(m for m in (_untouched_message(row, untouched[i]), row["message"]) if m)
     staging = Staging(
         spec.name, spec.kind == "snapshot", str(empty_part(spec, work_dir).relative_to(work_dir)), tuple(kept),
         tuple(sorted(latest.values())) if spec.kind == "snapshot" else (), tuple(quarantine), total,
     )
     return FeedResult(spec.name, staging, pl.DataFrame(deliveries, schema=_DELIVERY_SCHEMA), work_dir, files, warnings)
+
+
+def ingest_feed(
+    spec: FeedSpec, inbox: Path, as_of: date, work_dir: Path, blocking_share: float = DEFAULT_BLOCKING_SHARE,
+    policy: Policy | None = None, today: date | None = None, connect=None,
+    on_file: Callable[[DeliveredFile, pl.DataFrame | None], None] | None = None,
+) -> FeedResult:
+    """Account for every delivery of `spec` dated on or before `as_of` and list the parts of its staging.
+
+    Every file of the feed's folder gets a row in `deliveries` (used, held back, rejected, left for a
+    later run). A file named for a county that is not in GB/T 2260 or not served (`policy.served_counties`)
+    is rejected unread; a row whose division code lies in another county is quarantined. What is held back
+    follows `_judge`. Each file is parsed and split into parts once (`lowincome.parts`); a night reads
+    only the files it has not seen, and the rest from their small meta files. `policy` defaults to the
+    bundled policy file; `today` (Asia/Shanghai) to the real date; `connect` to a bounded DuckDB connection.
+
+    The same three stages the pipeline runs as separate steps (`plan_feed`, `ingest_county` per county,
+    `finish_feed`), here in one call over every county at once; the result is the same either way.
+
+    `on_file(file, frame)` is called for every readable file in delivery order, with its validated
+    rows while they are in memory (`validate_rows` output) when the file was parsed just now, else
+    None: the validation suite (`checks.record.SuitePass`) computes a new file's statistics from
+    that frame instead of reading the parsed cache again.
+    """
+    policy = policy or _bundled_policy()
+    plan = plan_feed(spec, inbox, as_of, policy, today)
+    part = ingest_county(spec, plan, None, work_dir, blocking_share, policy, on_file)
+    return finish_feed(spec, plan, [part], work_dir, blocking_share, connect)

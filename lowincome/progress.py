@@ -28,16 +28,21 @@ class FeedProgress:
     total_files: int
     started: float = field(default_factory=time.monotonic)
     done: int = 0
+    scope: str = "feed"  # whose elapsed time the line gives: the feed's, or one county step's ("county 110101")
 
-    def file_seen(self, file_name: str, rows: int, seconds: float, parsed_now: bool) -> str | None:
+    def file_seen(self, file_name: str, rows: int, seconds: float, parsed_now: bool,
+                  position: int | None = None) -> str | None:
         """Count a file; one progress line when it was read and validated now (a file already in the store
-        costs next to nothing and is covered by the feed's summary line). Returns the line, if any."""
+        costs next to nothing and is covered by the feed's summary line). Returns the line, if any.
+
+        `position`: the file's place among the feed's files, when counties are read in separate steps
+        (a step cannot count what the others have done); by default the count of files done."""
         self.done += 1
         if not parsed_now:
             return None
         rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
-        line = (f"{self.feed} [{self.done}/{self.total_files}] {file_name}: {rows:,} rows read and validated "
-                f"读取校验 in {seconds:.1f} s{rate}; feed elapsed {_clock(time.monotonic() - self.started)}")
+        line = (f"{self.feed} [{position or self.done}/{self.total_files}] {file_name}: {rows:,} rows read and validated "
+                f"读取校验 in {seconds:.1f} s{rate}; {self.scope} elapsed {_clock(time.monotonic() - self.started)}")
         log.info(line)
         return line
 

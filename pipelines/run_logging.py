@@ -44,8 +44,8 @@ def stage_of(step_key: str | None) -> str:
 
 
 def feed_of(step_key: str | None) -> str | None:
-    if step_key and step_key.startswith("staging__"):
-        return step_key.removeprefix("staging__")
+    if step_key and step_key.startswith("staging__"):  # staging__<feed>, or a step of its graph: staging__<feed>.county[...]
+        return step_key.removeprefix("staging__").split(".", 1)[0]
     return None
 
 
