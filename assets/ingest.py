@@ -139,7 +139,7 @@ def build_ingest_asset(spec: FeedSpec):
             validate_files(spec, [f for _, f in result.files], store.root, volume_min_rows=settings.volume_min_rows)
         except OSError as exc:
             raise _store_failure(spec, exc, store.root) from None
-        context.log.info(f"{spec.name} county {county}: {len(result.rows)} file(s), {result.rows_read} rows read")
+        context.log.debug(f"{spec.name} county {county}: {len(result.rows)} file(s), {result.rows_read} rows read")
         return result
 
     @op(name=f"{spec.name}_collect", out={"result": Out(Nothing), check_output: Out(Nothing)},
