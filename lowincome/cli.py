@@ -93,7 +93,7 @@ def _failure_reason(result) -> tuple[str, str]:
         reason = (short_error(run_failure[-1]) if run_failure else None) or "the run did not succeed"
         return "run", reason
     stages = list(dict.fromkeys(stage_of(e.step_key) for e in failed))
-    feeds = [f for f in (feed_of(e.step_key) for e in failed) if f]
+    feeds = list(dict.fromkeys(f for f in (feed_of(e.step_key) for e in failed) if f))  # two counties of one feed: once
     where = stages[0] if len(stages) == 1 else " and ".join(stages)
     if feeds:
         where += f" of {', '.join(feeds)}" if len(feeds) <= 3 else f" of {len(feeds)} feeds ({', '.join(feeds[:3])}, ...)"

@@ -7,7 +7,7 @@ from assets.rules import flags
 from assets.publish import published_warehouse
 from checks.freshness import freshness_checks
 from pipelines.jobs import nightly_job
-from pipelines.resources import LowincomeResource
+from pipelines.resources import LowincomeResource, WarehouseIOManager
 from pipelines.run_logging import concise_console_logger
 from pipelines.schedules import nightly_schedule
 from pipelines.sensors import inbox_sensor, record_failed_runs
@@ -23,7 +23,9 @@ def build_definitions(executor: ExecutorDefinition | None = None) -> Definitions
         jobs=[nightly_job],
         schedules=[nightly_schedule],
         sensors=[inbox_sensor, record_failed_runs],
-        resources={"lowincome": LowincomeResource()},
+        # Steps hand over small values (a feed's plan, each county's file results) through the warehouse,
+        # the folder every machine shares, not through the instance's local storage.
+        resources={"lowincome": LowincomeResource(), "io_manager": WarehouseIOManager()},
         # Every job's default logger: one line per message on the terminal, the full record in the log file.
         loggers={"console": concise_console_logger},
         executor=executor,

@@ -16,7 +16,9 @@ import os
 import shutil
 from pathlib import Path
 
-from dagster import ConfigurableResource, InitResourceContext
+import time
+
+from dagster import ConfigurableIOManagerFactory, ConfigurableResource, FilesystemIOManager, InitResourceContext
 from pydantic import PrivateAttr
 
 from lowincome.config import Settings, load_settings
@@ -46,6 +48,7 @@ class LowincomeResource(ConfigurableResource):
         try:
             store = self.store()
             remove_leftovers(store, keep_run=self._run_id)
+            prune_handovers(store.warehouse, self._run_id, self.settings().retention_days)
             if partition:
                 from datetime import date
 
@@ -74,6 +77,44 @@ class LowincomeResource(ConfigurableResource):
     def store(self) -> WorkStore:
         """The run's own work store inside a run; the committed days' store elsewhere (sensors)."""
         return WorkStore(Path(self.settings().warehouse), self._run_id)
+
+
+IO_DIR = ("work", "dagster", "io")  # under the warehouse: what steps hand over (a feed's plan, counties' results)
+
+
+class WarehouseIOManager(ConfigurableIOManagerFactory):
+    """Dagster's filesystem IO manager, rooted in the warehouse's working storage.
+
+    The county steps of a feed hand their collect step a few KB each (the plan, each county's
+    file results). Dagster's default puts them under the instance's storage folder, which on a
+    Celery worker is that machine's own `DAGSTER_HOME`: the collect step, run on another machine,
+    would not find them. The warehouse is the one folder every machine shares (deploy/README.md),
+    so the hand-overs live there, whatever executor and instance run the job; pruned with the run
+    folders after LOWINCOME_RETENTION_DAYS (a re-execution from failure still finds them).
+    """
+
+    warehouse: str = ""  # empty: LOWINCOME_WAREHOUSE
+
+    def create_io_manager(self, context):
+        env = dict(os.environ)
+        if self.warehouse:
+            env["LOWINCOME_WAREHOUSE"] = self.warehouse
+        base = Path(load_settings(env).warehouse).joinpath(*IO_DIR)
+        return FilesystemIOManager(base_dir=str(base)).create_io_manager(context)
+
+
+def prune_handovers(warehouse: Path, keep_run: str | None, retention_days: int) -> None:
+    """Remove the step hand-overs of runs older than the retention period (one folder per run)."""
+    root = Path(warehouse).joinpath(*IO_DIR)
+    if not root.is_dir():
+        return
+    cutoff = time.time() - retention_days * 86400
+    for folder in root.iterdir():
+        try:
+            if folder.name != keep_run and folder.is_dir() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def remove_leftovers(store: WorkStore, keep_run: str | None) -> None:
