@@ -283,14 +283,8 @@ def _supersede(ctx, gx_dir: Path, key) -> list[list]:
 
 
 def _note_superseded(gx_dir: Path, keys: list[list]) -> None:
-    if not keys:
-        return
-    path = gx_dir / SUPERSEDED
-    try:
-        earlier = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        earlier = ""
-    write_text_atomic(path, earlier + "".join(json.dumps(k, ensure_ascii=False) + "\n" for k in keys))
+    """Remember which results were replaced, so the next render removes their pages (called under the lock)."""
+    _append_keys(gx_dir / SUPERSEDED, keys)
 
 
 def _remove_superseded_pages(ctx, gx_dir: Path, site_dir: Path) -> int:
@@ -386,9 +380,13 @@ UNRENDERED = ".unrendered"  # in the GX store: results stored since the site was
 
 def _note_unrendered(gx_dir: Path, keys: list[list]) -> None:
     """Remember which results the site lacks, so the next render draws only their pages (called under the lock)."""
+    _append_keys(gx_dir / UNRENDERED, keys)
+
+
+def _append_keys(path: Path, keys: list[list]) -> None:
+    """Add result keys to a list kept in the store, one JSON key per line."""
     if not keys:
         return
-    path = gx_dir / UNRENDERED
     try:
         earlier = path.read_text(encoding="utf-8")
     except FileNotFoundError:

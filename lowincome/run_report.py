@@ -72,18 +72,24 @@ def _has_table(con, schema: str, table: str) -> bool:
     )
 
 
-def _rows_chart(feed_rows: list[tuple]) -> str:
-    """Rows per feed: accepted and quarantined, stacked horizontal bars."""
-    left, right, top, bottom = 170, 20, 34, 30
-    band = (_H - top - bottom) / max(len(feed_rows), 1)
-    peak = _scale(max(((r[3] or 0) + (r[4] or 0) for r in feed_rows), default=0))
+def _bar_axis(left: float, right: float, top: float, bottom: float, peak: float, label: str) -> tuple[float, list[str]]:
+    """The value axis of a horizontal bar chart: its width and the SVG of the axis, ticks and label."""
     width = _W - left - right
     body = [f"<line x1='{left}' y1='{top}' x2='{left}' y2='{_H - bottom}' stroke='#444'/>"]
     for tick in _ticks(peak):
         x = left + width * tick / peak
         body.append(f"<line x1='{x:.1f}' y1='{_H - bottom}' x2='{x:.1f}' y2='{_H - bottom + 4}' stroke='#444'/>"
                     f"<text x='{x:.1f}' y='{_H - bottom + 15}' text-anchor='middle'>{_num(tick)}</text>")
-    body.append(f"<text x='{left + width / 2}' y='{_H - 3}' text-anchor='middle'>rows</text>")
+    body.append(f"<text x='{left + width / 2}' y='{_H - 3}' text-anchor='middle'>{label}</text>")
+    return width, body
+
+
+def _rows_chart(feed_rows: list[tuple]) -> str:
+    """Rows per feed: accepted and quarantined, stacked horizontal bars."""
+    left, right, top, bottom = 170, 20, 34, 30
+    band = (_H - top - bottom) / max(len(feed_rows), 1)
+    peak = _scale(max(((r[3] or 0) + (r[4] or 0) for r in feed_rows), default=0))
+    width, body = _bar_axis(left, right, top, bottom, peak, "rows")
     for i, r in enumerate(feed_rows):
         y = top + i * band + band * 0.15
         h = band * 0.7
@@ -445,13 +451,7 @@ def _effectiveness_chart(rows: list[dict]) -> str:
     left, right, top, bottom = 60, 110, 34, 30
     band = (_H - top - bottom) / max(len(rows), 1)
     peak = _scale(max((r["raised"] or 0 for r in rows), default=0))
-    width = _W - left - right
-    body = [f"<line x1='{left}' y1='{top}' x2='{left}' y2='{_H - bottom}' stroke='#444'/>"]
-    for tick in _ticks(peak):
-        x = left + width * tick / peak
-        body.append(f"<line x1='{x:.1f}' y1='{_H - bottom}' x2='{x:.1f}' y2='{_H - bottom + 4}' stroke='#444'/>"
-                    f"<text x='{x:.1f}' y='{_H - bottom + 15}' text-anchor='middle'>{_num(tick)}</text>")
-    body.append(f"<text x='{left + width / 2}' y='{_H - 3}' text-anchor='middle'>cases raised</text>")
+    width, body = _bar_axis(left, right, top, bottom, peak, "cases raised")
     for i, r in enumerate(rows):
         y = top + i * band + band * 0.15
         h = band * 0.7
