@@ -79,7 +79,7 @@ class LowincomeResource(ConfigurableResource):
         return WorkStore(Path(self.settings().warehouse), self._run_id)
 
 
-IO_DIR = ("work", "dagster", "io")  # under the warehouse: what steps hand over (a feed's plan, counties' results)
+IO_DIR = ("work", "handover")  # under the warehouse: what steps hand over (a feed's plan, counties' results)
 
 
 class WarehouseIOManager(ConfigurableIOManagerFactory):
