@@ -6,6 +6,9 @@ one it replaced, not with itself. Issue 11 (part chinese) changed the claims' co
 insured population's out-of-pocket costs, whatever the claims per person); the digests were then
 recomputed from the streaming generator at that change, which changed nothing else: the draws are
 the same in number and order, so every other feed's bytes are those of the whole-world generator.
+Issue 11 (part oneflag) then added planted cases for runs of months (gaps, a certificate upgraded
+mid-run, an R07 household paid through two members); the digests were recomputed once more at that
+change. Since then they guard against unplanned changes of the generator's bytes.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ deliveries_module = importlib.import_module("lowincome.generate.deliveries")  # 
 WHOLE_WORLD_DIGESTS = {
     # options -> sha256 over (relative path, sha256 of the file) of everything written, expected.json included
     "a": (dict(seed=5, scale=0.3, end_date=date(2026, 10, 31), months=24, claims_factor=2.0),
-          "2b9a522d1e45826be9a4c8495ffb65799c8bdc35c39510882adbb7b08acdfb04"),
+          "6161e55d7d7bbbc9e9236cc90fbd9d7d233e7cc8eb96b20520f4aa589e9f9cde"),
     "b": (dict(seed=3, scale=0.2, end_date=date(2026, 8, 15), months=15, feeds=["medical_claims", "death_records", "hrss_benefits"]),
-          "a93252239f47294711e350006fc8bbc003ecebe2a205d430028c0f32ead6c7b8"),
+          "509a8857b4b4feb959a0547c0d72f0947edfcfc4df28368f2733801fe1e4ac07"),
 }
 
 
