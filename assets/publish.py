@@ -28,7 +28,7 @@ from lowincome.nightly import analysts_database, publish_run
 from lowincome.privacy import redact
 from lowincome.run_report import write_run_report
 from pipelines.partitions import daily_partitions
-from pipelines.resources import LowincomeResource
+from pipelines.resources import LowincomeResource, drop_handovers
 
 PUBLISH_GROUP = "publish"
 
@@ -65,6 +65,7 @@ def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeReso
         raise Failure(description=str(exc)) from None
     for line in done.warnings:
         context.log.warning(line) if "could not" in line else context.log.info(line)
+    drop_handovers(settings.warehouse, {context.run.run_id, context.run.root_run_id})  # published: not needed again
     _log_strays(context, done.deliveries)
     totals = done.deliveries.select(pl.col("rows_read", "rows_accepted", "rows_quarantined").sum()).row(0, named=True)
     return MaterializeResult(

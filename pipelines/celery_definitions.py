@@ -23,4 +23,9 @@ def _broker() -> str:
     return broker
 
 
-defs = build_definitions(executor=celery_executor.configured(celery_executor_config(_broker()), name="celery"))
+def build_celery_definitions():
+    """The code location on the broker LOWINCOME_CELERY_BROKER names now (read at each call)."""
+    return build_definitions(executor=celery_executor.configured(celery_executor_config(_broker()), name="celery"))
+
+
+defs = build_celery_definitions()

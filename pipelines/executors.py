@@ -45,10 +45,14 @@ def nightly_job() -> JobDefinition:
 
 
 def celery_nightly_job() -> JobDefinition:
-    """The same nightly job with the Celery executor (pipelines/celery_definitions.py): reconstructable by name."""
-    from pipelines.celery_definitions import defs
+    """The same nightly job with the Celery executor (pipelines/celery_definitions.py): reconstructable by name.
 
-    return defs.resolve_job_def(NIGHTLY_JOB_NAME)
+    Built for the broker the environment names at the call, not the module's `defs`: a process that
+    loaded the Celery code location once (a test, a long-lived process) must not send a later run's
+    tasks, or wait for their results, on the broker it saw first."""
+    from pipelines.celery_definitions import build_celery_definitions
+
+    return build_celery_definitions().resolve_job_def(NIGHTLY_JOB_NAME)
 
 
 def celery_backend(broker: str) -> str:

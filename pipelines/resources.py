@@ -117,6 +117,14 @@ def prune_handovers(warehouse: Path, keep_run: str | None, retention_days: int) 
             continue
 
 
+def drop_handovers(warehouse: Path, run_ids: set) -> None:
+    """Remove a published run's hand-overs: once its publication is in place no step will read them again."""
+    root = Path(warehouse).joinpath(*IO_DIR)
+    for run_id in run_ids:
+        if run_id:
+            shutil.rmtree(root / run_id, ignore_errors=True)
+
+
 def remove_leftovers(store: WorkStore, keep_run: str | None) -> None:
     """Clear what killed runs left, under the warehouse lock (never while another run publishes).
 
