@@ -329,7 +329,10 @@ COLUMNS.update({
         "household_source": "家庭来源 civil (民政名册), rural (乡村振兴监测), or person (on no roster: a household of "
                             "their own); empty for a household flag whose household is on no latest roster",
         "person_key": "人员假名键 pseudonymous key of the person the event is about; empty for a household's event",
-        "event_date": "事件日期 date of the event (payments and 人社 months: the first day of the month)",
+        "date": "事件日期 date of the event (payments and 人社 months: the first day of the month); the column "
+                "outputs.md names",
+        "event_date": "事件日期 the same date as `date`, under the name this mart was first published with (kept so "
+                      "that queries written then still run)",
         "event_rank": "同日顺序 order of events on the same day (enrolment 10 ... flag resolved 90)",
         "department": "部门 department the event comes from (民政, 乡村振兴, 医保, 残联, 公安/殡葬, 人社, 民政核查)",
         "feed": "数据源 feed the event was read from (or flags / verification_outcomes)",

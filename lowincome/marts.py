@@ -215,7 +215,9 @@ COLUMN_ORDER = ("household_key", "household_source", "person_key", "event_date",
 
 
 def create_timeline_view(con, timeline: Timeline, as_of: date) -> None:
-    con.execute(f"CREATE VIEW mart.household_timeline AS SELECT {', '.join(COLUMN_ORDER)} "
+    """The published view: `date` is the contract's name (outputs.md); `event_date`, the name first published, stays."""
+    columns = ", ".join('event_date AS "date", event_date' if c == "event_date" else c for c in COLUMN_ORDER)
+    con.execute(f"CREATE VIEW mart.household_timeline AS SELECT {columns} "
                 f"FROM ({timeline_view_sql(timeline, as_of)}) ORDER BY {TIMELINE_ORDER}")
 
 

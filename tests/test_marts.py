@@ -180,9 +180,11 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
     warehouse = lowincome_env(inbox)
     _timeline_inbox(inbox)
     run(T1)
-    columns = ("household_key, household_source, person_key, event_date, department, event, event_zh, category, amount, "
-               "source_file, source_row, source_rows")
+    columns = ("household_key, household_source, person_key, date, department, event, event_zh, category, amount, "
+               "source_file, source_row, source_rows")  # outputs.md's names
     timeline = query(warehouse, f"SELECT {columns}, flag_id FROM mart.household_timeline")
+    assert query(warehouse, "SELECT count(*) AS n FROM mart.household_timeline "
+                            "WHERE event_date IS DISTINCT FROM date")["n"][0] == 0  # the first-published name, kept
     events = timeline.filter(pl.col("flag_id").is_null()).drop("flag_id")
     pay, claims, roster = (f"{f}_{C}_{T1:%Y%m%d}.csv" for f in ("subsidy_payments", "medical_claims", "civil_roster"))
     certs, deaths, hrss = (f"{f}_{C}_{T1:%Y%m%d}.csv" for f in ("disability_cert", "death_records", "hrss_benefits"))
@@ -214,7 +216,7 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
     flags = query(warehouse, "SELECT flag_id, subject_type, subject_key, first_seen_on FROM mart.flags")
     hh_of = {key(P1): h1, key(P2): h1, key(P3): h2}
     raised = {r[0]: r for r in timeline.filter(pl.col("event") == "flag_raised")
-              .select("flag_id", "household_key", "event_date").iter_rows()}
+              .select("flag_id", "household_key", "date").iter_rows()}
     assert len(raised) == flags.height
     for f in flags.iter_rows(named=True):
         want = f["subject_key"] if f["subject_type"] == "household" else hh_of.get(f["subject_key"], f["subject_key"])
