@@ -7,7 +7,8 @@ shows the per-file counts in the Dagster UI.
 
 Each asset is a graph of steps with the county as the unit of work (issue 10):
 `counties` lists the feed's files and fans out one `county` step per county
-with files to read (read, validate, parts, suite), and `collect` assembles the
+with files to read (read, validate, parts, suite; one `county[all]` step for
+every county of a feed smaller than LOWINCOME_FANOUT_MIN_MB), and `collect` assembles the
 feed (duplicates across deliveries, the staging manifest, the deliveries and
 validation tables of the run folder, the asset check). Steps hand each other
 only small picklable values (the plan: file paths and names; per county: part
@@ -49,6 +50,9 @@ from pipelines.partitions import daily_partitions
 from pipelines.resources import LowincomeResource
 
 INGEST_GROUP = "ingest"
+
+
+ALL_COUNTIES = "all"  # the mapping key of the one step that reads a small feed's every county
 
 
 def staging_key(feed: str) -> AssetKey:
@@ -115,15 +119,16 @@ def build_ingest_asset(spec: FeedSpec):
     check_output = AssetCheckSpec(SUITE_CHECK, asset=key).get_python_identifier()
 
     @op(name=f"{spec.name}_counties", out={"plan": Out(FeedPlan), "counties": DynamicOut(str)},
-        description=f"Lists the {spec.name} deliveries dated on or before the day; one county step per county with files.")
+        description=f"Lists the {spec.name} deliveries dated on or before the day; one county step per county with files (one for all of them below LOWINCOME_FANOUT_MIN_MB).")
     def list_counties(context: OpExecutionContext, lowincome: LowincomeResource):
         as_of, settings, policy = _policy_and_settings(context, lowincome)
         if not settings.inbox.is_dir():
             raise Failure(description=f"inbox folder not found: {settings.inbox} (set LOWINCOME_INBOX)")
         plan = plan_feed(spec, settings.inbox, as_of, policy)
         yield Output(plan, "plan")
-        for county in plan.counties:  # a GB/T 2260 code: six digits, a valid mapping key
-            yield DynamicOutput(county, output_name="counties", mapping_key=county)
+        for county in plan.units(settings.fanout_min_bytes):  # a GB/T 2260 code (six digits), or every county
+            unit = county or ALL_COUNTIES
+            yield DynamicOutput(unit, output_name="counties", mapping_key=unit)
 
     @op(name=f"{spec.name}_county", out=Out(CountyResult),
         description=f"Reads, validates and splits into parts one county's {spec.name} files; runs their suite.")
@@ -131,7 +136,8 @@ def build_ingest_asset(spec: FeedSpec):
         _, settings, policy = _policy_and_settings(context, lowincome)
         store = lowincome.store()
         try:
-            result = ingest_county(spec, plan, county, store.root, blocking_share=settings.blocking_share,
+            result = ingest_county(spec, plan, None if county == ALL_COUNTIES else county, store.root,
+                                   blocking_share=settings.blocking_share,
                                    policy=policy,  # suites from the frames in memory
                                    on_file=SuitePass(spec, store.root, volume_min_rows=settings.volume_min_rows))
             # the suite of every file of the county, cached for `collect` (files SuitePass did not cover:

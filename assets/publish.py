@@ -7,6 +7,7 @@ The order (commit, publish, only then "success") lives in lowincome/nightly.py
 
 from datetime import date, datetime, timezone
 
+import duckdb
 import polars as pl
 from dagster import (
     AssetExecutionContext,
@@ -22,9 +23,11 @@ from dagster import (
 from assets.ingest import staging_key
 from assets.rules import FLAGS_KEY
 from checks.record import render_data_docs
-from lowincome.errors import LowincomeError
+from lowincome.config import running_alone
+from lowincome.errors import LowincomeError, describe_os_error
 from lowincome.feeds import FEEDS
 from lowincome.nightly import analysts_database, publish_run
+from lowincome.publish import prepare_analysts_parts
 from lowincome.privacy import redact
 from lowincome.run_report import write_run_report
 from pipelines.partitions import daily_partitions
@@ -39,11 +42,40 @@ def _run_started(context: AssetExecutionContext) -> datetime:
     return datetime.fromtimestamp(start, tz=timezone.utc).replace(tzinfo=None)
 
 
+ANALYSTS_PARTS_KEY = AssetKey(["publish", "analysts_parts"])
+
+
+@asset(
+    key=ANALYSTS_PARTS_KEY,
+    group_name=PUBLISH_GROUP,
+    partitions_def=daily_partitions,
+    deps=[staging_key(f) for f in FEEDS],
+    kinds={"duckdb", "parquet"},
+    description=(
+        "The analysts' pseudonymous copies of the day's staging and quarantine parts and the household timeline's "
+        "per-file parts under <warehouse>/published/, each written once and named by its content. They depend on "
+        "staging alone, so this step runs beside the rules (another core, another machine) instead of inside the "
+        "one publishing step; no database refers to them until publish/warehouse swaps one in."
+    ),
+)
+def analysts_parts(context: AssetExecutionContext, lowincome: LowincomeResource) -> MaterializeResult:
+    as_of = date.fromisoformat(context.partition_key)
+    settings = lowincome.settings()
+    try:
+        counts = prepare_analysts_parts(lowincome.store(), as_of, settings.pseudonym_key, settings)
+    except OSError as exc:
+        raise Failure(description=describe_os_error(exc, settings.warehouse, "writing the analysts' parts")) from None
+    except duckdb.Error as exc:
+        raise Failure(description=redact(f"writing the analysts' parts failed in DuckDB: {str(exc).splitlines()[0]}; "
+                                         "nothing published, the last publication stays in place")) from None
+    return MaterializeResult(metadata={k: MetadataValue.int(v) for k, v in counts.items()})
+
+
 @asset(
     key=AssetKey(["publish", "warehouse"]),
     group_name=PUBLISH_GROUP,
     partitions_def=daily_partitions,
-    deps=[*(staging_key(f) for f in FEEDS), FLAGS_KEY],
+    deps=[*(staging_key(f) for f in FEEDS), FLAGS_KEY, ANALYSTS_PARTS_KEY],
     kinds={"duckdb"},
     # One publishing step at a time across all runs (see deploy/dagster.yaml); the file lock backs it up.
     pool="lowincome_warehouse",
@@ -56,7 +88,7 @@ def _run_started(context: AssetExecutionContext) -> datetime:
 )
 def published_warehouse(context: AssetExecutionContext, lowincome: LowincomeResource) -> MaterializeResult:
     as_of = date.fromisoformat(context.partition_key)
-    settings = lowincome.settings()
+    settings = running_alone(lowincome.settings())  # it depends on every other step: the run's whole budget
     store = lowincome.store()
     try:
         done = publish_run(store, settings, as_of, context.run.run_id, _run_started(context),

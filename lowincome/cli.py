@@ -210,6 +210,9 @@ def _executor(settings, workers: int, celery: bool) -> str:
 def _step_memory(executor: str, workers: int, settings):
     """LOWINCOME_MEMORY_LIMIT is the whole run's budget: with N step processes at once, each gets 1/N of it.
 
+    The whole budget goes along as LOWINCOME_RUN_MEMORY_LIMIT, for the publishing step, which runs alone
+    (`lowincome.config.running_alone`).
+
     Set in the environment the step processes inherit, for the run's duration only. Celery workers have
     their own environment (deploy/: budget of the machine divided by the worker's concurrency).
     """
@@ -221,15 +224,18 @@ def _step_memory(executor: str, workers: int, settings):
     from .config import MIN_MEMORY_BYTES
 
     share = max(MIN_MEMORY_BYTES, settings.memory_limit_bytes // workers)
-    saved = os.environ.get("LOWINCOME_MEMORY_LIMIT")
-    os.environ["LOWINCOME_MEMORY_LIMIT"] = f"{share // 10**6}MB"
+    values = {"LOWINCOME_MEMORY_LIMIT": f"{share // 10**6}MB",
+              "LOWINCOME_RUN_MEMORY_LIMIT": f"{settings.memory_limit_bytes // 10**6}MB"}  # the step that runs alone
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
-        if saved is None:
-            os.environ.pop("LOWINCOME_MEMORY_LIMIT", None)
-        else:
-            os.environ["LOWINCOME_MEMORY_LIMIT"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import ConfigError
@@ -41,6 +41,10 @@ DEFAULT_SETTLE_SECONDS = 120
 # auditors to ignore the check.
 DEFAULT_VOLUME_MIN_ROWS = 100
 DEFAULT_RETENTION_DAYS = 7
+# A feed whose readable files hold less than this is read in one ingestion step for all its counties
+# (a step out of process costs about half a CPU second before it reads a row); from this size up, one
+# step per county. 0: always one step per county.
+DEFAULT_FANOUT_MIN_MB = 64
 
 
 # Every setting the pipeline reads, with its default and meaning, Chinese first: the one list that
@@ -56,12 +60,18 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("LOWINCOME_BLOCKING_SHARE", "0.05", "拦截比例 share of rejected rows above which a snapshot is held back (0 to 1)"),
     ("LOWINCOME_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT,
      "内存预算 DuckDB's budget in DuckDB syntax (4GB, 1.5GB, 512MB; at least 128MB); spills to <warehouse>/work/tmp"),
+    ("LOWINCOME_RUN_MEMORY_LIMIT", "unset (set by lowincome run --workers N for its steps)",
+     "整次运行预算 the whole run's budget, passed by `--workers N` to its step processes beside their 1/N share "
+     "in LOWINCOME_MEMORY_LIMIT: the publishing step, which runs alone, uses it"),
     ("LOWINCOME_RETENTION_DAYS", str(DEFAULT_RETENTION_DAYS),
      "保留天数 days per-night artifacts (run folders, report pages, unreferenced analysts' parts) are kept"),
     ("LOWINCOME_RESTRICTED_GROUP", "unset (owner only)", "受限文件组 group given read access to restricted files (0640)"),
     ("LOWINCOME_VOLUME_MIN_ROWS", str(DEFAULT_VOLUME_MIN_ROWS),
      "数量检查下限 the volume check (±30% from the previous delivery) is recorded but not judged when the "
      "previous delivery had fewer rows than this"),
+    ("LOWINCOME_FANOUT_MIN_MB", str(DEFAULT_FANOUT_MIN_MB),
+     "分县步骤下限 a feed whose files to read hold fewer MB than this is read in one step for all its counties; "
+     "from this size up, one step per county (0: always per county)"),
     ("LOWINCOME_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS),
      "静置秒数 seconds a file must stay unchanged before the inbox sensor asks for a run"),
     ("LOWINCOME_CELERY_BROKER", "unset (no Celery)",
@@ -91,6 +101,8 @@ class Settings:
     # The whole run's memory budget, as written (DuckDB syntax), and in bytes.
     memory_limit: str = DEFAULT_MEMORY_LIMIT
     memory_limit_bytes: int = 3 * 10**9
+    # The whole run's budget when this process is one of N step processes (`lowincome run --workers N`).
+    run_memory_limit_bytes: int | None = None
     # Group given read access to restricted files (None: owner only). Checked to exist at load.
     restricted_group: str | None = None
     # The inbox sensor waits until a file has not changed for this long before asking for a run.
@@ -100,6 +112,8 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     # The volume check judges a delivery's row count against the previous one only from this size up.
     volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS
+    # Below this many bytes of files to read, a feed is one ingestion step for all its counties.
+    fanout_min_bytes: int = DEFAULT_FANOUT_MIN_MB * 10**6
     # The Celery broker's URL (redis://, rediss://, amqp://, pyamqp://), for the Celery executor and its workers.
     celery_broker: str | None = None
 
@@ -142,10 +156,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         production=production,
         memory_limit=memory_text,
         memory_limit_bytes=memory_bytes,
+        run_memory_limit_bytes=_run_memory_limit(env),
         restricted_group=_restricted_group(env),
         settle_seconds=_settle_seconds(env),
         retention_days=_retention_days(env),
         volume_min_rows=_volume_min_rows(env),
+        fanout_min_bytes=_fanout_min_mb(env) * 10**6,
         celery_broker=_celery_broker(env),
     )
 
@@ -180,18 +196,38 @@ def parse_size(text: str) -> int:
     return int(value)
 
 
-def _memory_limit(env) -> tuple[str, int]:
-    raw = env.get("LOWINCOME_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+def _memory_limit(env, name: str = "LOWINCOME_MEMORY_LIMIT") -> tuple[str, int]:
+    raw = env.get(name, "").strip() or DEFAULT_MEMORY_LIMIT
     try:
         size = parse_size(raw)
     except ValueError:
         raise ConfigError(
-            f"LOWINCOME_MEMORY_LIMIT must be a size such as 4GB, 1.5GB or 512MB "
+            f"{name} must be a size such as 4GB, 1.5GB or 512MB "
             f"(units {', '.join(u.upper().replace('I', 'i') for u in _SIZE_UNITS)}), got '{raw}'"
         ) from None
     if size < MIN_MEMORY_BYTES:
-        raise ConfigError(f"LOWINCOME_MEMORY_LIMIT must be at least 128MB, got '{raw}'")
+        raise ConfigError(f"{name} must be at least 128MB, got '{raw}'")
     return raw.replace(" ", ""), size
+
+
+def _run_memory_limit(env) -> int | None:
+    if not env.get("LOWINCOME_RUN_MEMORY_LIMIT", "").strip():
+        return None
+    return _memory_limit(env, "LOWINCOME_RUN_MEMORY_LIMIT")[1]
+
+
+def running_alone(settings: Settings) -> Settings:
+    """The settings of a step that no other step of its run can run beside: the publishing step.
+
+    `lowincome run --workers N` gives each step process 1/N of the run's budget, because N of them may
+    run at once. The publishing step depends on every other step, so it always runs alone, and it is
+    the step that needs the most at a city's size (a city measured with 1.5 of its 3 GB ran out of
+    memory building the databases): it gets the whole run's budget back.
+    """
+    whole = settings.run_memory_limit_bytes
+    if whole is None or whole <= settings.memory_limit_bytes:
+        return settings
+    return replace(settings, memory_limit=f"{whole // 10**6}MB", memory_limit_bytes=whole)
 
 
 def _restricted_group(env) -> str | None:
@@ -222,6 +258,15 @@ def _volume_min_rows(env) -> int:
         return DEFAULT_VOLUME_MIN_ROWS
     if not re.fullmatch(r"\d{1,9}", raw):
         raise ConfigError(f"LOWINCOME_VOLUME_MIN_ROWS must be a whole number of rows, 0 or more (e.g. 100), got '{raw}'")
+    return int(raw)
+
+
+def _fanout_min_mb(env) -> int:
+    raw = env.get("LOWINCOME_FANOUT_MIN_MB", "").strip()
+    if not raw:
+        return DEFAULT_FANOUT_MIN_MB
+    if not re.fullmatch(r"\d{1,7}", raw):
+        raise ConfigError(f"LOWINCOME_FANOUT_MIN_MB must be a whole number of megabytes, 0 or more (e.g. 64), got '{raw}'")
     return int(raw)
 
 

@@ -379,6 +379,22 @@ class FeedPlan:
         """Counties with at least one file to read, sorted: the unit of work of ingestion."""
         return tuple(sorted({self.found[i].county for i in self.readable()}))
 
+    def readable_bytes(self) -> int:
+        return sum(self.found[i].size or 0 for i in self.readable())
+
+    def units(self, fanout_min_bytes: int) -> tuple[str | None, ...]:
+        """The steps that read the feed: one per county, or one for every county (None) when the feed is small.
+
+        A step out of process costs about half a CPU second before it reads a row (fork, Dagster's
+        instance and plan, its event records); a county's few deaths or certificates are read in less.
+        Below `fanout_min_bytes` of readable files the feed is read in one step, as `ingest_feed` does;
+        from that size up each county is a step of its own, which is where the cores and machines help.
+        """
+        counties = self.counties
+        if len(counties) > 1 and self.readable_bytes() < fanout_min_bytes:
+            return (None,)
+        return counties
+
 
 @dataclass
 class CountyResult:

@@ -132,6 +132,47 @@ def _yellow_table(settings, as_of: date) -> pl.DataFrame:
     return policy.table([], as_of).select("county_code", "medical_yellow_amount").sort("county_code")
 
 
+def _per_file_parts(con, root: Path, as_of: date, manifests: dict[str, Staging], settings, key_tag: str,
+                    folder: Path, feeds=None) -> tuple[list[str], int]:
+    """The person events of each staged payments / claims part, written once per part (named by part, SQL and
+    key): (their paths, how many were written now). `con` has the key macro installed."""
+    from .publish import _copy_part  # written once, read-only, swapped in whole: as the staging parts
+
+    yellow = _yellow_table(settings, as_of)
+    con.register("yellow", yellow.to_arrow())
+    per_file, new_files = [], 0
+    for feed, name in PER_FILE.items():
+        if feeds is not None and feed not in feeds:
+            continue
+        sql = read_sql(name)
+        extra = json.dumps(yellow.rows()) if feed == "medical_claims" else ""
+        tag = _tag(key_tag, sql, extra)
+        staging = manifests[feed]
+        for rel in staging.parts or (staging.empty,):
+            target = folder / feed / f"{Path(rel).stem}.{tag}.parquet"
+            if not target.exists():
+                con.execute(f"CREATE OR REPLACE TEMP VIEW part AS SELECT * FROM read_parquet({sql_text(str(root / rel))})")
+                _copy_part(con, sql, target)
+                new_files += 1
+            per_file.append(str(target))
+    con.execute("DROP VIEW IF EXISTS part")
+    con.unregister("yellow")
+    return per_file, new_files
+
+
+def write_per_file_parts(store, as_of: date, manifests: dict[str, Staging], pseudonym_key: str, settings,
+                         key_tag: str, folder: Path) -> int:
+    """The timeline's per-file parts ahead of the publication (publish.prepare_analysts_parts); returns how many were new."""
+    from .config import configure_duckdb
+
+    con = configure_duckdb(duckdb.connect(), settings)
+    try:
+        install_key_macro(con, pseudonym_key)
+        return _per_file_parts(con, store.root, as_of, manifests, settings, key_tag, folder)[1]
+    finally:
+        con.close()
+
+
 def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_key: str, settings, key_tag: str,
                    folder: Path, flags_path: Path | None, trend_path: Path | None) -> Timeline:
     """Write the timeline's Parquet files for `as_of` under `folder` (published/timeline/) and name them.
@@ -140,30 +181,13 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
     latest snapshots, the 人社 history and the flags. `key_tag` names the pseudonym key (publish._key_tag).
     """
     from .config import configure_duckdb
-    from .publish import _copy_part  # written once, read-only, swapped in whole: as the staging parts
 
     root = store.root
     started = time.perf_counter()
-    new_files = 0
     con = configure_duckdb(duckdb.connect(), settings)
     try:
         install_key_macro(con, pseudonym_key)
-        yellow = _yellow_table(settings, as_of)
-        con.register("yellow", yellow.to_arrow())
-        per_file = []
-        for feed, name in PER_FILE.items():
-            sql = read_sql(name)
-            extra = json.dumps(yellow.rows()) if feed == "medical_claims" else ""
-            tag = _tag(key_tag, sql, extra)
-            staging = manifests[feed]
-            for rel in staging.parts or (staging.empty,):
-                target = folder / feed / f"{Path(rel).stem}.{tag}.parquet"
-                if not target.exists():
-                    con.execute(f"CREATE OR REPLACE TEMP VIEW part AS SELECT * FROM read_parquet({sql_text(str(root / rel))})")
-                    _copy_part(con, sql, target)
-                    new_files += 1
-                per_file.append(str(target))
-        con.execute("DROP VIEW IF EXISTS part")
+        per_file, new_files = _per_file_parts(con, root, as_of, manifests, settings, key_tag, folder)
         per_file_done = time.perf_counter()
 
         for feed, staging in manifests.items():

@@ -323,6 +323,43 @@ _EMPTY_QUARANTINE = ("SELECT NULL::VARCHAR feed, NULL::VARCHAR file_name, NULL::
                      "WHERE false")
 
 
+def _analysts_copies(store: WorkStore, manifests: dict[str, Staging], pseudonym_key: str, settings,
+                     ) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """The analysts' staging and quarantine parts of every feed, copied where not copied before: (parts, quarantine).
+
+    In a connection of its own: its temporary key table holds ID numbers."""
+    from .config import configure_duckdb
+
+    copier = configure_duckdb(duckdb.connect(), settings)
+    try:
+        install_key_macro(copier, pseudonym_key)
+        parts = {f: analyst_parts(copier, store, manifests[f], pseudonym_key) for f in FEEDS}
+        quarantine = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
+    finally:
+        copier.close()
+    return parts, quarantine
+
+
+def prepare_analysts_parts(store: WorkStore, as_of: date, pseudonym_key: str, settings) -> dict[str, int]:
+    """Write ahead what the publication of `as_of` will refer to and that depends on staging alone.
+
+    The analysts' copies of the staging and quarantine parts and the household timeline's per-file
+    parts are each written once, named by their content, immutable, and not referred to by any
+    database until a publication does: writing them before the publishing step changes nothing a
+    reader sees. Done in a step of its own (`publish/analysts_parts`), they are written while the rules
+    run, on another core or machine, instead of inside the one publishing step; `publish` still
+    checks each one and writes whatever is missing. Returns counts for the step's metadata.
+    """
+    from .marts import timeline_folder, write_per_file_parts
+
+    manifests = {f: store.staging(as_of, f) for f in FEEDS}
+    parts, quarantine = _analysts_copies(store, manifests, pseudonym_key, settings)
+    timeline_new = write_per_file_parts(store, as_of, manifests, pseudonym_key, settings, _key_tag(pseudonym_key),
+                                        timeline_folder(store.warehouse))
+    return {"staging_parts": sum(map(len, parts.values())), "quarantine_parts": sum(map(len, quarantine.values())),
+            "timeline_parts_written": timeline_new}
+
+
 def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dict[str, Path] | None = None,
             restricted_tables: dict[str, Path] | None = None, run_record: pl.DataFrame | None = None,
             settings=None) -> dict:
@@ -345,14 +382,8 @@ def publish(store: WorkStore, as_of: date, pseudonym_key: str, extra_tables: dic
     manifests = {f: store.staging(as_of, f) for f in FEEDS}
     referenced: list[str] = []
     try:
-        # the analysts' parts first, in a connection of their own: its temporary key table holds ID numbers
-        copier = configure_duckdb(duckdb.connect(), settings)
-        try:
-            install_key_macro(copier, pseudonym_key)
-            parts = {f: analyst_parts(copier, store, manifests[f], pseudonym_key) for f in FEEDS}
-            quarantine_parts = {f: analyst_quarantine(copier, store, manifests[f]) for f in FEEDS}
-        finally:
-            copier.close()
+        # the analysts' parts first (usually written ahead by prepare_analysts_parts: then only checked)
+        parts, quarantine_parts = _analysts_copies(store, manifests, pseudonym_key, settings)
         # issue 11 marts (lowincome/marts.py): the household timeline's Parquet files, in a connection of their own
         from .marts import build_timeline, create_rule_effectiveness, create_timeline_view, timeline_folder
 

@@ -4,7 +4,7 @@ from dagster import Definitions, ExecutorDefinition
 
 from assets.ingest import ingest_assets
 from assets.rules import flags
-from assets.publish import published_warehouse
+from assets.publish import analysts_parts, published_warehouse
 from checks.freshness import freshness_checks
 from pipelines.jobs import nightly_job
 from pipelines.resources import LowincomeResource, WarehouseIOManager
@@ -18,7 +18,7 @@ def build_definitions(executor: ExecutorDefinition | None = None) -> Definitions
     `executor` is given: the Celery code location (pipelines/celery_definitions.py) and the Kubernetes
     example (deploy/k8s/definitions.py) are the same assets, jobs, schedules and sensors on another executor."""
     return Definitions(
-        assets=[*ingest_assets, flags, published_warehouse],
+        assets=[*ingest_assets, flags, analysts_parts, published_warehouse],
         asset_checks=freshness_checks,
         jobs=[nightly_job],
         schedules=[nightly_schedule],

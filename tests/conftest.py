@@ -57,6 +57,7 @@ def published_run(generated, tmp_path_factory):
     mp.delenv("LOWINCOME_ENV", raising=False)
     mp.delenv("LOWINCOME_PSEUDONYM_KEY", raising=False)
     mp.delenv("DAGSTER_HOME", raising=False)
+    mp.setenv("LOWINCOME_FANOUT_MIN_MB", "0")  # one step per (feed, county) however small (tests/test_fanout.py)
     result = defs.resolve_job_def("nightly").execute_in_process(partition_key=SAMPLE_END.isoformat())
     mp.undo()
     assert result.success

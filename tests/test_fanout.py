@@ -39,6 +39,7 @@ def _delivered_counties(inbox, day: date) -> set[tuple[str, str]]:
 
 
 def test_the_night_runs_one_ingestion_step_per_feed_and_county(published_run, generated):
+    """With LOWINCOME_FANOUT_MIN_MB=0 (the fixture's), however small the feed."""
     out, _ = generated
     _, _, result = published_run
     steps = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
@@ -118,3 +119,23 @@ def test_collect_refuses_county_results_that_do_not_cover_the_feed(tmp_path):
             assert "do not cover the feed's files exactly once" in str(exc)
         else:
             raise AssertionError("finish_feed accepted an incomplete set of county results")
+
+
+def test_a_small_feed_is_read_in_one_step_for_every_county(tmp_path):
+    """Below LOWINCOME_FANOUT_MIN_MB of files to read: one unit (None, every county); from that size up, one per county.
+
+    The sizes are the files' own, read here with stat, not the plan's."""
+    inbox = tmp_path / "inbox"
+    header = ["身份证号", "姓名", "死亡日期"]
+    for county in ("371302", "371324"):
+        rows = [[person_id(county, "19500101", i), "测试", "2026-01-05"] for i in range(1, 4)]
+        write_csv(delivery_path(inbox, "death_records", county, date(2026, 1, 31), "csv"), header, rows)
+    plan = plan_feed(FEEDS["death_records"], inbox, date(2026, 1, 31))
+    total = sum(p.stat().st_size for p in (inbox / "death_records").iterdir())
+    assert plan.counties == ("371302", "371324") and plan.readable_bytes() == total
+    assert plan.units(total + 1) == (None,)  # small: one step reads both counties
+    assert plan.units(total) == ("371302", "371324")  # from the threshold up: one step per county
+    assert plan.units(0) == ("371302", "371324")
+    (inbox / "death_records" / "death_records_371324_20260131.csv").unlink()
+    plan = plan_feed(FEEDS["death_records"], inbox, date(2026, 1, 31))
+    assert plan.units(total * 10) == ("371302",)  # one county: its own step, named by it, as before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import grp
+import os
 from pathlib import Path
 
 import duckdb
@@ -36,6 +37,9 @@ def test_defaults_work_from_a_fresh_clone():
     ("LOWINCOME_SETTLE_SECONDS", "2m", "got '2m'"),
     ("LOWINCOME_VOLUME_MIN_ROWS", "lots", "LOWINCOME_VOLUME_MIN_ROWS must be a whole number of rows"),
     ("LOWINCOME_VOLUME_MIN_ROWS", "-1", "got '-1'"),
+    ("LOWINCOME_RUN_MEMORY_LIMIT", "lots", "LOWINCOME_RUN_MEMORY_LIMIT must be a size such as 4GB"),
+    ("LOWINCOME_FANOUT_MIN_MB", "64MB", "LOWINCOME_FANOUT_MIN_MB must be a whole number of megabytes"),
+    ("LOWINCOME_FANOUT_MIN_MB", "-1", "got '-1'"),
     ("LOWINCOME_RESTRICTED_GROUP", "no-such-group-lowincome", "names a group that does not exist"),
 ])
 def test_unknown_or_malformed_values_are_refused(name, value, expected):
@@ -84,3 +88,22 @@ def test_duckdb_is_bounded_and_spills_into_working_storage(tmp_path):
     assert limit == "1.1 GiB"
     assert Path(temp) == tmp_path / "wh" / "work" / "tmp" and Path(temp).is_dir()
     assert (Path(temp).stat().st_mode & 0o777) == 0o700
+
+
+def test_the_step_that_runs_alone_gets_the_whole_run_budget_back(monkeypatch):
+    """`--workers 2` gives each step half of a 3GB budget and passes the whole; only `running_alone` uses the whole."""
+    from lowincome.cli import _step_memory
+    from lowincome.config import running_alone
+    from pipelines.executors import IN_PROCESS, MULTIPROCESS
+
+    monkeypatch.setenv("LOWINCOME_MEMORY_LIMIT", "3GB")
+    monkeypatch.delenv("LOWINCOME_RUN_MEMORY_LIMIT", raising=False)
+    settings = load_settings()
+    with _step_memory(MULTIPROCESS, 2, settings):
+        step = load_settings()  # what a step process reads from the environment it inherits
+        assert step.memory_limit_bytes == 1_500 * 10**6 and step.run_memory_limit_bytes == 3_000 * 10**6
+        alone = running_alone(step)
+        assert alone.memory_limit_bytes == 3_000 * 10**6 and alone.inbox == step.inbox
+    assert os.environ["LOWINCOME_MEMORY_LIMIT"] == "3GB" and "LOWINCOME_RUN_MEMORY_LIMIT" not in os.environ
+    with _step_memory(IN_PROCESS, 1, settings):
+        assert running_alone(load_settings()) == settings  # in one process the budget is already the whole
