@@ -224,6 +224,7 @@ def _cpu(who: int) -> float:
 # -- one night through the command line ------------------------------------------------------------------
 
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+) ([\w.]+): (.*)$")
+FILE_LINE = re.compile(r"^([a-z_]+) \[\d+/\d+\] ")  # a county step's line per delivered file read
 
 
 def phases(log_text: str, started: float, ended: float) -> list[tuple[str, float]]:
@@ -234,11 +235,14 @@ def phases(log_text: str, started: float, ended: float) -> list[tuple[str, float
 def phase_windows(log_text: str, started: float, ended: float) -> list[tuple[str, float, float]]:
     """Where a night's time went, from the timestamps of `<warehouse>/logs/lowincome.log`: (label, start, end).
 
-    The CLI logs one INFO line per ingestion step and one for the rules, nothing per suite, per mart
-    or for publishing; the nightly job runs in process, one step at a time. So each gap between two
-    lines is charged to the step that logged the second one (suites and other silent steps that ran in
-    between included), the time before "starting" to start-up (imports, settings, preflight), and the
-    time after the last step line to what follows it (lifecycle, marts, publish, report, Data Docs).
+    The run logs one progress line per delivered file read (`<feed> [i/n] <file>: ...`, from the county
+    steps), one INFO line per feed's `collect` step and one for the rules, nothing per suite, per mart or
+    for publishing; in process the steps run one at a time. So each gap between two lines is charged to
+    the step that logged the second one (suites and other silent steps that ran in between included),
+    consecutive lines of the same label are merged (one "reading <feed>" phase, not one per file), the
+    time before "starting" goes to start-up (imports, settings, preflight), and the time after the last
+    step line to what follows it (lifecycle, marts, publish, report, Data Docs). With `--workers N` the
+    steps overlap and the phases are only indicative.
     """
     marks: list[tuple[float, str]] = []
     for line in log_text.splitlines():
@@ -247,15 +251,21 @@ def phase_windows(log_text: str, started: float, ended: float) -> list[tuple[str
             continue
         at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
         logger, message = m.group(3), m.group(4)
-        if logger == "lowincome.cli" and message.startswith("lowincome run --as-of"):
+        read = FILE_LINE.match(message) if logger == "lowincome.progress" else None
+        if logger in ("lowincome.cli", "lowincome.progress") and message.startswith("lowincome run --as-of"):
             marks.append((at, "start-up"))
+        elif read:
+            marks.append((at, f"reading {read.group(1)} (parse, validate, suite)"))
         elif logger == "dagster" and message.count(" - ") >= 3:
             marks.append((at, "…" + message.split(" - ")[2]))
         elif logger == "lowincome.cli":
             marks.append((at, "after the last step line (lifecycle, marts, publish, report, Data Docs)"))
     out, previous = [], started
     for at, label in marks:
-        out.append((label, previous, at))
+        if out and out[-1][0] == label:
+            out[-1] = (label, out[-1][1], at)
+        else:
+            out.append((label, previous, at))
         previous = at
     out.append(("exit", previous, ended))
     return out
