@@ -243,40 +243,30 @@ def _restricted_group(env) -> str | None:
     return raw
 
 
-def _settle_seconds(env) -> int:
-    raw = env.get("LOWINCOME_SETTLE_SECONDS", "").strip()
+def _whole_number(env, name: str, default: int, unit: str, digits: int, least: int = 0) -> int:
+    """A LOWINCOME_* count (seconds, rows, megabytes, days): unset is the default; anything else must be digits."""
+    raw = env.get(name, "").strip()
     if not raw:
-        return DEFAULT_SETTLE_SECONDS
-    if not re.fullmatch(r"\d{1,7}", raw):
-        raise ConfigError(f"LOWINCOME_SETTLE_SECONDS must be a whole number of seconds, 0 or more (e.g. 120), got '{raw}'")
+        return default
+    if not re.fullmatch(rf"\d{{1,{digits}}}", raw) or int(raw) < least:
+        raise ConfigError(f"{name} must be a whole number of {unit}, {least} or more (e.g. {default}), got '{raw}'")
     return int(raw)
+
+
+def _settle_seconds(env) -> int:
+    return _whole_number(env, "LOWINCOME_SETTLE_SECONDS", DEFAULT_SETTLE_SECONDS, "seconds", 7)
 
 
 def _volume_min_rows(env) -> int:
-    raw = env.get("LOWINCOME_VOLUME_MIN_ROWS", "").strip()
-    if not raw:
-        return DEFAULT_VOLUME_MIN_ROWS
-    if not re.fullmatch(r"\d{1,9}", raw):
-        raise ConfigError(f"LOWINCOME_VOLUME_MIN_ROWS must be a whole number of rows, 0 or more (e.g. 100), got '{raw}'")
-    return int(raw)
+    return _whole_number(env, "LOWINCOME_VOLUME_MIN_ROWS", DEFAULT_VOLUME_MIN_ROWS, "rows", 9)
 
 
 def _fanout_min_mb(env) -> int:
-    raw = env.get("LOWINCOME_FANOUT_MIN_MB", "").strip()
-    if not raw:
-        return DEFAULT_FANOUT_MIN_MB
-    if not re.fullmatch(r"\d{1,7}", raw):
-        raise ConfigError(f"LOWINCOME_FANOUT_MIN_MB must be a whole number of megabytes, 0 or more (e.g. 64), got '{raw}'")
-    return int(raw)
+    return _whole_number(env, "LOWINCOME_FANOUT_MIN_MB", DEFAULT_FANOUT_MIN_MB, "megabytes", 7)
 
 
 def _retention_days(env) -> int:
-    raw = env.get("LOWINCOME_RETENTION_DAYS", "").strip()
-    if not raw:
-        return DEFAULT_RETENTION_DAYS
-    if not re.fullmatch(r"\d{1,5}", raw) or int(raw) < 1:
-        raise ConfigError(f"LOWINCOME_RETENTION_DAYS must be a whole number of days, 1 or more (e.g. 7), got '{raw}'")
-    return int(raw)
+    return _whole_number(env, "LOWINCOME_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, "days", 5, least=1)
 
 
 CELERY_SCHEMES = ("redis", "rediss", "amqp", "amqps", "pyamqp")

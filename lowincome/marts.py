@@ -133,7 +133,7 @@ def _yellow_table(settings, as_of: date) -> pl.DataFrame:
 
 
 def _per_file_parts(con, root: Path, as_of: date, manifests: dict[str, Staging], settings, key_tag: str,
-                    folder: Path, feeds=None) -> tuple[list[str], int]:
+                    folder: Path) -> tuple[list[str], int]:
     """The person events of each staged payments / claims part, written once per part (named by part, SQL and
     key): (their paths, how many were written now). `con` has the key macro installed."""
     from .publish import _copy_part  # written once, read-only, swapped in whole: as the staging parts
@@ -142,8 +142,6 @@ def _per_file_parts(con, root: Path, as_of: date, manifests: dict[str, Staging],
     con.register("yellow", yellow.to_arrow())
     per_file, new_files = [], 0
     for feed, name in PER_FILE.items():
-        if feeds is not None and feed not in feeds:
-            continue
         sql = read_sql(name)
         extra = json.dumps(yellow.rows()) if feed == "medical_claims" else ""
         tag = _tag(key_tag, sql, extra)
