@@ -99,10 +99,10 @@ def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str 
     ctes = [f"src AS (SELECT * FROM read_parquet({source}))"]
     joins, select = [], []
     for i, sql in keyed:
-        if keys:
-            ctes.append(f"k{i} AS (SELECT v, k FROM {keys} WHERE v IN (SELECT ({sql}) FROM src))")
-        else:
-            ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
+        if keys:  # joined as it is: a semi-join to the part's own values first scanned the part twice (measured: +1 s on 4.8M claims rows, a tenth of the copy)
+            joins.append(f"LEFT JOIN {keys} AS k{i} ON k{i}.v = ({sql})")
+            continue
+        ctes.append(f"k{i} AS (SELECT v, pkey(v) AS k FROM (SELECT DISTINCT ({sql}) AS v FROM src) WHERE v IS NOT NULL)")
         joins.append(f"LEFT JOIN k{i} ON k{i}.v = ({sql})")  # k<i> has only v and k: the other names are src's
     for i, (sql, alias, key) in enumerate(cols):
         if key:
