@@ -65,9 +65,12 @@ def analysts_parts(context: AssetExecutionContext, lowincome: LowincomeResource)
         counts = prepare_analysts_parts(lowincome.store(), as_of, settings.pseudonym_key, settings)
     except OSError as exc:
         raise Failure(description=describe_os_error(exc, settings.warehouse, "writing the analysts' parts")) from None
-    except duckdb.Error as exc:
-        raise Failure(description=redact(f"writing the analysts' parts failed in DuckDB: {str(exc).splitlines()[0]}; "
+    except (duckdb.Error, pl.exceptions.PolarsError) as exc:
+        engine = "DuckDB" if isinstance(exc, duckdb.Error) else "Polars"
+        raise Failure(description=redact(f"writing the analysts' parts failed in {engine}: {str(exc).splitlines()[0]}; "
                                          "nothing published, the last publication stays in place")) from None
+    except LowincomeError as exc:
+        raise Failure(description=str(exc)) from None
     return MaterializeResult(metadata={k: MetadataValue.int(v) for k, v in counts.items()})
 
 

@@ -120,6 +120,9 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
         raise PublishError(describe_os_error(exc, settings.warehouse, "publishing")) from None
     except duckdb.Error as exc:
         raise PublishError(f"publishing failed in DuckDB: {_one_line(exc)}; the last published databases are unchanged") from None
+    except pl.exceptions.PolarsError as exc:  # the analysts' parts are written by Polars
+        raise PublishError(f"publishing failed in Polars: {redact(_one_line(exc))}; the last published databases are "
+                           "unchanged") from None
 
     warnings: list[str] = [pruned] if isinstance(pruned, str) else []
     try:  # the township worklists (核查清单) of the day now published: caseworkers' files, owner-only

@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 from .audit import load_deliveries, load_validation
 from .chinese import check_zh_sql, mart_select, rule_name_zh_sql
 from .dictionary import apply_comments
-from .errors import ConfigError
+from .errors import ConfigError, LowincomeError
 from .feeds import FEEDS, FeedSpec
 from .privacy import PRIVATE_DIR_MODE, install_key_macro
 from .staging import Staging, sql_list, sql_text
-from .workstore import WorkStore
+from .workstore import PARQUET_ZSTD_LEVEL, WorkStore
 
 log = logging.getLogger(__name__)
 
@@ -86,18 +86,21 @@ def _analyst_select(spec: FeedSpec, columns: list[str]) -> str:
                      for sql, alias, key in _analyst_columns(spec, columns))
 
 
-def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str | None = None) -> str:
+def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str | None = None,
+                     derived_only: bool = False) -> str:
     """SELECT of the analysts' copy of one part, each key computed once per distinct value.
 
     The pseudonymous key is an HMAC (two SHA-256 per value): a claims file repeats each person many
     times, so keying the distinct values and joining them back costs a fraction of keying every row.
     With `keys` (a table of (v, k) already holding every value of the part, see `_copy_parts`), the
-    part's values are looked up there instead of keyed again.
+    part's values are looked up there instead of keyed again. With `derived_only`, only `source_row`
+    and the columns SQL computes (keys, pattern-checked codes) are selected: the half of the copy that
+    `_write_analyst_part` puts beside the columns published as they are.
     """
     cols = _analyst_columns(spec, columns)
     keyed = [(i, sql) for i, (sql, _, key) in enumerate(cols) if key]
     ctes = [f"src AS (SELECT * FROM read_parquet({source}))"]
-    joins, select = [], []
+    joins, select = [], ["src.source_row"] if derived_only else []
     for i, sql in keyed:
         if keys:  # joined as it is: a semi-join to the part's own values first scanned the part twice (measured: +1 s on 4.8M claims rows, a tenth of the copy)
             joins.append(f"LEFT JOIN {keys} AS k{i} ON k{i}.v = ({sql})")
@@ -107,6 +110,8 @@ def analyst_copy_sql(spec: FeedSpec, columns: list[str], source: str, keys: str 
     for i, (sql, alias, key) in enumerate(cols):
         if key:
             select.append(f"k{i}.k AS {alias}")
+        elif derived_only and sql == alias:
+            continue
         else:
             select.append(sql if sql == alias else f"{sql} AS {alias}")
     return (f"WITH {', '.join(ctes)} SELECT {', '.join(select)} FROM src {' '.join(joins)} ORDER BY src.source_row")
@@ -245,6 +250,39 @@ def _copy_part(con, select_sql: str, target: Path) -> None:
         raise
 
 
+def _write_analyst_part(con, spec: FeedSpec, columns: list[str], source: Path, target: Path, keys: str | None) -> None:
+    """The analysts' copy of one staging part: SQL computes the keys and checked codes, Polars writes the file.
+
+    Measured on the claims parts of a 5.85M-row night, DuckDB's COPY of the whole SELECT took 9.8 s,
+    most of it in DuckDB's Parquet writer; Polars writes the same rows in about a third of the time.
+    So the SQL (the same `analyst_copy_sql`, the same `pkey`) still decides every value that is not
+    published as it is, but only for `source_row` and those columns; the columns published as they are
+    come straight from the part, and Polars writes the whole. Both halves are in `source_row` order
+    (the SELECT sorts; a part is written in row order, and is sorted here if it is not), and their row
+    numbers must agree row for row or nothing is written. One part at a time: memory is bounded by
+    the largest delivered file, as in ingestion.
+    """
+    cols = _analyst_columns(spec, columns)
+    plain = [alias for sql, alias, key in cols if not key and sql == alias]
+    derived = con.sql(analyst_copy_sql(spec, columns, sql_text(str(source)), keys, derived_only=True)).pl()
+    copied = pl.read_parquet(source, columns=list(dict.fromkeys(["source_row", *plain])))
+    if not copied["source_row"].is_sorted():
+        copied = copied.sort("source_row")
+    if not copied["source_row"].equals(derived["source_row"]):
+        raise LowincomeError(f"analysts' copy of the part {source.name}: the keyed columns do not line up with "
+                             "the part's rows; nothing was published")
+    frame = pl.concat([copied, derived.drop("source_row")], how="horizontal").select([alias for _, alias, _ in cols])
+    _public_dir(target.parent)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
+        os.chmod(tmp, PART_MODE)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -> list[str]:
     """The analysts' copy of every part of `staging` (pseudonymous keys, no names, no free text), made once each.
 
@@ -286,8 +324,7 @@ def _copy_parts(con, spec: FeedSpec, todo: list[tuple[Path, Path]]) -> None:
                     f"SELECT v, pkey(v) AS k FROM (SELECT DISTINCT v FROM ({values}) WHERE v IS NOT NULL)")
     try:
         for source, target in todo:
-            _copy_part(con, analyst_copy_sql(spec, columns[source], sql_text(str(source)), _PART_KEYS if shared else None),
-                       target)
+            _write_analyst_part(con, spec, columns[source], source, target, _PART_KEYS if shared else None)
     finally:
         if shared:
             con.execute(f"DROP TABLE IF EXISTS {_PART_KEYS}")

@@ -242,6 +242,31 @@ def test_no_personal_data_in_the_analysts_database(hostile_run):
     _assert_no_leaks(_analysts_texts(hostile_run["warehouse"]), hostile_run["names"] - PARSER_QUOTED)
 
 
+def _parquet_text(path: Path) -> str:
+    """What a Parquet file lets its reader see: every value, and the footer (schema, metadata, statistics).
+
+    Not its raw bytes: a value inside a compressed page is invisible there, while a small page stored
+    uncompressed holds bit-packed dictionary indices, which for rows in key order are consecutive byte
+    values and can spell a run of digits (0x30-0x39) that looks like an ID number (decision 177).
+    """
+    import json
+
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    meta = parquet.metadata
+    texts = [str(parquet.schema_arrow),
+             json.dumps({k.decode("utf-8", "replace"): v.decode("utf-8", "replace")
+                         for k, v in (meta.metadata or {}).items()}, ensure_ascii=False)]
+    for g in range(meta.num_row_groups):
+        for c in range(meta.num_columns):
+            stats = meta.row_group(g).column(c).statistics
+            if stats is not None and stats.has_min_max:
+                texts += [str(stats.min), str(stats.max)]
+    texts.append(json.dumps(pl.read_parquet(path).to_dicts(), default=str, ensure_ascii=False))
+    return "\n".join(texts)
+
+
 def _warehouse_files(warehouse: Path) -> dict[str, str]:
     """Every file a person may read: reports/ and logs; not the restricted databases or work/."""
     texts = {}
@@ -250,6 +275,9 @@ def _warehouse_files(warehouse: Path) -> dict[str, str]:
         if not path.is_file() or rel.parts[0] in ("work", ".building") or path.name.startswith(("restricted.duckdb", "lowincome.duckdb")):
             continue
         if "vendor" in rel.parts:  # third-party libraries copied from checks/datadocs_static
+            continue
+        if path.suffix == ".parquet":
+            texts[str(rel)] = _parquet_text(path)
             continue
         texts[str(rel)] = path.read_bytes().decode("utf-8", errors="ignore")
     return texts
