@@ -239,10 +239,15 @@ def _public_dir(path: Path) -> Path:
 
 def _copy_part(con, select_sql: str, target: Path) -> None:
     """Write one analysts' part once: immutable afterwards, read-only for everyone, swapped in whole."""
+    _swap_in_part(target, lambda tmp: con.execute(f"COPY ({select_sql}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)"))
+
+
+def _swap_in_part(target: Path, write) -> None:
+    """`write(tmp)` beside `target`, make it read-only for everyone and swap it in whole (or leave nothing)."""
     _public_dir(target.parent)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        con.execute(f"COPY ({select_sql}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)")
+        write(tmp)
         os.chmod(tmp, PART_MODE)
         os.replace(tmp, target)
     except BaseException:
@@ -272,15 +277,7 @@ def _write_analyst_part(con, spec: FeedSpec, columns: list[str], source: Path, t
         raise LowincomeError(f"analysts' copy of the part {source.name}: the keyed columns do not line up with "
                              "the part's rows; nothing was published")
     frame = pl.concat([copied, derived.drop("source_row")], how="horizontal").select([alias for _, alias, _ in cols])
-    _public_dir(target.parent)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        frame.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
-        os.chmod(tmp, PART_MODE)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    _swap_in_part(target, lambda tmp: frame.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL))
 
 
 def analyst_parts(con, store: WorkStore, staging: Staging, pseudonym_key: str) -> list[str]:
