@@ -49,6 +49,9 @@ from .suites import gx_available, gx_input, gx_sources
 
 Source = pl.DataFrame | Path | str
 MAX_PARTIAL = 20  # GX's partial_unexpected_count default (SUMMARY)
+# Rows whose GX input is built at once: that input (texts with blanks made null, floats, dates) costs
+# more memory than the validated rows it is built from, so a whole 4M-row file's input set the run's peak.
+SUITE_SLICE_ROWS = 500_000
 
 COLUMN_MAP = {
     "expect_column_values_to_not_be_null", "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
@@ -246,19 +249,24 @@ def _dup_helper(columns: list[str]) -> str:
     return "__duplicated__" + "|".join(columns)
 
 
-def _duplicated(frame: pl.DataFrame, columns: list[str]) -> pl.Series:
-    """`duplicated(keep=False)` over `columns`, exactly, at the cost of hashing.
+def _duplicated(spec: FeedSpec, narrow: pl.DataFrame, columns: list[str]) -> pl.Series:
+    """`duplicated(keep=False)` over the GX input `columns` of the whole file, exactly, at the cost of hashing.
 
     Polars' `is_duplicated` on a text key costs seconds per million rows; on the 64-bit row hash it
     is several times cheaper. Equal values have equal hashes, so every duplicated row is among the
     rows whose hash is duplicated; those few are then compared by value (a hash collision costs
-    only a slightly larger comparison, never a wrong answer).
+    only a slightly larger comparison, never a wrong answer). The key is built and hashed a slice
+    at a time, from its own source columns only (see `_columns`): built for the whole file at once,
+    it cost a copy of every column the suite reads.
     """
     key = pl.col(columns[0]) if len(columns) == 1 else pl.struct(columns)
-    candidates = frame.select(pl.arg_where(key.hash().is_duplicated())).to_series()
-    out = frame.select(pl.repeat(False, pl.len()).alias(_dup_helper(columns))).to_series()
+    sources = _columns(narrow, gx_sources(spec, narrow.schema, columns))
+    hashes = pl.concat([gx_input(spec, sources.slice(start, SUITE_SLICE_ROWS), columns, for_pandas=False).select(key.hash())
+                        for start in range(0, max(sources.height, 1), SUITE_SLICE_ROWS)]).to_series()
+    candidates = pl.select(pl.arg_where(hashes.is_duplicated())).to_series()
+    out = pl.repeat(False, sources.height, eager=True).alias(_dup_helper(columns))
     if len(candidates):
-        exact = frame[candidates].select(key.is_duplicated()).to_series()
+        exact = gx_input(spec, sources[candidates], columns, for_pandas=False).select(key.is_duplicated()).to_series()
         out = out.scatter(candidates, exact)
     return out
 
@@ -271,21 +279,34 @@ def _typed_of(raw_column: str) -> str:
     return raw_column[len(RAW_PREFIX):] if raw_column.startswith(RAW_PREFIX) else raw_column
 
 
-def _read(spec: FeedSpec, source: Source, gx_columns: list[str], id_checks: dict[str, object]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(GX input frame for the Polars pass, the source columns it was built from), reading only what the suite uses.
+def _read(spec: FeedSpec, source: Source, gx_columns: list[str], id_checks: dict[str, object]) -> tuple[pl.DataFrame, list[str]]:
+    """(the source columns the suite uses, the GX input columns they can build), reading only those columns.
 
     `id_checks`: raw ID column → latest birth date; their typed columns are read too (`_id_verdicts`).
+    From a frame in memory this is a selection (no copy); the GX input is built slice by slice
+    (`_suite_input`), because its blank-made-null texts, floats and dates cost more than the file.
     """
     schema = source.schema if isinstance(source, pl.DataFrame) else pl.read_parquet_schema(source)
     wanted = set(gx_sources(spec, schema, gx_columns))
     wanted |= {_typed_of(c) for c in id_checks if _typed_of(c) in schema and schema[_typed_of(c)] == pl.String}
     wanted = sorted(c for c in wanted if c in schema)  # an absent column fails only the expectations that need it
-    narrow = source.select(wanted) if isinstance(source, pl.DataFrame) else pl.read_parquet(source, columns=wanted)
-    available = [c for c in gx_columns if c in gx_available(spec, narrow.schema)]
+    narrow = _columns(source, wanted) if isinstance(source, pl.DataFrame) else pl.read_parquet(source, columns=wanted)
+    return narrow, [c for c in gx_columns if c in gx_available(spec, narrow.schema)]
+
+
+def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+    """`frame.select(names)` without copying: a select on a frame whose columns are chunked differently
+    (the delivered text by the CSV reader, the typed columns by validation's slices) makes Polars
+    align every column first, a transient copy of the whole file; a frame of the same Series does not."""
+    return pl.DataFrame([frame.get_column(c) for c in names])
+
+
+def _suite_input(spec: FeedSpec, narrow: pl.DataFrame, available: list[str], id_checks: dict[str, object]) -> pl.DataFrame:
+    """The GX input of `narrow` (the whole file or a slice of it), with the per-row ID verdicts."""
     frame = gx_input(spec, narrow, available, for_pandas=False)
     verdicts = [_id_verdicts(frame, narrow, raw, latest) for raw, latest in id_checks.items()
                 if raw in frame.columns and _typed_of(raw) in narrow.columns]
-    return (frame.with_columns(verdicts) if verdicts else frame), narrow
+    return frame.with_columns(verdicts) if verdicts else frame
 
 
 def _id_verdicts(frame: pl.DataFrame, narrow: pl.DataFrame, raw: str, latest_birth) -> pl.Series:
@@ -309,18 +330,20 @@ def _id_verdicts(frame: pl.DataFrame, narrow: pl.DataFrame, raw: str, latest_bir
     return ok.alias(_id_helper(raw))
 
 
-def _examples(spec: FeedSpec, narrow: pl.DataFrame, frame: pl.DataFrame, rows: list[int], columns: list[str]) -> pd.DataFrame:
+def _examples(spec: FeedSpec, narrow: pl.DataFrame, schema: pl.Schema, with_nulls: set[str], rows: list[int],
+              columns: list[str]) -> pd.DataFrame:
     """The GX input for `rows` as pandas, with the dtypes the whole-file conversion would give.
 
     pandas turns an integer column with a null into float64 and a boolean one into object; a few
-    rows may hold no null where the file does, so the dtype is decided on the whole column.
+    rows may hold no null where the file does, so the dtype is decided on the whole column
+    (`with_nulls`: the GX input columns holding a null anywhere in the file).
     """
     part = gx_input(spec, narrow[rows], columns, for_pandas=True)
     casts = []
     as_object = []
     for c in columns:
-        dtype = frame.schema[c]
-        if frame[c].null_count():
+        dtype = schema[c]
+        if c in with_nulls:
             if dtype.is_integer():
                 casts.append(pl.col(c).cast(pl.Float64))
             elif dtype == pl.Boolean:
@@ -373,31 +396,44 @@ def evaluate_suite(
     gx_columns = sorted({c for e in expectations if e.expectation_type != "expect_column_to_exist" for c in _columns_of(e)})
     id_checks = {cfg.kwargs["column"]: cfg.kwargs.get("latest_birth") for cfg in configs
                  if cfg.type == "expect_column_values_to_be_valid_gb11643_id"}
-    frame, narrow = _read(spec, source, gx_columns, id_checks)
+    narrow, available = _read(spec, source, gx_columns, id_checks)
+    height = narrow.height
     keys = [list(_columns_of(e)) for e in expectations
             if e.expectation_type in ("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique")]
-    keys = [k for k in keys if k and all(c in frame.columns for c in k)]
-    if keys:
-        frame = frame.with_columns([_duplicated(frame, k) for k in keys])
-    height = frame.height
-    schema = frame.schema
+    keys = [k for k in keys if k and all(c in available for c in k)]
+    # Uniqueness looks across the whole file: judged once on the key columns alone, then sliced with the rest.
+    duplicated = [_duplicated(spec, narrow, k) for k in keys]
 
     plans: dict[int, _Plan] = {}
     errors: dict[int, BaseException] = {}
-    for i, cfg in enumerate(configs):
-        if cfg.type in ("expect_column_to_exist", "expect_table_row_count_to_be_between"):
-            continue
-        try:
-            plans[i] = _plan(cfg.type, dict(cfg.kwargs), schema)
-        except (NotEvaluable, KeyError, TypeError, ValueError) as exc:
-            errors[i] = exc
-
-    stats = _aggregate(frame, plans, limit, errors)
+    stats: dict[int, tuple[int | None, int, list[int]]] = {}
+    schema: pl.Schema | None = None
+    with_nulls: set[str] = set()
+    for start in range(0, max(height, 1), SUITE_SLICE_ROWS):
+        rows = min(SUITE_SLICE_ROWS, max(height - start, 0))
+        frame = _suite_input(spec, narrow.slice(start, rows), available, id_checks)  # see `_duplicated` on chunks
+        if duplicated:
+            frame = frame.with_columns([d.slice(start, rows) for d in duplicated])
+        if schema is None:
+            schema = frame.schema
+            for i, cfg in enumerate(configs):
+                if cfg.type in ("expect_column_to_exist", "expect_table_row_count_to_be_between"):
+                    continue
+                try:
+                    plans[i] = _plan(cfg.type, dict(cfg.kwargs), schema)
+                except (NotEvaluable, KeyError, TypeError, ValueError) as exc:
+                    errors[i] = exc
+        elif frame.schema != schema:  # every builder has a fixed type: a slice typed otherwise is a bug
+            raise TypeError(f"{spec.name}: the suite input of rows {start + 1}.. is typed differently from the first slice")
+        with_nulls |= {c for c, n in zip(frame.columns, frame.null_count().row(0)) if n}
+        _merge(stats, _aggregate(frame, plans, limit, errors), start, limit)
+        del frame
+    stats = {i: s for i, s in stats.items() if i in plans}  # an expectation that failed in a later slice fails whole
     pdf = None
     wanted_rows = sorted({r for i in stats for r in (stats[i][2] if limit is None else stats[i][2][:limit])})
     if wanted_rows:
         cols = sorted({c for i in stats if stats[i][2] for c in plans[i].columns})
-        pdf = _examples(spec, narrow, frame, wanted_rows, cols)
+        pdf = _examples(spec, narrow, schema, with_nulls, wanted_rows, cols)
 
     results: list[ExpectationValidationResult] = []
     for i in gx_order(expectations):
@@ -481,6 +517,19 @@ def _aggregate(frame: pl.DataFrame, plans: dict[int, _Plan], limit: int | None,
                 errors[i] = exc
                 plans.pop(i)
         return out
+
+
+def _merge(total: dict[int, tuple[int | None, int, list[int]]], part: dict[int, tuple[int | None, int, list[int]]],
+           offset: int, limit: int | None) -> None:
+    """Add one slice's counts to the file's, and its unexpected positions (made file-wide) up to `limit`."""
+    for i, (considered, unexpected, index) in part.items():
+        index = [offset + x for x in index]
+        if i not in total:
+            total[i] = (considered, unexpected, index)
+            continue
+        c0, u0, x0 = total[i]
+        kept = x0 + index if limit is None else (x0 + index)[:limit]
+        total[i] = (None if considered is None else (c0 or 0) + considered, u0 + unexpected, kept)
 
 
 def _map_result(etype: str, expectation, fmt: dict, height: int, considered: int | None, unexpected: int,

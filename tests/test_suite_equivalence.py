@@ -144,6 +144,37 @@ def test_many_defects_missing_column_and_volume_jump_give_gx_results(deliveries,
         assert failed.height >= 5 and failed["unexpected_count"].max() >= 25
 
 
+@pytest.mark.parametrize("feed", GENERATED_FEEDS)
+def test_a_file_evaluated_in_slices_gives_the_result_of_the_whole_file(deliveries, feed, monkeypatch):
+    """The GX input is built a slice of rows at a time (memory); counts, examples and uniqueness stay file-wide.
+
+    Slices of 7 and 40 rows (1 for a feed of a few rows) cut through every spoiled range: more than 20 bad values of a kind (the
+    examples are the file's first 20, not each slice's), a key repeated on 30 rows (a duplicate is
+    judged against the whole file, not its slice), integer columns with a null in one slice only.
+    """
+    import checks.evaluate as evaluate
+    from checks.run import present_columns
+    from checks.suites import suite_for, suite_parameters
+
+    spec = FEEDS[feed]
+    file_name, frame, text = max(deliveries[feed], key=lambda d: d[1].height)
+    spoiled = _validated(spec, _spoiled(spec, text), file_name)
+    params = suite_parameters(_day(file_name), spoiled.height * 3)
+    complete = {"result_format": "COMPLETE", "return_unexpected_index_query": False}
+    whole = [_normalised(evaluate_suite(spec, suite_for(spec), spoiled, params, present_columns(spec), fmt))
+             for fmt in ("SUMMARY", complete)]
+    sizes = (7, 40) if spoiled.height > 40 else (1,)  # a tiny feed (a few deaths): one row per slice
+    for rows in sizes:
+        monkeypatch.setattr(evaluate, "SUITE_SLICE_ROWS", rows)
+        sliced = [_normalised(evaluate_suite(spec, suite_for(spec), spoiled, params, present_columns(spec), fmt))
+                  for fmt in ("SUMMARY", complete)]
+        for a, b in zip(sliced, whole):
+            for x, y in zip(a["results"], b["results"]):
+                assert x == y, (rows, x, y)
+            assert a == b
+    assert spoiled.height > sizes[0] and any(not r["success"] for r in whole[0]["results"])
+
+
 def test_a_parquet_file_gives_the_result_of_its_frame_reading_only_the_suite_columns(deliveries, tmp_path, monkeypatch):
     spec = FEEDS["medical_claims"]
     file_name, frame, _ = deliveries["medical_claims"][0]
