@@ -6,8 +6,11 @@ Here every expectation of the suite becomes a pair of Polars boolean expressions
 consider, and the unexpected rows among them) over the columns `checks.suites.gx_input` builds, read
 from the parsed Parquet with only the columns the suite needs. One `select` computes, for all
 expectations at once, the counts GX computes (element, considered, unexpected) and the positions of
-the first unexpected rows. Only those few rows (at most 20 per expectation) are converted to pandas,
-with the dtypes the whole-file conversion would have had, to quote the same example values GX quotes.
+the first unexpected rows, over a slice of rows at a time (`SUITE_SLICE_ROWS`: the input of a whole
+large file cost more memory than the file); the slices' figures add up to the file's, and
+uniqueness is judged on the whole file's key. Only those few rows (at most 20 per expectation) are
+converted to pandas, with the dtypes the whole-file conversion would have had, to quote the same
+example values GX quotes.
 
 The figures are turned into results by GX's own code (`_format_map_output`, `_mostly_success`,
 `parse_result_format`, the expectation configuration with suite parameters substituted), so the
