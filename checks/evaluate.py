@@ -264,9 +264,9 @@ def _duplicated(spec: FeedSpec, narrow: pl.DataFrame, columns: list[str]) -> pl.
     """
     key = pl.col(columns[0]) if len(columns) == 1 else pl.struct(columns)
     sources = _columns(narrow, gx_sources(spec, narrow.schema, columns))
-    hashes = pl.concat([gx_input(spec, sources.slice(start, SUITE_SLICE_ROWS), columns, for_pandas=False).select(key.hash())
-                        for start in range(0, max(sources.height, 1), SUITE_SLICE_ROWS)]).to_series()
-    candidates = pl.select(pl.arg_where(hashes.is_duplicated())).to_series()
+    hashes = pl.concat([gx_input(spec, part, columns, for_pandas=False).select(key.hash())
+                        for _, part in _row_slices(sources)]).to_series()
+    candidates = hashes.is_duplicated().arg_true()
     out = pl.repeat(False, sources.height, eager=True).alias(_dup_helper(columns))
     if len(candidates):
         exact = gx_input(spec, sources[candidates], columns, for_pandas=False).select(key.is_duplicated()).to_series()
@@ -302,6 +302,12 @@ def _columns(frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
     (the delivered text by the CSV reader, the typed columns by validation's slices) makes Polars
     align every column first, a transient copy of the whole file; a frame of the same Series does not."""
     return pl.DataFrame([frame.get_column(c) for c in names])
+
+
+def _row_slices(frame: pl.DataFrame):
+    """(first row, slice) of `frame`, `SUITE_SLICE_ROWS` rows at a time; one empty slice for an empty frame."""
+    for start in range(0, max(frame.height, 1), SUITE_SLICE_ROWS):
+        yield start, frame.slice(start, SUITE_SLICE_ROWS)
 
 
 def _suite_input(spec: FeedSpec, narrow: pl.DataFrame, available: list[str], id_checks: dict[str, object]) -> pl.DataFrame:
@@ -412,11 +418,10 @@ def evaluate_suite(
     stats: dict[int, tuple[int | None, int, list[int]]] = {}
     schema: pl.Schema | None = None
     with_nulls: set[str] = set()
-    for start in range(0, max(height, 1), SUITE_SLICE_ROWS):
-        rows = min(SUITE_SLICE_ROWS, max(height - start, 0))
-        frame = _suite_input(spec, narrow.slice(start, rows), available, id_checks)  # see `_duplicated` on chunks
+    for start, part in _row_slices(narrow):
+        frame = _suite_input(spec, part, available, id_checks)  # see `_duplicated` on chunks
         if duplicated:
-            frame = frame.with_columns([d.slice(start, rows) for d in duplicated])
+            frame = frame.with_columns([d.slice(start, part.height) for d in duplicated])
         if schema is None:
             schema = frame.schema
             for i, cfg in enumerate(configs):
@@ -430,7 +435,7 @@ def evaluate_suite(
             raise TypeError(f"{spec.name}: the suite input of rows {start + 1}.. is typed differently from the first slice")
         with_nulls |= {c for c, n in zip(frame.columns, frame.null_count().row(0)) if n}
         _merge(stats, _aggregate(frame, plans, limit, errors), start, limit)
-        del frame
+        del frame, part
     stats = {i: s for i, s in stats.items() if i in plans}  # an expectation that failed in a later slice fails whole
     pdf = None
     wanted_rows = sorted({r for i in stats for r in (stats[i][2] if limit is None else stats[i][2][:limit])})
@@ -532,7 +537,7 @@ def _merge(total: dict[int, tuple[int | None, int, list[int]]], part: dict[int, 
             continue
         c0, u0, x0 = total[i]
         kept = x0 + index if limit is None else (x0 + index)[:limit]
-        total[i] = (None if considered is None else (c0 or 0) + considered, u0 + unexpected, kept)
+        total[i] = (None if considered is None else c0 + considered, u0 + unexpected, kept)
 
 
 def _map_result(etype: str, expectation, fmt: dict, height: int, considered: int | None, unexpected: int,

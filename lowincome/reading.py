@@ -47,10 +47,10 @@ def _decode_csv(data: bytes, spec: FeedSpec) -> tuple[bytes, str]:
     UTF-8 with a byte-order mark is returned as delivered (Polars' reader skips the mark): decoding
     a 500 MB file to a Python string and back cost seconds and twice the file in memory.
     """
-    if data.startswith(_BOMS[0][0]) and _is_utf8(data):
-        return data, _BOMS[0][1]
     for bom, name in _BOMS:
         if data.startswith(bom):
+            if name == "utf-8-sig" and _is_utf8(data):
+                return data, name
             try:
                 text = data.decode(name)
             except UnicodeDecodeError as exc:

@@ -148,9 +148,10 @@ def test_many_defects_missing_column_and_volume_jump_give_gx_results(deliveries,
 def test_a_file_evaluated_in_slices_gives_the_result_of_the_whole_file(deliveries, feed, monkeypatch):
     """The GX input is built a slice of rows at a time (memory); counts, examples and uniqueness stay file-wide.
 
-    Slices of 7 and 40 rows (1 for a feed of a few rows) cut through every spoiled range: more than 20 bad values of a kind (the
-    examples are the file's first 20, not each slice's), a key repeated on 30 rows (a duplicate is
-    judged against the whole file, not its slice), integer columns with a null in one slice only.
+    Slices of 7 and 40 rows (1 for a feed of a few rows) cut through every spoiled range: more than
+    20 bad values of a kind (the examples are the file's first 20, not each slice's), a key repeated
+    on 30 rows (a duplicate is judged against the whole file, not its slice), integer columns with a
+    null in one slice only.
     """
     import checks.evaluate as evaluate
     from checks.run import present_columns
