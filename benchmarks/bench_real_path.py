@@ -56,6 +56,10 @@ What it does, and the choices behind it:
    Sizes are apparent sizes (`st_size`, what `du --apparent-size` sums, without directory entries),
    of regular files only, symbolic links not followed, a file with several hard links counted once;
    the allocated size (`st_blocks`, what plain `du` sums) is printed beside the totals.
+   With `--days-apart` empty night k runs under libfaketime with the clock k days ahead, as
+   nights a day apart would: the parts and generation notes a reader of an older
+   `lowincome.duckdb` may still use are kept for LOWINCOME_RETENTION_DAYS of wall-clock time, so
+   thirty nights run minutes apart keep all thirty publications' parts, which production never does.
 8. `--workers N` (issue 10): after the in-process nights, the same three nights again with
    `lowincome run --workers N` (Dagster's multiprocess executor) on a second, fresh warehouse over the
    same inbox (the next night's files held back again for its first night), then a table of wall time
@@ -285,13 +289,14 @@ def phase_peaks(windows: list[tuple[str, float, float]], samples: list[tuple[flo
     return peaks
 
 
-def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: Path, extra: tuple[str, ...] = ()) -> dict:
+def run_night(cli: Path, as_of: date, env: dict, out_path: Path, warehouse_log: Path, extra: tuple[str, ...] = (),
+              prefix: tuple[str, ...] = ()) -> dict:
     load_before = os.getloadavg()
     offset = warehouse_log.stat().st_size if warehouse_log.exists() else 0
     started, t = time.time(), time.perf_counter()
     cpu_before = _cpu(resource.RUSAGE_CHILDREN)  # the run's whole tree, once the CLI has been waited for
     with out_path.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen([str(cli), "run", "--as-of", as_of.isoformat(), *extra], env=env, stdout=out,
+        proc = subprocess.Popen([*prefix, str(cli), "run", "--as-of", as_of.isoformat(), *extra], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
         sampler = PeakSampler(proc.pid)
         sampler.start()
@@ -502,6 +507,10 @@ def main() -> None:
                     help="months of history the generator writes, ending with E's month (default 12; at least 12)")
     ap.add_argument("--empty-nights", type=_count, default=0, metavar="N",
                     help="after the re-run, N more nights (E+1 ... E+N) over an inbox that receives nothing new")
+    ap.add_argument("--days-apart", action="store_true",
+                    help="run empty night k with the clock k days ahead (libfaketime's `faketime`, Debian package "
+                         "faketime), as nights a day apart see it: the analysts' parts are kept for a retention "
+                         "period of wall-clock time")
     ap.add_argument("--out", type=Path, help="work folder (default: a new temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (inbox, warehouse, logs) afterwards")
     ap.add_argument("--inbox-from", type=Path,
@@ -511,6 +520,8 @@ def main() -> None:
                     help="also run the three nights with `lowincome run --workers N` on a second warehouse and print "
                          "the speedup over in-process (N >= 2)")
     args = ap.parse_args()
+    if args.days_apart and not shutil.which("faketime"):
+        ap.error("--days-apart needs the `faketime` command (Debian: apt-get install faketime)")
     if args.workers == 1:
         ap.error("--workers 1 is the in-process run itself: give 2 or more")
     cli = Path(sys.executable).parent / "lowincome"
@@ -524,7 +535,9 @@ def main() -> None:
     first_day, next_day = args.end_date - timedelta(days=1), args.end_date
     try:
         empty = (f"; then {args.empty_nights} night(s) with nothing new, {next_day + timedelta(days=1)} to "
-                 f"{next_day + timedelta(days=args.empty_nights)}" if args.empty_nights else "")
+                 f"{next_day + timedelta(days=args.empty_nights)}"
+                 f"{', each with the clock a day later (faketime)' if args.days_apart else ', minutes apart'}"
+                 if args.empty_nights else "")
         print(f"# bench_real_path: scale {args.scale}, claims factor {args.claims_factor}, seed {args.seed}, "
               f"history {args.months} months; nights {first_day} and {next_day}{empty}; work folder {work}", flush=True)
         cores, mem = os.cpu_count(), Path("/proc/meminfo").read_text().split("\n")[0].split()[1]
@@ -591,11 +604,13 @@ def main() -> None:
             for k in range(1, args.empty_nights + 1):
                 day = next_day + timedelta(days=k)
                 log_path = work / f"run-{len(nights) + k}-{day}.log"
-                night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log")
+                clock = ("faketime", "-f", f"+{k}d") if args.days_apart else ()
+                night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log", prefix=clock)
                 night["allow_empty"] = False
                 if night["code"] != 0 and "--allow-empty" in night["output"]:
                     # the CLI took a night with old deliveries but no new one for an empty inbox: say so, run it as such
-                    night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log", ("--allow-empty",))
+                    night = run_night(cli, day, env, log_path, warehouse / "logs" / "lowincome.log", ("--allow-empty",),
+                                      prefix=clock)
                     night["allow_empty"] = True
                 empties.append(night)
                 print(f"empty night {k} ({day}): {night['seconds']:.1f} s, exit {night['code']}, peak {_mb(night['peak'])}"

@@ -683,24 +683,30 @@ def record_generation(warehouse: Path, parts: list[str]) -> Path:
 
 
 def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
-    """Remove analysts' parts no publication of the last `keep_seconds` refers to, and older generation notes.
+    """Remove analysts' parts no publication of the last `keep_seconds` refers to, and notes no longer needed.
 
     A reader who opened an older lowincome.duckdb reads that publication's parts through its views;
     they stay for the retention period (LOWINCOME_RETENTION_DAYS), and the newest publication's parts
-    always stay. Call under the warehouse lock.
+    always stay. A note whose every part a newer note also names protects nothing the newer one does
+    not protect for longer, so it goes too: a night that published the same parts as the night before
+    leaves one note, not two. Call under the warehouse lock.
     """
     folder = warehouse / PUBLISHED_DIR / GENERATIONS
     notes = sorted(folder.glob("*.json"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
     if not notes:
         return []
     cutoff = time.time_ns() - int(keep_seconds * 1e9)
-    keep_notes = [n for n in notes[:-1] if n.stem.isdigit() and int(n.stem) >= cutoff] + [notes[-1]]
+    recent = [n for n in notes[:-1] if n.stem.isdigit() and int(n.stem) >= cutoff] + [notes[-1]]
     keep: set[str] = set()
-    for note in keep_notes:
+    keep_notes: list[Path] = []
+    for note in reversed(recent):  # newest first: `keep` holds what the newer notes protect
         try:
-            keep.update(json.loads(note.read_text(encoding="utf-8")))
+            named = set(json.loads(note.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             return []  # an unreadable note: remove nothing rather than a part someone may read
+        if not keep_notes or not named <= keep:
+            keep_notes.append(note)
+            keep |= named
     removed = []
     for kind in ("staging", "quarantine", "timeline"):  # timeline: lowincome/marts.py
         for part in (warehouse / PUBLISHED_DIR / kind).glob("*/*.parquet"):

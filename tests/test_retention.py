@@ -125,3 +125,37 @@ def test_nights_without_new_deliveries_add_little(generated, lowincome_env):
     assert grown < 0.03 * first * nights, (grown, first)
     assert not any(p.suffix == ".parquet" for p in (warehouse / "work" / "days").rglob("staging/*"))
     assert os.path.exists(warehouse / "published" / "generations")
+
+
+def test_a_note_that_protects_nothing_more_than_newer_ones_goes(tmp_path):
+    """Nights that published the same parts leave one generation note; a part named by a kept note stays."""
+    import json
+
+    from lowincome.publish import prune_published
+
+    warehouse = tmp_path / "wh"
+    folder = warehouse / "published" / "staging" / "medical_claims"
+    folder.mkdir(parents=True)
+    parts = {name: folder / f"{name}.parquet" for name in "abcd"}
+    for path in parts.values():
+        path.write_bytes(b"PAR1")
+    notes = warehouse / "published" / "generations"
+    notes.mkdir()
+    now = __import__("time").time_ns()
+
+    def note(offset: int, names: str) -> Path:
+        path = notes / f"{now + offset}.json"
+        path.write_text(json.dumps(sorted(str(parts[n]) for n in names)), encoding="utf-8")
+        return path
+
+    same_1, same_2, changed, d_only, newest = (note(1, "ab"), note(2, "ab"), note(3, "ac"), note(4, "d"),
+                                               note(5, "abc"))
+    removed = set(prune_published(warehouse, keep_seconds=86400))
+    # "ab" twice and "ac" are covered by the newest note; "d" is not: it keeps its note and its part
+    assert removed == {same_1, same_2, changed}
+    assert sorted(notes.iterdir()) == sorted([d_only, newest])
+    assert all(p.exists() for p in parts.values())
+    # past the retention period only the newest publication's parts stay
+    removed = set(prune_published(warehouse, keep_seconds=0))
+    assert removed == {d_only, parts["d"]}
+    assert [p.name for p in notes.iterdir()] == [newest.name]
