@@ -14,8 +14,11 @@ copied into lowincome.duckdb: it is a view over pseudonymous Parquet files under
   threshold in force, so a new key, a changed SQL or a new yellow amount makes new parts.
 - `map/`: person_key -> household_key of the publication's day (sql/marts/person_household.sql);
   the per-file events are joined to it when the view is read, so a household change never rewrites them.
-- `night/`: the events rebuilt each night from the latest snapshots, the 人社 history and the flags
+- `night/`: the events rebuilt each night from the latest snapshots and the 人社 history
   (sql/marts/household_timeline.sql), set-based in one COPY that spills to disk if it must.
+- `flags/`: the flags' events (sql/marts/household_timeline_flags.sql), rebuilt each night too, but a
+  file of their own: a night that delivers nothing new may still resolve a flag or record an outcome,
+  and then writes this small file and keeps the snapshot events' file (both named by their content).
 
 The builder reads identified staging in a private connection (like the engine) and writes keys only:
 no ID number or name leaves it. Every file it returns is referenced by the publication's generation
@@ -88,13 +91,14 @@ def create_rule_effectiveness(con, flags_path: Path | None, as_of: date) -> None
 class Timeline:
     per_file: list[str]  # person events of each delivered payments / claims file
     household_map: str  # person_key -> household_key of the day
-    night: str  # everything else, already per household
+    night: str  # the snapshots' and the 人社 history's events, already per household
+    flag_events: str  # the flags' events, already per household
     new_files: int = 0  # per-file parts written by this publication (the others were kept from earlier nights)
     seconds: dict[str, float] | None = None  # wall time of the per-file parts and of the nightly part
 
     @property
     def files(self) -> list[str]:
-        return [*self.per_file, self.household_map, self.night]
+        return [*self.per_file, self.household_map, self.night, self.flag_events]
 
 
 def _tag(*texts: str) -> str:
@@ -203,13 +207,15 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
             con.execute("CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM flags")
         con.execute("SET preserve_insertion_order = true")  # the file is written in the timeline's order
         night = _content_addressed(con, read_sql("household_timeline.sql"), folder / "night")
+        flag_events = _content_addressed(con, read_sql("household_timeline_flags.sql"), folder / "flags")
     finally:
         con.close()
     done = time.perf_counter()
-    timeline = Timeline(per_file, str(household_map), str(night), new_files,
+    timeline = Timeline(per_file, str(household_map), str(night), str(flag_events), new_files,
                         {"per_file": round(per_file_done - started, 2), "night": round(done - per_file_done, 2)})
-    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly part %.1fs, %s bytes",
-             len(per_file), new_files, per_file_done - started, done - per_file_done, f"{night.stat().st_size:,}")
+    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly parts %.1fs, %s + %s bytes (flags)",
+             len(per_file), new_files, per_file_done - started, done - per_file_done, f"{night.stat().st_size:,}",
+             f"{flag_events.stat().st_size:,}")
     return timeline
 
 
@@ -229,7 +235,8 @@ def timeline_view_sql(timeline: Timeline, as_of: date) -> str:
                e.*, DATE '{as_of.isoformat()}' AS as_of
         FROM per_file AS e LEFT JOIN households AS h USING (person_key)
         UNION ALL BY NAME
-        SELECT *, DATE '{as_of.isoformat()}' AS as_of FROM read_parquet({sql_text(timeline.night)})"""
+        SELECT *, DATE '{as_of.isoformat()}' AS as_of
+        FROM read_parquet({sql_list([timeline.night, timeline.flag_events])}, union_by_name = true)"""
 
 
 COLUMN_ORDER = ("household_key", "household_source", "person_key", "event_date", "event_rank", "department", "feed",

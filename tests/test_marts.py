@@ -248,6 +248,21 @@ def test_household_timeline_from_every_department(lowincome_env, tmp_path):
     run(T2)
     assert timeline_files() == before
 
+    # a night whose only delivery is a caseworker's outcome: the flags' events change, the snapshots' file stays
+    nightly = lambda kind: sorted(p.name for p in (warehouse / "published" / "timeline" / kind).glob("*.parquet"))  # noqa: E731
+    snapshots, flag_parts = nightly("night"), nightly("flags")
+    decided = query(warehouse, "SELECT min(flag_id) AS f FROM mart.flags WHERE status = 'open'")["f"][0]
+    t3 = date(2026, 11, 2)
+    write_csv(delivery_path(inbox, "verification_outcomes", C, t3, "csv"), OUTCOME_HEADER,
+              [[decided, "confirmed", "", t3.isoformat(), "王五"]])
+    run(t3)
+    assert nightly("night") == snapshots and len(snapshots) == 1
+    assert len(nightly("flags")) == len(flag_parts) + 1
+    confirmed = query(warehouse, "SELECT flag_id, date, feed FROM mart.household_timeline WHERE event = 'flag_confirmed'")
+    assert confirmed.rows() == [(decided, t3, "verification_outcomes")]
+    assert query(warehouse, "SELECT count(*) AS n FROM mart.household_timeline WHERE flag_id IS NULL")["n"][0] == \
+        events.height + 1  # the snapshots' and files' events as before, and night 2's payment
+
 
 def test_rule_effectiveness_buckets_on_a_handmade_flag_list():
     """Every flag in exactly one bucket: a reopened dismissal is open, a decision after the day is not one yet."""

@@ -1,12 +1,12 @@
 -- household_timeline (the nightly part): the dated events of every household that are rebuilt each
--- night from the latest snapshots, the 人社 history and the flags; the payment and large-claim events
--- are computed once per delivered file (household_timeline_payments.sql, _claims.sql) and joined to
--- households when mart.household_timeline is read (lowincome/marts.py).
+-- night from the latest snapshots and the 人社 history; the flags' events are a part of their own
+-- (household_timeline_flags.sql: they change on nights that deliver nothing, these do not), and the
+-- payment and large-claim events are computed once per delivered file (household_timeline_payments.sql,
+-- _claims.sql); all are joined to households when mart.household_timeline is read (lowincome/marts.py).
 -- Imports (identified staging, in the builder's private connection; only keys leave it):
 --   roster_latest, rural_latest, certificates_latest, deaths_by_person: the rules' models (sql/models/);
 --   stg_hrss_benefits: every 人社 row up to the as-of day;
---   person_household: person_key -> household_key (person_household.sql);
---   flags: the publication's mart.flags; run_days: the evaluated days (audit.flag_trend.as_of).
+--   person_household: person_key -> household_key (person_household.sql).
 -- Events (event, 事件 event_zh, rank within a day):
 --   enrolled 纳入救助 (10), stopped 停保 (75): a civil-roster household's 纳入日期 / 停保日期 on the latest
 --     roster, one event per household, date and assistance type; amount = the household's monthly benefit;
@@ -16,8 +16,6 @@
 --   income_started 人社收入开始 (30), income_changed 人社收入变动 (30): the first month of a person's 人社
 --     item, and every month whose amount differs from the item's previous delivered month;
 --   death 死亡 (60): the earliest reported date of death (deaths_by_person), the first report cited;
---   flag_raised 线索产生 (80), flag_confirmed 核查确认 / flag_dismissed 核查排除 (85), flag_resolved 线索解除
---     (90): first_seen_on, outcome_decided_on, and the first evaluated day after last_seen_on.
 -- A person's event belongs to the person's household (person_household), else to the person alone
 -- (household_key = person_key, household_source 'person'); a household's event to that household.
 WITH household_keys AS (  -- one HMAC per household of the latest snapshots
@@ -108,40 +106,9 @@ person_events AS (
     JOIN person_keys AS k ON k.v = p.id_number
     LEFT JOIN person_household AS m ON m.person_key = k.k
 ),
-household_sources AS (
-    SELECT DISTINCT household_key, household_source FROM person_household
-),
-flag_rows AS (
-    SELECT f.flag_id, f.rule_id || ' ' || f.level AS category, e.event_date, e.event_rank, e.event, e.event_zh,
-           CASE WHEN f.subject_type = 'household' THEN f.subject_key END AS household_subject,
-           CASE WHEN f.subject_type = 'person' THEN f.subject_key END AS person_key,
-           CASE WHEN e.event IN ('flag_confirmed', 'flag_dismissed') THEN 'verification_outcomes' ELSE 'flags' END AS feed
-    FROM flags AS f,
-         LATERAL (VALUES
-             (f.first_seen_on, 80, 'flag_raised', '线索产生'),
-             (CASE WHEN f.outcome = 'confirmed' THEN f.outcome_decided_on END, 85, 'flag_confirmed', '核查确认'),
-             (CASE WHEN f.outcome = 'dismissed' THEN f.outcome_decided_on END, 85, 'flag_dismissed', '核查排除'),
-             (CASE WHEN f.status = 'resolved'
-                   THEN coalesce((SELECT min(d.as_of) FROM run_days AS d WHERE d.as_of > f.last_seen_on),
-                                 f.last_seen_on + 1) END, 90, 'flag_resolved', '线索解除')
-         ) AS e(event_date, event_rank, event, event_zh)
-    WHERE e.event_date IS NOT NULL
-),
-flag_events AS (
-    SELECT coalesce(f.household_subject, m.household_key, f.person_key) AS household_key,
-           coalesce(m.household_source, s.household_source, CASE WHEN f.household_subject IS NULL THEN 'person' END)
-               AS household_source,
-           f.person_key, f.event_date, f.event_rank, '民政核查' AS department, f.feed, f.event, f.event_zh, f.category,
-           NULL::DOUBLE AS amount, f.flag_id, NULL::VARCHAR AS source_file, NULL::BIGINT AS source_row,
-           NULL::BIGINT AS source_rows
-    FROM flag_rows AS f
-    LEFT JOIN person_household AS m ON m.person_key = f.person_key
-    LEFT JOIN household_sources AS s ON s.household_key = f.household_subject
-),
 logic AS (
     SELECT * FROM household_events
     UNION ALL SELECT * FROM person_events
-    UNION ALL SELECT * FROM flag_events
 )
 SELECT * FROM logic
 ORDER BY household_key, event_date, event_rank, person_key, source_file, source_row, flag_id
