@@ -19,6 +19,7 @@ of the cache scopes, not of `all`, which describes this repository's code only.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from functools import lru_cache
 from importlib import metadata
@@ -28,9 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Row reading, parsing, identity, validation, privacy, ingest, delivery discovery, the feed registry and
 # any shipped reference data (lowincome/data/), plus the policy loader and the ingest assets that call
-# ingest_feed. Every top-level module of the package is in: new ones are covered by default.
+# ingest_feed: every module `lowincome.ingest` imports, directly or through other modules, at module
+# level or inside a function (`import_closure`), so a new module is covered as soon as ingestion uses it.
+# Modules ingestion never imports (publishing, marts, reports, worklists, the rules) are left out: a change
+# to the household timeline must not make a city re-read years of deliveries. (The ingest assets' own
+# imports are not followed: they reach the suites, which shape suite results, not parsed rows.)
+INGEST_ENTRY_POINTS = ("lowincome.ingest",)
 _INGEST = (
-    "lowincome/*.py",
     "lowincome/data/**/*",
     "lowincome/rules/policy.py",
     "assets/ingest.py",
@@ -59,11 +64,65 @@ _SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 _SKIP_SUFFIXES = {".pyc", ".pyo", ".tmp"}
 
 
+_PACKAGES = ("lowincome", "assets", "checks", "pipelines")  # this repository's import roots
+
+
+def _module_file(root: Path, name: str) -> Path | None:
+    base = root.joinpath(*name.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _imported_names(path: Path, module: str) -> set[str]:
+    """Every module name an import statement anywhere in the file may refer to (inside functions too)."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".")
+                parts = parts[:len(parts) - (node.level - 1)]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)  # `from . import parsing` names a module
+    return names
+
+
+def import_closure(entry_points: tuple[str, ...], root: Path = ROOT) -> list[Path]:
+    """The files of this repository's modules that `entry_points` import, transitively, with their packages.
+
+    Static (the source's import statements, not a run), so an import that only some branch executes is
+    in: over-inclusion only costs a cache rebuild.
+    """
+    seen: dict[str, Path] = {}
+    stack = list(entry_points)
+    while stack:
+        name = stack.pop()
+        if name in seen or name.split(".")[0] not in _PACKAGES:
+            continue
+        path = _module_file(root, name)
+        if path is None:
+            continue
+        seen[name] = path
+        stack.extend(_imported_names(path, name))
+        stack.extend(".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1))  # parent packages run too
+    return list(seen.values())
+
+
 def scope_files(scope: str, root: Path = ROOT) -> list[Path]:
     """The files of `scope` under `root`, sorted by their repository-relative POSIX path."""
     if scope not in SCOPES:
         raise KeyError(f"unknown fingerprint scope '{scope}' (known: {', '.join(SCOPES)})")
     found: dict[str, Path] = {}
+    if scope in ("ingest", "validation"):
+        for path in import_closure(INGEST_ENTRY_POINTS, root):
+            found[path.relative_to(root).as_posix()] = path
     for pattern in SCOPES[scope]:
         for path in root.glob(pattern):
             rel = path.relative_to(root)

@@ -672,14 +672,26 @@ GENERATIONS = "generations"
 
 
 def record_generation(warehouse: Path, parts: list[str]) -> Path:
-    """Note which parts the publication just swapped in refers to (kept while a reader may hold it)."""
+    """Note which parts the publication just swapped in refers to (kept while a reader may hold it).
+
+    The parts are named relative to `published/`: a note is a third of the size it is with full paths,
+    and a night keeps one for every publication of the retention period.
+    """
     folder = warehouse / PUBLISHED_DIR / GENERATIONS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{time.time_ns()}.json"
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(sorted(set(parts))), encoding="utf-8")
+    base = warehouse / PUBLISHED_DIR
+    named = {Path(p).relative_to(base).as_posix() if Path(p).is_relative_to(base) else str(p) for p in parts}
+    tmp.write_text(json.dumps(sorted(named)), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def _noted_parts(warehouse: Path, note: Path) -> set[str]:
+    """The full paths a generation note names (notes written before 2026-11-29 hold full paths)."""
+    base = warehouse / PUBLISHED_DIR
+    return {p if os.path.isabs(p) else str(base / p) for p in json.loads(note.read_text(encoding="utf-8"))}
 
 
 def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
@@ -701,7 +713,7 @@ def prune_published(warehouse: Path, keep_seconds: float) -> list[Path]:
     keep_notes: list[Path] = []
     for note in reversed(recent):  # newest first: `keep` holds what the newer notes protect
         try:
-            named = set(json.loads(note.read_text(encoding="utf-8")))
+            named = _noted_parts(warehouse, note)
         except (OSError, ValueError):
             return []  # an unreadable note: remove nothing rather than a part someone may read
         if not keep_notes or not named <= keep:

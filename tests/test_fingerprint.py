@@ -76,8 +76,31 @@ def test_new_reference_data_and_new_modules_are_covered(tmp_path):
         assert fp.compute(scope, root) != before[scope], scope
     middle = {s: fp.compute(s, root) for s in fp.SCOPES}
     (root / "lowincome" / "counties.py").write_text("SERVED = ()\n", encoding="utf-8")
+    assert fp.compute("all", root) != middle["all"]  # a new module is part of the code version at once
+    unused = {s: fp.compute(s, root) for s in fp.SCOPES}
+    assert unused["ingest"] == middle["ingest"]  # ... and of the caches' keys once ingestion uses it:
+    # imported inside a function of a module ingestion imports (no row changes yet, the key does)
+    parsing = root / "lowincome" / "parsing.py"
+    parsing.write_text(parsing.read_text(encoding="utf-8") + "\n\ndef _served():\n    from .counties import SERVED\n"
+                       "    return SERVED\n", encoding="utf-8")
+    imported = {s: fp.compute(s, root) for s in fp.SCOPES}
+    (root / "lowincome" / "counties.py").write_text("SERVED = ('371302',)\n", encoding="utf-8")
     for scope in fp.SCOPES:
-        assert fp.compute(scope, root) != middle[scope], scope
+        assert fp.compute(scope, root) != imported[scope], scope
+
+
+@pytest.mark.parametrize("changed", ["lowincome/marts.py", "lowincome/publish.py", "lowincome/worklists.py",
+                                     "lowincome/report.py", "lowincome/rules/engine.py"])
+def test_a_change_after_staging_changes_the_code_version_but_not_the_caches(tmp_path, changed):
+    """Publishing, marts, reports and rules do not shape a file's parsed rows or its suite: an update to
+    them must not make a bureau read years of deliveries again."""
+    root = _clone(tmp_path / "c")
+    before = {s: fp.compute(s, root) for s in fp.SCOPES}
+    with (root / changed).open("a", encoding="utf-8") as handle:
+        handle.write("\n# a change\n")
+    assert fp.compute("all", root) != before["all"]
+    assert fp.compute("ingest", root) == before["ingest"]
+    assert fp.compute("validation", root) == before["validation"]
 
 
 def test_a_change_to_rule_sql_changes_the_code_version_but_not_the_caches(tmp_path):
@@ -163,8 +186,11 @@ def test_the_parsed_cache_and_the_suite_cache_use_the_wide_fingerprints():
 
 def test_scopes_cover_the_modules_that_shape_results():
     ingest_files = {p.relative_to(REPO).as_posix() for p in fp.scope_files("ingest")}
-    for name in ("feeds", "reading", "parsing", "identity", "validation", "privacy", "ingest", "delivery"):
+    for name in ("feeds", "reading", "parsing", "identity", "validation", "privacy", "ingest", "delivery",
+                 "acceptance", "reasons", "config", "parts"):
         assert f"lowincome/{name}.py" in ingest_files
+    assert {"assets/ingest.py", "lowincome/rules/policy.py", "lowincome/data/gb2260_counties.csv"} <= ingest_files
+    assert "lowincome/marts.py" not in ingest_files and "lowincome/publish.py" not in ingest_files
     validation_files = {p.relative_to(REPO).as_posix() for p in fp.scope_files("validation")}
     assert {"checks/suites.py", "checks/expectations.py", "checks/run.py", "checks/record.py"} <= validation_files
     assert ingest_files <= validation_files
