@@ -121,7 +121,10 @@ def scope_files(scope: str, root: Path = ROOT) -> list[Path]:
         raise KeyError(f"unknown fingerprint scope '{scope}' (known: {', '.join(SCOPES)})")
     found: dict[str, Path] = {}
     if scope in ("ingest", "validation"):
-        for path in import_closure(INGEST_ENTRY_POINTS, root):
+        entry = INGEST_ENTRY_POINTS
+        if scope == "validation":  # and what the suites' modules import (their results name reasons, feeds ...)
+            entry += tuple(f"checks.{p.stem}" for p in sorted(root.glob("checks/*.py")) if p.stem != "__init__")
+        for path in import_closure(entry, root):
             found[path.relative_to(root).as_posix()] = path
     for pattern in SCOPES[scope]:
         for path in root.glob(pattern):
