@@ -34,7 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 # Modules ingestion never imports (publishing, marts, reports, worklists, the rules) are left out: a change
 # to the household timeline must not make a city re-read years of deliveries. (The ingest assets' own
 # imports are not followed: they reach the suites, which shape suite results, not parsed rows.)
-INGEST_ENTRY_POINTS = ("lowincome.ingest",)
 _INGEST = (
     "lowincome/data/**/*",
     "lowincome/rules/policy.py",
@@ -54,6 +53,13 @@ _ALL = (
 )
 
 SCOPES: dict[str, tuple[str, ...]] = {"ingest": _INGEST, "validation": _VALIDATION, "all": _ALL}
+# Modules whose import closure is in a scope besides its patterns ("pkg.*": every module of the package).
+# The suites' modules count for the suite results: they reach modules ingestion does not import.
+ENTRY_POINTS: dict[str, tuple[str, ...]] = {
+    "ingest": ("lowincome.ingest",),
+    "validation": ("lowincome.ingest", "checks.*"),
+    "all": (),
+}
 # Third-party behaviour a cached result depends on (a new Polars may parse a date differently).
 LIBRARIES: dict[str, tuple[str, ...]] = {
     "ingest": ("polars", "fastexcel", "pyarrow", "duckdb"),
@@ -95,13 +101,18 @@ def _imported_names(path: Path, module: str) -> set[str]:
 
 
 def import_closure(entry_points: tuple[str, ...], root: Path = ROOT) -> list[Path]:
-    """The files of this repository's modules that `entry_points` import, transitively, with their packages.
+    """The files of this repository's modules that `entry_points` import, transitively, with their packages
+    (an entry `pkg.*` stands for every module of the package).
 
     Static (the source's import statements, not a run), so an import that only some branch executes is
     in: over-inclusion only costs a cache rebuild.
     """
     seen: dict[str, Path] = {}
-    stack = list(entry_points)
+    stack = []
+    for entry in entry_points:
+        package, star, _ = entry.partition(".*")
+        stack += ([f"{package}.{p.stem}" for p in sorted(root.joinpath(*package.split(".")).glob("*.py"))]
+                  if star else [entry])
     while stack:
         name = stack.pop()
         if name in seen or name.split(".")[0] not in _PACKAGES:
@@ -120,12 +131,8 @@ def scope_files(scope: str, root: Path = ROOT) -> list[Path]:
     if scope not in SCOPES:
         raise KeyError(f"unknown fingerprint scope '{scope}' (known: {', '.join(SCOPES)})")
     found: dict[str, Path] = {}
-    if scope in ("ingest", "validation"):
-        entry = INGEST_ENTRY_POINTS
-        if scope == "validation":  # and what the suites' modules import (their results name reasons, feeds ...)
-            entry += tuple(f"checks.{p.stem}" for p in sorted(root.glob("checks/*.py")) if p.stem != "__init__")
-        for path in import_closure(entry, root):
-            found[path.relative_to(root).as_posix()] = path
+    for path in import_closure(ENTRY_POINTS[scope], root):
+        found[path.relative_to(root).as_posix()] = path
     for pattern in SCOPES[scope]:
         for path in root.glob(pattern):
             rel = path.relative_to(root)

@@ -677,11 +677,11 @@ def record_generation(warehouse: Path, parts: list[str]) -> Path:
     The parts are named relative to `published/`: a note is a third of the size it is with full paths,
     and a night keeps one for every publication of the retention period.
     """
-    folder = warehouse / PUBLISHED_DIR / GENERATIONS
+    base = warehouse / PUBLISHED_DIR
+    folder = base / GENERATIONS
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{time.time_ns()}.json"
     tmp = path.with_name(f".{path.name}.tmp")
-    base = warehouse / PUBLISHED_DIR
     named = {Path(p).relative_to(base).as_posix() if Path(p).is_relative_to(base) else str(p) for p in parts}
     tmp.write_text(json.dumps(sorted(named)), encoding="utf-8")
     os.replace(tmp, path)

@@ -130,6 +130,7 @@ def test_nights_without_new_deliveries_add_little(generated, lowincome_env):
 def test_a_note_that_protects_nothing_more_than_newer_ones_goes(tmp_path):
     """Nights that published the same parts leave one generation note; a part named by a kept note stays."""
     import json
+    import time
 
     from lowincome.publish import prune_published
 
@@ -141,7 +142,7 @@ def test_a_note_that_protects_nothing_more_than_newer_ones_goes(tmp_path):
         path.write_bytes(b"PAR1")
     notes = warehouse / "published" / "generations"
     notes.mkdir()
-    now = __import__("time").time_ns()
+    now = time.time_ns()
 
     def note(offset: int, names: str) -> Path:
         path = notes / f"{now + offset}.json"
