@@ -1,7 +1,8 @@
 # Two entry points for a fresh machine with Python 3.11+ and make:
 #   make demo   - install into .venv and run the nightly job on the bundled samples
 #   make test   - install into .venv (with test extras) and run the test suite
-# The install includes the celery and k8s extras: the tests run the job on real Celery workers and
+# The install includes the celery, k8s and postgres extras: the tests run the job on real Celery workers
+# with the deployment's Dagster instance on PostgreSQL, and
 # validate the Kubernetes example (deploy/).
 PYTHON ?= python3
 VENV ?= .venv
@@ -13,7 +14,7 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,celery,k8s]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,celery,k8s,postgres]'
 	touch $@
 
 install: $(BIN)/.installed

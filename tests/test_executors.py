@@ -1,9 +1,11 @@
 """The nightly job on Dagster's multiprocess executor and on real Celery workers publishes what in-process publishes.
 
 The Celery test starts Debian's redis-server on a free localhost port and two Celery workers
-(`celery -A pipelines.celery_app worker`), runs `lowincome run --celery` on the bundled samples and
+(`celery -A pipelines.celery_app worker`) with the deployment's Dagster instance on a throwaway
+PostgreSQL server (deploy/celery/dagster.yaml), runs `lowincome run --celery` on the bundled samples and
 compares every published table with an in-process run of the same day; it stops what it started,
-whatever happens. A missing redis-server fails the test with a clear line (.ci/run installs it).
+whatever happens. A missing redis-server or PostgreSQL fails the test with a clear line (.ci/run
+installs them).
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import glob
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -162,9 +166,54 @@ def _wait_for(predicate, seconds: float, what: str, logs: list[Path]) -> None:
     pytest.fail(f"{what} within {seconds:.0f} s\n{tails}")
 
 
+def _postgres_program(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)), None)
+    if found is None:
+        pytest.fail(f"PostgreSQL's {name} is not installed: the Celery test keeps its Dagster instance in PostgreSQL, as "
+                    "deploy/celery/dagster.yaml does (apt-get install postgresql; .ci/run installs it when missing)")
+    return found
+
+
 @pytest.fixture()
-def celery_cluster(tmp_path, request):
-    """redis-server on a free localhost port and two Celery workers for a fresh warehouse; yields (broker, warehouse, logs)."""
+def deployment_instance(tmp_path, request) -> tuple[Path, dict]:
+    """A throwaway PostgreSQL server and a DAGSTER_HOME with deploy/celery/dagster.yaml pointed at it.
+
+    The deployment's own instance file, not a test's: it once named a driver SQLAlchemy no longer picks by
+    default, and every process that opened it failed (docs/decisions.md, "Two machines, tried").
+    Yields (DAGSTER_HOME, the DAGSTER_PG_* variables every process needs).
+    """
+    initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
+    root = Path(tempfile.mkdtemp(prefix="lowincome-pg-"))  # not under pytest's folder: the server's user must reach it
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # PostgreSQL refuses to run as root: as Debian's postgres user
+        shutil.chown(root, "postgres", "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data, port, log = root / "data", _free_port(), root / "server.log"
+
+    def stop() -> None:
+        subprocess.run([*as_user, pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+    request.addfinalizer(stop)
+    for args in ([initdb, "-D", str(data), "-U", "dagster", "-A", "trust", "--no-sync"],
+                 [pg_ctl, "-D", str(data), "-w", "-t", "60", "-l", str(log), "-o",
+                  f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start"]):
+        done = subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, (done.stdout + done.stderr)[-2000:] + (log.read_text()[-2000:] if log.exists() else "")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    config = (ROOT / "deploy" / "celery" / "dagster.yaml").read_text(encoding="utf-8")
+    assert "port: 5432" in config
+    (home / "dagster.yaml").write_text(config.replace("port: 5432", f"port: {port}"), encoding="utf-8")
+    return home, {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_USER": "dagster", "DAGSTER_PG_PASSWORD": "unused",
+                  "DAGSTER_PG_DB": "postgres"}
+
+
+@pytest.fixture()
+def celery_cluster(tmp_path, request, deployment_instance):
+    """redis-server on a free localhost port and two Celery workers for a fresh warehouse, with the deployment's
+    Dagster instance on PostgreSQL; yields (broker, warehouse, logs, DAGSTER_HOME, DAGSTER_PG_* variables)."""
+    home, pg_env = deployment_instance
     server = shutil.which("redis-server")
     if server is None:
         pytest.fail("redis-server is not installed: the Celery test needs Debian's redis-server "
@@ -189,7 +238,8 @@ def celery_cluster(tmp_path, request):
 
     _wait_for(answers, 30, f"redis-server did not answer on port {port}", [redis_log])
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOWINCOME_") and k != "DAGSTER_HOME"}
-    env.update(LOWINCOME_CELERY_BROKER=broker, LOWINCOME_INBOX=str(SAMPLES), LOWINCOME_WAREHOUSE=str(warehouse))
+    env.update(LOWINCOME_CELERY_BROKER=broker, LOWINCOME_INBOX=str(SAMPLES), LOWINCOME_WAREHOUSE=str(warehouse),
+               DAGSTER_HOME=str(home), **pg_env)
     logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
     celery = Path(sys.executable).parent / "celery"
     for i, log in enumerate(logs, start=1):
@@ -199,13 +249,16 @@ def celery_cluster(tmp_path, request):
             cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
     _wait_for(lambda: all(p.exists() and " ready." in p.read_text(errors="replace") for p in logs),
               STARTUP_SECONDS, "the two Celery workers were not ready", logs)
-    yield broker, warehouse, logs
+    yield broker, warehouse, logs, home, pg_env
 
 
 def test_celery_workers_publish_what_in_process_publishes(in_process, celery_cluster, monkeypatch, capsys):
-    broker, warehouse, logs = celery_cluster
+    broker, warehouse, logs, home, pg_env = celery_cluster
     _clean_env(monkeypatch, warehouse)
     monkeypatch.setenv("LOWINCOME_CELERY_BROKER", broker)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))  # the run is recorded where a deployment records it
+    for name, value in pg_env.items():
+        monkeypatch.setenv(name, value)
     assert main(["run", "--as-of", AS_OF, "--celery", "--quiet"]) == 0, capsys.readouterr().err
     printed = capsys.readouterr()
     assert len(printed.out.strip().splitlines()) == 1 and f"as of {SAMPLE_END}" in printed.out
@@ -215,3 +268,12 @@ def test_celery_workers_publish_what_in_process_publishes(in_process, celery_clu
     failed = [log.name for log in logs if "Task execute_plan" in log.read_text(errors="replace")
               and re.search(r"Task execute_plan\[[^\]]+\] raised", log.read_text(errors="replace"))]
     assert not failed
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    instance = DagsterInstance.from_config(str(home))
+    try:  # the run and its steps' events are in PostgreSQL, where the UI and the daemon of a deployment read them
+        runs = instance.get_runs()
+        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+    finally:
+        instance.dispose()
