@@ -10,10 +10,10 @@ installs them).
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import shutil
-import glob
 import signal
 import socket
 import subprocess
@@ -180,7 +180,8 @@ def deployment_instance(tmp_path, request) -> tuple[Path, dict]:
 
     The deployment's own instance file, not a test's: it once named a driver SQLAlchemy no longer picks by
     default, and every process that opened it failed (docs/decisions.md, "Two machines, tried").
-    Yields (DAGSTER_HOME, the DAGSTER_PG_* variables every process needs).
+    Returns (DAGSTER_HOME, the DAGSTER_PG_* variables every process needs); the server is stopped and removed
+    when the test ends.
     """
     initdb, pg_ctl = _postgres_program("initdb"), _postgres_program("pg_ctl")
     root = Path(tempfile.mkdtemp(prefix="lowincome-pg-"))  # not under pytest's folder: the server's user must reach it
