@@ -117,3 +117,39 @@ def test_person_index_merged_equals_rebuilt(generated, lowincome_env, monkeypatc
     assert _same(_published(warehouse), expected_later)
     assert _states(store)[-1] == later
     assert len(_states(store)) <= 2  # a few recent states, not one per night
+
+
+def test_merging_two_states_equals_aggregating_their_rows():
+    """The one-join merge of a saved state with the added parts' state gives what the aggregate over all rows gives.
+
+    Rows are drawn so that every case of the merge occurs: a person only one side knows, a newer name or
+    county on either side, two values on the same day (the larger wins, as arg_max on (day, value) does),
+    and a newer row without a name or county (it must not erase the older value).
+    """
+    import random
+    from datetime import date, timedelta
+
+    from lowincome.publish import _MERGE_PERSON_STATE, _PERSON_STATE_AGG
+
+    rnd = random.Random(11)
+    rows = []
+    for side in ("state", "added"):
+        for _ in range(4000):
+            rows.append((side, f"ID{rnd.randrange(900):04d}", rnd.choice([None, "甲", "乙", "丙"]),
+                         rnd.choice([None, "371302", "371324"]), date(2026, 1, 1) + timedelta(days=rnd.randrange(6))))
+    con = duckdb.connect()
+    con.register("raw", pl.DataFrame(rows, schema=["side", "id_number", "name", "county_code", "delivered_on"], orient="row"))
+    aggregate = _PERSON_STATE_AGG.format(on="delivered_on", con="delivered_on")
+    con.execute(f"CREATE TABLE state AS SELECT id_number, 'key-' || id_number AS person_key, {aggregate} "
+                "FROM raw WHERE side = 'state' GROUP BY id_number")
+    con.execute(f"CREATE TABLE person_added AS SELECT id_number, NULL::VARCHAR AS person_key, {aggregate} "
+                "FROM raw WHERE side = 'added' GROUP BY id_number")
+    both = set(con.execute("SELECT id_number FROM state INTERSECT SELECT id_number FROM person_added").fetchall())
+    assert len(both) > 500, "the two sides must share persons for the merge to be exercised"
+    merged = con.execute(f"SELECT id_number, name, name_on, county_code, county_on FROM ({_MERGE_PERSON_STATE.format(state='state')}) "
+                         "ORDER BY id_number").fetchall()
+    expected = con.execute(f"SELECT id_number, {aggregate} FROM raw GROUP BY id_number ORDER BY id_number").fetchall()
+    assert merged == expected
+    keys = dict(con.execute(f"SELECT id_number, person_key FROM ({_MERGE_PERSON_STATE.format(state='state')})").fetchall())
+    state_ids = {r[0] for r in con.execute("SELECT id_number FROM state").fetchall()}
+    assert all(keys[i] == f"key-{i}" for i in state_ids) and all(keys[i] is None for i in set(keys) - state_ids)
