@@ -38,7 +38,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .privacy import install_key_macro
+from .keys import install_key_macro
 from .rules.catalog import MODELS, RULES, SQL_DIR
 from .staging import Staging, sql_list, sql_text
 

@@ -30,7 +30,8 @@ from .chinese import check_zh_sql, mart_select, rule_name_zh_sql
 from .dictionary import apply_comments
 from .errors import ConfigError, LowincomeError
 from .feeds import FEEDS, FeedSpec
-from .privacy import PRIVATE_DIR_MODE, install_key_macro
+from .keys import install_key_macro
+from .privacy import PRIVATE_DIR_MODE
 from .staging import Staging, sql_list, sql_text
 from .workstore import PARQUET_ZSTD_LEVEL, WorkStore
 

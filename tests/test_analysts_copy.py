@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lowincome.feeds import FEEDS
-from lowincome.privacy import install_key_macro
+from lowincome.keys import install_key_macro
 from lowincome.publish import _PART_KEYS, _write_analyst_part, analyst_copy_sql, sql_text
 
 SECRET = "k" * 32

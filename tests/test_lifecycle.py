@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from lowincome.config import DEV_PSEUDONYM_KEY
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from lowincome.workstore import WorkStore
 from pipelines.definitions import defs
 

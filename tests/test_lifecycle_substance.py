@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from lowincome.config import DEV_PSEUDONYM_KEY
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from pipelines.definitions import defs
 
 from .handmade import delivery_path, person_id, write_csv

@@ -10,7 +10,7 @@ import polars as pl
 
 from lowincome.config import DEV_PSEUDONYM_KEY
 from lowincome.marts import rule_effectiveness_sql
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from lowincome.rules.catalog import BY_ID
 from pipelines.definitions import defs
 

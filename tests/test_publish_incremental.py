@@ -17,7 +17,7 @@ import polars as pl
 
 from lowincome.config import load_settings
 from lowincome.feeds import FEEDS
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from lowincome.publish import PERSON_STATE_DIR, mart_tables, publish
 from lowincome.workstore import WorkStore
 from pipelines.definitions import defs

@@ -12,7 +12,7 @@ import pytest
 from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY
 from lowincome.feeds import DEPARTMENT_FEEDS, FEEDS
 from lowincome.ingest import ingest_feed
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from lowincome.rules.catalog import RULES, SQL_DIR
 from lowincome.rules.engine import evaluate
 from lowincome.rules.policy import PolicyError, load_policy

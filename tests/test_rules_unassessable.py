@@ -11,7 +11,7 @@ from lowincome.config import DEFAULT_POLICY, DEV_PSEUDONYM_KEY
 from lowincome.feeds import DEPARTMENT_FEEDS
 from lowincome.ingest import ingest_feed
 from lowincome.rules.engine import evaluate, quarantined_sql
-from lowincome.privacy import pseudonym
+from lowincome.keys import pseudonym
 from lowincome.rules.lifecycle import _with_not_assessable, carried_flags
 from lowincome.rules.policy import load_policy
 from lowincome.workstore import WorkStore

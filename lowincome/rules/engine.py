@@ -20,7 +20,7 @@ import polars as pl
 from ..config import Settings, configure_duckdb, load_settings
 from ..errors import LowincomeError
 from ..feeds import DEPARTMENT_FEEDS
-from ..privacy import install_key_macro
+from ..keys import install_key_macro
 from .catalog import MODELS, RULES, SQL_DIR
 from .policy import Policy
 from .reuse import KeptResult
