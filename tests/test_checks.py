@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from datetime import date, datetime
 from pathlib import Path
@@ -389,3 +390,28 @@ def test_data_docs_tabs_and_show_more_info_work_offline(data_docs, tmp_path):
     page = next(p for p in index.parent.rglob("*.html") if "/validations/" in p.as_posix())
     on_page = _clicked(page, tmp_path)
     assert re.search(r"more=[^;]*\bshow\b", on_page), on_page  # "Show more info..." opened
+
+
+def test_suites_run_without_loading_the_libraries_of_expectations_they_do_not_use():
+    """checks/deferred_imports.py: scipy.stats and altair, imported by Great Expectations for expectations our
+    suites never use, stay unloaded through validation of every sample feed (about 2 s of every process's
+    start), and still work when something does use them."""
+    code = "\n".join([
+        "import sys",
+        "import checks.evaluate, checks.docs_render",
+        "from checks.run import validate_delivery",
+        "from lowincome.feeds import FEEDS",
+        "from tests.test_checks import FEEDS_WITH_SAMPLES, extracted_on, sample_file, validated",
+        "for feed in FEEDS_WITH_SAMPLES:",
+        "    name = sample_file(feed)",
+        "    result = validate_delivery(FEEDS[feed], validated(feed, name), file_name=name,",
+        "                               extracted_on=extracted_on(name), previous_rows=None)",
+        "    assert result.height > 0",
+        "print(' '.join(n for n in ('scipy.stats', 'altair') if type(sys.modules.get(n)).__name__ == '_LazyModule'))",
+        "from scipy import stats",
+        "import altair",
+        "print(stats.norm.cdf(0.0), bool(altair.__version__))",
+    ])
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines() == ["scipy.stats altair", "0.5 True"]
