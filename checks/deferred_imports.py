@@ -1,14 +1,14 @@
 """Defer the libraries Great Expectations imports for expectations our suites never use.
 
 Importing our validation code (`checks.evaluate`, `checks.docs_render`) took 7.9 s on the reference
-machine, almost all of it Great Expectations, in every process that validates or renders (a night,
-every step process of a multiprocess or Celery run). About 2 s of it are two imports made at module
-level by expectations we do not use: `scipy.stats` (KL divergence and Kolmogorov–Smirnov tests) and
-`altair` (the KL-divergence chart); without them the import takes 5.7 s. Here they are loaded lazily
-(`importlib.util.LazyLoader`): the import returns a module object at once, and the library is
-really loaded the first time anything reads an attribute of it. Nothing in our suites or their
-Data Docs does, so a night does not pay for them; if a future suite uses such an expectation, it
-works as before and pays the import then.
+machine, almost all of it Great Expectations, once in every process that validates or renders: an
+in-process night, the fork server the multiprocess executor's steps start from, each Celery worker.
+About 2 s of it are two imports made at module level by expectations we do not use: `scipy.stats`
+(KL divergence and Kolmogorov–Smirnov tests) and `altair` (the KL-divergence chart); without them
+the import takes 5.7 s. Here they are loaded lazily (`importlib.util.LazyLoader`): the import
+returns a module object at once, and the library is really loaded the first time anything reads an
+attribute of it. Nothing in our suites or their Data Docs does, so a night does not pay for them; if
+a future suite uses such an expectation, it works as before and pays the import then.
 
 Limits: only the module names in `DEFERRED`, only when they have not been imported yet, and only
 where the interpreter can find them (a missing library stays an ImportError at the same place).
