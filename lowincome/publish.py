@@ -620,13 +620,11 @@ def _person_index(con, store: WorkStore, manifests: dict[str, Staging], pseudony
             merged = _MERGE_PERSON_STATE.format(state=f"read_parquet({sql_text(str(base[0]))})")
         else:
             merged = added
-        con.execute(  # keys for the new ID numbers only
+        con.execute(  # keys for the new ID numbers only: CASE computes the HMAC for the rows without one
             f"""CREATE TEMP TABLE person_state AS
-                WITH m AS ({merged}),
-                     k AS (SELECT id_number AS v, pkey(id_number) AS k FROM m WHERE person_key IS NULL)
-                SELECT m.id_number, coalesce(m.person_key, k.k) AS person_key,
-                       m.name, m.name_on::DATE AS name_on, m.county_code, m.county_on::DATE AS county_on
-                FROM m LEFT JOIN k ON k.v = m.id_number"""
+                SELECT id_number, CASE WHEN person_key IS NULL THEN pkey(id_number) ELSE person_key END AS person_key,
+                       name, name_on::DATE AS name_on, county_code, county_on::DATE AS county_on
+                FROM ({merged})"""
         )
         _save_person_state(con, folder, tag, parts)
     # by county, the way caseworkers look persons up; sorting by the key too cost more than the rest of the index
