@@ -6,7 +6,9 @@ Runs what the ingest asset runs for one feed (`ingest_feed`, then `validate_file
 `DIR/<feed>/`, cold (fresh working storage) and warm (the same storage again), and prints process
 CPU seconds (user + system of every thread) of the whole and of each step it can name: a step is a
 function of the ingestion modules, timed where it is called (nested steps count in their caller
-too). Great Expectations is imported before the clock starts: its import is a fixed cost of a night,
+too). Steps that overlap in threads (a file's slices validated two at a time, its parsed cache written
+while its parts and suite are built) are each charged the process's CPU while they run: there, compare
+the whole, not the steps. Great Expectations is imported before the clock starts: its import is a fixed cost of a night,
 not of a file. The floor is a plain DuckDB read of every file, all columns as text (what
 `bench_real_path.py` calls the plain read), and a Polars read of the CSV bytes as text.
 """

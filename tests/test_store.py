@@ -171,8 +171,10 @@ def test_a_night_hashes_only_new_or_changed_files(inbox, tmp_path, monkeypatch):
 
 def test_large_files_validated_in_slices_give_the_same_rows(tmp_path, monkeypatch):
     """A file above VALIDATE_CHUNK_ROWS is validated slice by slice, its frame assembled from the slices: same rows,
-    same parsed cache, same parts and the same suite results (computed from that frame in memory)."""
+    same parsed cache, same parts and the same suite results (computed from that frame in memory), whether the
+    slices are validated one after the other or two at a time in threads (whatever order they finish in)."""
     import shutil
+    import threading
 
     from checks.record import SuitePass, validate_files
     from lowincome.generate import generate
@@ -181,21 +183,71 @@ def test_large_files_validated_in_slices_give_the_same_rows(tmp_path, monkeypatc
     suites = {}
     generate(out, seed=3, scale=0.3, end_date=AS_OF, feeds=["medical_claims", "subsidy_payments", "civil_roster"])
     results = {}
-    for label, chunk in (("whole", 10**9), ("sliced", 97)):
+    threads: dict[str, set[str]] = {}
+    real = ingest_module._validated
+
+    def validated(*args):
+        threads[label].add(threading.current_thread().name)
+        return real(*args)
+
+    monkeypatch.setattr(ingest_module, "_validated", validated)
+    for label, chunk, at_once in (("whole", 10**9, 1), ("sliced", 97, 1), ("sliced, two threads", 97, 2)):
         monkeypatch.setattr(ingest_module, "VALIDATE_CHUNK_ROWS", chunk)
+        monkeypatch.setattr(ingest_module, "VALIDATE_THREADS", at_once)
+        threads[label] = set()
         work = tmp_path / label
         results[label] = {f: ingest_feed(FEEDS[f], out / "inbox", AS_OF, work, blocking_share=1.0,
                                          on_file=SuitePass(FEEDS[f], work))
                           for f in ("medical_claims", "subsidy_payments", "civil_roster")}
         suites[label] = {f: validate_files(FEEDS[f], r.files, work) for f, r in results[label].items()}
+    assert threads["sliced"] == {"MainThread"}
+    assert {"validate_0", "validate_1"} <= threads["sliced, two threads"]  # the threaded path did run (small files: main)
     for feed, whole in results["whole"].items():
-        sliced = results["sliced"][feed]
         assert whole.staging.height > 500 and whole.quarantine.height > 0, feed
-        assert sliced.staging.equals(whole.staging), feed
-        assert sliced.quarantine.equals(whole.quarantine), feed
-        assert sliced.deliveries.drop("message").equals(whole.deliveries.drop("message")), feed
-        assert len(sliced.files) == len(whole.files) > 1, feed
-        for a, b in zip(sliced.files, whole.files):
-            assert a.frame.equals(b.frame) and a.frame.schema == b.frame.schema, (feed, a.file_name)
-        assert suites["sliced"][feed].equals(suites["whole"][feed]), feed
+        for label in ("sliced", "sliced, two threads"):
+            sliced = results[label][feed]
+            assert sliced.staging.equals(whole.staging), (feed, label)
+            assert sliced.quarantine.equals(whole.quarantine), (feed, label)
+            assert sliced.deliveries.drop("message").equals(whole.deliveries.drop("message")), (feed, label)
+            assert len(sliced.files) == len(whole.files) > 1, (feed, label)
+            for a, b in zip(sliced.files, whole.files):
+                assert a.frame.equals(b.frame) and a.frame.schema == b.frame.schema, (feed, label, a.file_name)
+            assert suites[label][feed].equals(suites["whole"][feed]), (feed, label)
     shutil.rmtree(out)
+
+
+def test_a_parsed_cache_that_cannot_be_written_stops_the_feed_and_leaves_no_entry(tmp_path, monkeypatch):
+    """The parsed cache is written in the background while the parts and the suite are built: a full disk there
+    is still the working storage's error (it propagates, it is not blamed on the file), leaves no cache entry
+    (neither a half-written file nor its meta) and the next run reads the file again and gives the same result."""
+    import errno
+    import threading
+
+    import polars as pl
+
+    from checks.record import SuitePass
+
+    _write(inbox := tmp_path / "inbox", date(2026, 10, 1), ["A", "B", "C"])
+    _write(inbox, date(2026, 10, 2), ["B", "D"])
+    real = pl.DataFrame.write_parquet
+    failed = []
+
+    def write(self, file, *args, **kwargs):
+        if "/parsed/" in str(file) and not failed:
+            failed.append(threading.current_thread().name)
+            raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real(self, file, *args, **kwargs)
+
+    work = tmp_path / "work"
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", write)
+    with pytest.raises(OSError) as raised:
+        ingest_feed(SPEC, inbox, AS_OF, work, blocking_share=1.0, on_file=SuitePass(SPEC, work))
+    assert raised.value.errno == errno.ENOSPC
+    assert failed and failed[0].startswith("parsed-cache")  # it was the background write that failed
+    parsed = [p for p in (work / "parsed").rglob("*") if p.is_file()]
+    assert parsed == [], parsed  # no temporary file, no cache file, no meta
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", real)
+    again = ingest_feed(SPEC, inbox, AS_OF, work, blocking_share=1.0, on_file=SuitePass(SPEC, work))
+    clean = ingest_feed(SPEC, inbox, AS_OF, tmp_path / "clean", blocking_share=1.0)
+    assert again.staging.equals(clean.staging) and again.quarantine.equals(clean.quarantine)
+    assert sorted(again.staging["settlement_id"]) == ["A", "B", "C", "D"]
