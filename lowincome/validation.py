@@ -32,6 +32,7 @@ from .parsing import (
     parse_int_struct,
     parse_money_struct,
     parse_month_struct,
+    staged,
 )
 
 REASONS = "reasons"
@@ -77,6 +78,18 @@ class FastStage:
     ok: pl.Expr
 
 
+def _fast(raw: pl.Expr, value: pl.Expr, ok: pl.Expr) -> FastStage:
+    """The canonical stage of a cell, where an empty cell (null or "") is canonical too: its value is null.
+
+    Optional columns are mostly empty (a roster's 终止日期, for one): without this, nearly every row of
+    such a feed took the full parse. The full parse gives an empty cell no value and no problem of its own
+    (whether a blank is allowed is `_blank_reason`'s, read from the text), which `tests/test_validation_fast.py`
+    holds it to; a cell of spaces alone still takes the full parse.
+    """
+    empty = raw.is_null() | (raw == "")
+    return FastStage(pl.when(empty).then(None).otherwise(value), empty | ok.fill_null(False))
+
+
 @dataclass(frozen=True)
 class CheckedColumn:
     """Typed outputs of one column and the reasons it contributes.
@@ -114,7 +127,7 @@ def _blank_reason(raw: pl.Expr, column: Column) -> list[Reason]:
 def _check_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     stage, norm, problem = _staged(c, normalize_id_struct(raw, today=extracted_on))
     reasons = [_reason(~_blank(raw) & problem.is_not_null(), c, problem)] + _blank_reason(raw, c)
-    return CheckedColumn({c.name: norm}, reasons, stage, FastStage(*fast_id(raw, extracted_on)))
+    return CheckedColumn({c.name: norm}, reasons, stage, _fast(raw, *fast_id(raw, extracted_on)))
 
 
 def _check_text(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -123,24 +136,42 @@ def _check_text(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     return CheckedColumn({c.name: value}, _blank_reason(raw, c))
 
 
+_DIVISION = r"^(?:[0-9]{6}|[0-9]{12})$"  # ASCII digits only: `\d` would accept e.g. Arabic-Indic digits
+_UNKNOWN = "unknown"  # a staged column's problem: its words are the reason's, built only where it fails
+
+
+def _known_stage(cleaned: pl.Expr, known: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """The stage of a column whose cleaned text is either acceptable as it is or not: (value, problem)."""
+    return staged(cleaned, {"ok": known(pl.field("c"))}, {
+        "value": pl.when(pl.field("ok")).then(pl.field("c")),
+        "problem": pl.when(~pl.field("ok")).then(pl.lit(_UNKNOWN)),
+    })
+
+
 def _check_division(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
-    value = halfwidth_expr(raw).str.strip_chars()
-    ok = value.str.contains(r"^(\d{6}|\d{12})$")
-    reasons = [_reason(~_blank(raw) & ~ok, c, "not a 6-digit county or 12-digit division code")] + _blank_reason(raw, c)
-    value = pl.when(ok).then(value).otherwise(None)
-    return CheckedColumn({c.name: value, "county_code": value.str.slice(0, 6)}, reasons)
+    stage, value, problem = _staged(c, _known_stage(halfwidth_expr(raw).str.strip_chars(),
+                                                    lambda s: s.str.contains(_DIVISION)))
+    reasons = [_reason(~_blank(raw) & problem.is_not_null(), c, "not a 6-digit county or 12-digit division code")]
+    # a code already in its canonical form (digits only) needs neither the half-width table nor trimming
+    fast = _fast(raw, raw, raw.str.contains(_DIVISION))
+    return CheckedColumn({c.name: value, "county_code": value.str.slice(0, 6)}, reasons + _blank_reason(raw, c),
+                         stage, fast)
 
 
 def _check_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     value = raw.str.strip_chars(" \t\r\n\u3000\u00a0")
-    if c.synonyms:  # another accepted spelling becomes the canonical value (确认 → confirmed)
-        value = value.replace(dict(c.synonyms))
-    known = value.is_in(list(c.values))
+    synonyms = dict(c.synonyms)
+    if synonyms:  # another accepted spelling becomes the canonical value (确认 → confirmed)
+        value = value.replace(synonyms)
+    stage, value, problem = _staged(c, _known_stage(value, lambda s: s.is_in(list(c.values))))
     expected = "/".join([s for s, _ in c.synonyms] + list(c.values))
     reasons = [
-        _reason(~_blank(raw) & ~known, c, pl.lit("unknown value ") + _quote(raw) + pl.lit(f" (expected {expected})"))
+        _reason(~_blank(raw) & problem.is_not_null(), c,
+                pl.lit("unknown value ") + _quote(raw) + pl.lit(f" (expected {expected})"))
     ] + _blank_reason(raw, c)
-    return CheckedColumn({c.name: pl.when(known).then(value).otherwise(None)}, reasons)
+    # a cell that is one of the values, exactly as written (and no synonym's spelling), is its own value
+    fast = _fast(raw, raw, raw.is_in([v for v in c.values if v not in synonyms]))
+    return CheckedColumn({c.name: value}, reasons, stage, fast)
 
 
 def _check_coded_enum(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -168,7 +199,7 @@ def _check_dated(parse: Callable, what: str) -> Callable:
             _reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw)),
             _reason(future, c, f"{what} lies after the file's extraction date {extracted_on.isoformat()}"),
         ] + _blank_reason(raw, c)
-        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons, stage, FastStage(*fast(raw)))
+        return CheckedColumn({c.name: pl.when(future).then(None).otherwise(value)}, reasons, stage, _fast(raw, *fast(raw)))
 
     fast = fast_date if what == "date" else fast_month
     return check
@@ -182,7 +213,7 @@ def _check_money(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
             reasons.append(_reason(value.is_not_null() & (value <= c.min_value), c, "must be greater than 0"))
         else:
             reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, "negative amount"))
-    return CheckedColumn({c.name: value}, reasons, stage, FastStage(*fast_money(raw)))
+    return CheckedColumn({c.name: value}, reasons, stage, _fast(raw, *fast_money(raw)))
 
 
 def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
@@ -190,12 +221,12 @@ def _check_int(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     reasons = [_reason(problem.is_not_null(), c, problem + pl.lit(" ") + _quote(raw))] + _blank_reason(raw, c)
     if c.min_value is not None:
         reasons.append(_reason(value.is_not_null() & (value < c.min_value), c, f"must be at least {c.min_value:g}"))
-    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons, stage, FastStage(*fast_int(raw)))
+    return CheckedColumn({c.name: value.cast(pl.Int32)}, reasons, stage, _fast(raw, *fast_int(raw)))
 
 
 def _check_cert_id(raw: pl.Expr, c: Column, extracted_on: date) -> CheckedColumn:
     value = halfwidth_expr(raw).str.strip_chars().str.to_uppercase()
-    ok = value.str.contains(r"^\d{17}[\dX]\d\d$")
+    ok = value.str.contains(r"^[0-9]{17}[0-9X][0-9]{2}$")
     reasons = [
         _reason(~_blank(raw) & ~ok, c, "not 20 characters (holder's 18-character ID + category digit + level digit)")
     ] + _blank_reason(raw, c)
