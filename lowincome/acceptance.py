@@ -28,7 +28,8 @@ from pathlib import Path
 from .errors import LowincomeError
 
 FOLDER = "acceptances"
-_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>\d{6})_(?P<date>\d{8})\.(?P<ext>[A-Za-z]+)$")
+# ASCII digits only: `\d` is Unicode-aware (an Arabic-Indic date would pass, and int() reads it)
+_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>[0-9]{6})_(?P<date>[0-9]{8})\.(?P<ext>[A-Za-z]+)$")
 
 
 def acceptance_dir(work_dir: Path) -> Path:

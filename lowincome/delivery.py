@@ -28,7 +28,8 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 SUPPORTED_EXTENSIONS = (".csv", ".xlsx", ".parquet")
-_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>\d{6})_(?P<date>\d{8})\.(?P<ext>[A-Za-z]+)$")
+# ASCII digits only: `\d` is Unicode-aware (an Arabic-Indic date would pass, and int() reads it)
+_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>[0-9]{6})_(?P<date>[0-9]{8})\.(?P<ext>[A-Za-z]+)$")
 # Extraction dates are civil-affairs dates: "today" is today in China, whatever the server's zone.
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 GB2260_FILE = Path(__file__).resolve().parent / "data" / "gb2260_counties.csv"

@@ -47,7 +47,7 @@ def _check_county(county: str, settings) -> str:
     from .delivery import county_problem, gb2260_counties
     from .rules.policy import load_policy
 
-    if not re.fullmatch(r"\d{6}", county):
+    if not re.fullmatch(r"[0-9]{6}", county):
         raise WorklistCliError(f"--county must be a 6-digit county code, got '{county[:20]}'")
     policy = load_policy(settings.policy)
     problem = county_problem(county, policy.served_counties, settings.policy)
@@ -61,7 +61,7 @@ def _check_township(county: str, township: str | None) -> None:
 
     if township is None or township == UNKNOWN_TOWNSHIP:
         return
-    if not re.fullmatch(r"\d{9}", township) or not township.startswith(county):
+    if not re.fullmatch(r"[0-9]{9}", township) or not township.startswith(county):
         raise WorklistCliError(f"--township must be a 9-digit township code of county {county} ({county}xxx) or "
                                f"'{UNKNOWN_TOWNSHIP}', got '{township[:20]}'")
 

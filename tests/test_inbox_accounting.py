@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 from datetime import date
+from pathlib import Path
 
 import polars as pl
 import pytest
 
-from lowincome.delivery import inventory_strays
+from lowincome.delivery import inventory_strays, parse_delivery_name
 from lowincome.feeds import FEEDS
 from lowincome.ingest import _DELIVERY_SCHEMA, cached_file_path, ingest_feed
 
@@ -271,3 +272,14 @@ def test_a_nightly_run_records_every_stray_file_and_says_so(tmp_path, lowincome_
     for name in (f"death_records_{C}_20261030.csv", f"notes_{C}_20261030.csv", "passwd.csv"):
         assert f"inbox file {name} not used" in logged, name
     assert "root:x:0:0" not in logged and pid not in logged  # neither /etc/passwd nor the linked file was read
+
+
+def test_a_file_name_with_digits_of_another_script_does_not_follow_the_convention():
+    """Python's `\\d` and `int()` read Arabic-Indic digits: a date or county written so is not a delivery's name."""
+    good = parse_delivery_name("death_records", Path("death_records_371302_20261101.csv"))
+    assert good.problem is None and good.county == "371302" and str(good.extracted_on) == "2026-11-01"
+    arabic = "\u0662\u0660\u0662\u0666\u0661\u0661\u0660\u0661"  # 20261101
+    for name in (f"death_records_371302_{arabic}.csv", "death_records_\u0663\u0667\u0661\u0663\u0660\u0662_20261101.csv",
+                 "death_records_３７１３０２_20261101.csv"):
+        d = parse_delivery_name("death_records", Path(name))
+        assert d.extracted_on is None and "does not follow the delivery convention" in d.problem, name
