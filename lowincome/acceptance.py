@@ -20,16 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import stat
 from datetime import datetime, timezone
 from pathlib import Path
 
+from .delivery_name import DELIVERY_NAME
 from .errors import LowincomeError
 
 FOLDER = "acceptances"
-# ASCII digits only: `\d` is Unicode-aware (an Arabic-Indic date would pass, and int() reads it)
-_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>[0-9]{6})_(?P<date>[0-9]{8})\.(?P<ext>[A-Za-z]+)$")
 
 
 def acceptance_dir(work_dir: Path) -> Path:
@@ -67,7 +65,7 @@ def accept_snapshot(inbox: Path, work_dir: Path, file_name: str, by: str, note: 
         raise LowincomeError("--by must name who accepts the snapshot")
     if len(by) > 80:
         raise LowincomeError("--by is longer than 80 characters: give a name or a staff id")
-    m = _NAME.match(file_name)
+    m = DELIVERY_NAME.match(file_name)
     if "/" in file_name or not m:
         raise LowincomeError(f"'{file_name}' is not a delivery file name (<feed>_<county6>_<YYYYMMDD>.<ext>, without a folder)")
     spec = FEEDS.get(m["feed"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
-import re
 import stat
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,9 +26,9 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
+from .delivery_name import DELIVERY_NAME
+
 SUPPORTED_EXTENSIONS = (".csv", ".xlsx", ".parquet")
-# ASCII digits only: `\d` is Unicode-aware (an Arabic-Indic date would pass, and int() reads it)
-_NAME = re.compile(r"^(?P<feed>[a-z_]+)_(?P<county>[0-9]{6})_(?P<date>[0-9]{8})\.(?P<ext>[A-Za-z]+)$")
 # Extraction dates are civil-affairs dates: "today" is today in China, whatever the server's zone.
 LOCAL_ZONE = ZoneInfo("Asia/Shanghai")
 GB2260_FILE = Path(__file__).resolve().parent / "data" / "gb2260_counties.csv"
@@ -66,7 +65,7 @@ def today_local() -> date:
 
 def parse_delivery_name(feed: str, path: Path) -> Delivery:
     """Read feed, county and extraction date from the file name, or say what is wrong with it."""
-    m = _NAME.match(path.name)
+    m = DELIVERY_NAME.match(path.name)
     expected = f"expected {feed}_<county6>_<YYYYMMDD>.csv|.xlsx|.parquet"
     if not m:
         return Delivery(feed, path, None, None, f"file name does not follow the delivery convention ({expected})")
@@ -170,7 +169,7 @@ def discover(inbox: Path, feed: str, as_of: date, today: date | None = None) -> 
         if e.is_dir(follow_symlinks=False):
             continue  # its files are listed one by one
         if "/" in label:
-            m = _NAME.match(e.name)
+            m = DELIVERY_NAME.match(e.name)
             found.append(Delivery(feed, path, m["county"] if m else None, None,
                                   f"in a subfolder of {feed}/: deliveries must lie directly in <inbox>/{feed}/", REJECTED,
                                   label, _size(e)))
@@ -196,7 +195,7 @@ def inventory_strays(inbox: Path, as_of: date, today: date | None = None) -> pl.
     rows: list[dict] = []
 
     def add(feed, name, size, message, status=REJECTED):
-        m = _NAME.match(name.rsplit("/", 1)[-1])
+        m = DELIVERY_NAME.match(name.rsplit("/", 1)[-1])
         extracted = None
         if m:
             try:
@@ -234,7 +233,7 @@ def inventory_strays(inbox: Path, as_of: date, today: date | None = None) -> pl.
             continue
         if e.is_dir(follow_symlinks=False):
             continue  # its files are listed one by one
-        m = _NAME.match(e.name)
+        m = DELIVERY_NAME.match(e.name)
         hint = f"; named for feed {m['feed']}: move it to <inbox>/{m['feed']}/" if m and m["feed"] in FEEDS else ""
         if not in_folder:
             add(None, name, _size(e), f"file at the inbox root: deliveries go to <inbox>/<feed>/ (not read){hint}")
