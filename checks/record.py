@@ -34,6 +34,7 @@ from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.fingerprint import fingerprint
 from lowincome.ingest import DeliveredFile
 from lowincome.privacy import neutralize_html, redact
+from lowincome.temporaries import temporary_path
 from lowincome.workstore import write_atomic
 
 from .names import DEFAULT_VOLUME_MIN_ROWS, DEFAULT_VOLUME_SHARE, RESULT_SCHEMA, SITE_NAME, suite_name
@@ -147,7 +148,7 @@ def _generation(gx_dir: Path) -> str:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .delivery_name import DELIVERY_NAME
 from .errors import LowincomeError
+from .temporaries import temporary_path
 
 FOLDER = "acceptances"
 
@@ -98,7 +99,7 @@ def accept_snapshot(inbox: Path, work_dir: Path, file_name: str, by: str, note: 
     folder = acceptance_dir(work_dir)
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = folder / f"{now:%Y%m%dT%H%M%S}_{file_name}_{sha[:12]}.json"
-    tmp = folder / f".{target.name}.{os.getpid()}.tmp"
+    tmp = temporary_path(folder / target.name)
     tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1), encoding="utf-8")
     try:
         os.link(tmp, target)  # fails if the name exists: a record is never overwritten

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from .errors import ConfigError
 
+SPILL_DIR = "tmp"  # under <warehouse>/work/: DuckDB's spill files (lowincome/spill.py)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INBOX = REPO_ROOT / "data_samples" / "inbox"
 DEFAULT_WAREHOUSE = Path("warehouse")
@@ -123,8 +125,9 @@ class Settings:
 
     @property
     def temp_directory(self) -> Path:
-        """Where DuckDB spills when a query exceeds its memory: working storage, inside the warehouse."""
-        return self.warehouse / "work" / "tmp"
+        """Where DuckDB spills when a query exceeds its memory: working storage, inside the warehouse
+        (a folder per process and connection under it: lowincome/spill.py)."""
+        return self.warehouse / "work" / SPILL_DIR
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -300,12 +303,13 @@ def configure_duckdb(con, settings: Settings, share: float = 0.6):
 
     DuckDB gets `share` of LOWINCOME_MEMORY_LIMIT: some of its operators allocate outside the
     buffer manager, and Polars and Python live in the same process (DuckDB's "Out-of-Memory
-    Issues" guide: set the limit below the real budget). Spill files go to `<warehouse>/work/tmp`,
-    owner-only, on the warehouse's disk rather than a small /tmp. Returns the connection.
+    Issues" guide: set the limit below the real budget). Spill files go under `<warehouse>/work/tmp`,
+    owner-only, on the warehouse's disk rather than a small /tmp, in a folder of the connection's own
+    (lowincome/spill.py: processes on several machines share that disk). Returns the connection.
     """
-    tmp = settings.temp_directory
-    tmp.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from .spill import connection_folder
+
     limit_mb = max(64, int(settings.memory_limit_bytes * share) // 10**6)
     con.execute(f"SET memory_limit = '{limit_mb}MB'")
-    con.execute("SET temp_directory = ?", [str(tmp)])
+    con.execute("SET temp_directory = ?", [str(connection_folder(settings.temp_directory))])
     return con

@@ -35,6 +35,7 @@ from .progress import FeedProgress
 from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
                     store_dir)
 from .staging import Staging
+from .temporaries import temporary_path
 from .workstore import PARQUET_ZSTD_LEVEL, write_atomic
 from .validation import FILE_COUNTY, RAW_PREFIX, REASONS, typed_columns, validate_rows
 
@@ -148,7 +149,7 @@ def _cached_meta(cache: Path, meta_path: Path, warnings: list[str]) -> dict | No
 
 
 def _write_meta(meta_path: Path, meta: dict) -> None:
-    tmp_meta = meta_path.with_name(f".{meta_path.name}.{os.getpid()}.tmp")
+    tmp_meta = temporary_path(meta_path)
     tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
     tmp_meta.replace(meta_path)
 
@@ -176,7 +177,7 @@ def _parsed_file(delivery: Delivery, spec: FeedSpec, sha: str, work_dir: Path, w
     if meta is not None:
         return cache, meta, None, None
     cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(cache)
     try:
         result = read_delivery(delivery.path, spec)
         missing_reason = (f"file: missing required column(s) {', '.join(result.missing_columns)}"

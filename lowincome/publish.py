@@ -33,6 +33,7 @@ from .feeds import FEEDS, FeedSpec
 from .keys import install_key_macro
 from .privacy import PRIVATE_DIR_MODE
 from .staging import Staging, sql_list, sql_text
+from .temporaries import temporary_path
 from .workstore import PARQUET_ZSTD_LEVEL, WorkStore
 
 log = logging.getLogger(__name__)
@@ -246,7 +247,7 @@ def _copy_part(con, select_sql: str, target: Path) -> None:
 def _swap_in_part(target: Path, write) -> None:
     """`write(tmp)` beside `target`, make it read-only for everyone and swap it in whole (or leave nothing)."""
     _public_dir(target.parent)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(target)
     try:
         write(tmp)
         os.chmod(tmp, PART_MODE)
@@ -571,7 +572,7 @@ def _save_person_state(con, folder: Path, tag: str, parts: set[str]) -> None:
     folder.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     stem = f"{tag}.{time.time_ns()}"
     data, note = folder / f"{stem}.parquet", folder / f"{stem}.json"
-    tmp = folder / f".{stem}.{os.getpid()}.tmp"
+    tmp = temporary_path(folder / stem)
     try:
         con.execute(f"COPY person_state TO {sql_text(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
         os.replace(tmp, data)

@@ -41,19 +41,21 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
+from .config import configure_duckdb, load_settings
 from .errors import LowincomeError
 from .feeds import OUTCOME_COLUMNS, VERIFICATION_OUTCOMES
 from .privacy import PRIVATE_DIR_MODE
 from .rules.catalog import BY_ID, LEVEL_RANK
 from .rules.summary import evidence_summary_zh
 from .staging import sql_text
+from .temporaries import temporary_path
 from .workstore import WorkStore
 
 WORKLISTS_DIR = "worklists"
@@ -213,7 +215,7 @@ def worklist_frame(store: WorkStore, as_of: date, policy, county: str | None = N
     restricted = _restricted_path(store.warehouse)
     roster = store.staging(as_of, "civil_roster").relation_sql(store.root)
     rural = store.staging(as_of, "rural_monitoring").relation_sql(store.root)
-    con = duckdb.connect()
+    con = configure_duckdb(duckdb.connect(), replace(load_settings(), warehouse=store.warehouse))  # the run's budget
     try:
         if restricted.exists():
             con.execute(f"ATTACH {sql_text(str(restricted))} AS r (READ_ONLY)")
@@ -265,8 +267,6 @@ def _presentable(frame: pl.DataFrame, as_of: date, policy) -> pl.DataFrame:
 
 
 def _group() -> str | None:
-    from .config import load_settings
-
     return getattr(load_settings(), "restricted_group", None) or None
 
 
@@ -381,7 +381,6 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
     is hard-linked under the new name instead of written again (a quiet night costs no writing);
     `lowincome worklist --resend` writes every file anew.
     """
-    from .config import load_settings
     from .rules.policy import load_policy
 
     settings = load_settings() if policy is None or group is False else None
@@ -406,7 +405,7 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
             name = file_name(c, t, as_of)
             digest = content_hash(part)
             same = earlier.get((t or UNKNOWN_TOWNSHIP, digest))
-            tmp = folder / f".{name}.{os.getpid()}.tmp"
+            tmp = temporary_path(folder / name)
             try:
                 if same is None or not _link(same, tmp):  # an unchanged list is linked, not written again
                     write_xlsx(part, tmp, f"核查清单 {t or c + ' 乡镇未知'}")
@@ -468,7 +467,7 @@ def _write_index(folder: Path, county: str, as_of: date, files: list[WorklistFil
     entries = entries if entries is not None else [_index_entry(f) for f in files]
     data = {"county": county, "as_of": as_of.isoformat(), "written_at": datetime.now().isoformat(timespec="seconds"),
             "flags": sum(e["flags"] for e in entries), "townships": entries}
-    tmp = folder / f".{INDEX_FILE}.{os.getpid()}.tmp"
+    tmp = temporary_path(folder / INDEX_FILE)
     tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     _publish_file(tmp, folder / INDEX_FILE, group)
 

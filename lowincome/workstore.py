@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import filecmp
 import fcntl
+import logging
 import os
 import shutil
 from datetime import date
@@ -27,8 +28,14 @@ from pathlib import Path
 
 import polars as pl
 
+from .config import SPILL_DIR
 from .privacy import ensure_private_dir
+from .spill import sweep as sweep_spill
 from .staging import Staging
+from .temporaries import sweep as sweep_temporaries
+from .temporaries import temporary_path
+
+log = logging.getLogger(__name__)
 
 CURRENT = "CURRENT"
 RUN_PREFIX = "run-"
@@ -98,7 +105,7 @@ class WorkStore:
         """Record what staging.<feed> is for the day: the manifest of its parts (small; the parts are shared)."""
         path = self.staging_path(as_of, staging.feed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp = temporary_path(path)
         tmp.write_text(staging.to_json(), encoding="utf-8")
         os.replace(tmp, path)
         return path
@@ -118,7 +125,7 @@ class WorkStore:
             raise FileNotFoundError(errno.ENOENT, "run folder missing", str(folder))
         share_unchanged(folder, self.previous_dirs(as_of))
         pointer = self.asof_dir(as_of) / CURRENT
-        tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}.tmp")
+        tmp = temporary_path(pointer)
         with open(tmp, "w", encoding="utf-8") as f:
             f.write(folder.name)
             f.flush()
@@ -187,7 +194,9 @@ class WorkStore:
         return fd
 
     def remove_leftovers(self, keep_run: str | None = None) -> list[Path]:
-        """Remove run folders nobody uses any more: uncommitted ones of dead runs, superseded committed ones.
+        """Remove run folders nobody uses any more: uncommitted ones of dead runs, superseded committed ones;
+        DuckDB's spill folders of processes that ended without removing them (lowincome/spill.py); and
+        the half-written files of killed writers, anywhere in the warehouse (lowincome/temporaries.py).
 
         A folder whose live lock some process still holds (a run in progress) is kept, and so
         is `keep_run` (this run, or the run a retry re-executes). Call under the warehouse lock.
@@ -209,7 +218,12 @@ class WorkStore:
                 removed.append(folder)
             for tmp in day_dir.glob(f".{CURRENT}.*.tmp"):
                 tmp.unlink(missing_ok=True)
-        return removed
+        spill = sweep_spill(self.root / SPILL_DIR)  # spill files of killed processes (often gigabytes)
+        temporaries = sweep_temporaries(self.warehouse, skip={self.root / SPILL_DIR})  # their half-written files
+        if spill or temporaries:
+            log.info("working storage: removed %d spill folder(s) and %d half-written file(s) left by killed "
+                     "processes", len(spill), len(temporaries))
+        return removed + spill + temporaries
 
 
 def share_unchanged(folder: Path, previous: list[Path]) -> int:
@@ -240,7 +254,7 @@ def share_unchanged(folder: Path, previous: list[Path]) -> int:
                     break  # already one file
                 if new_st.st_dev != old_st.st_dev or new_st.st_size != old_st.st_size or not filecmp.cmp(path, old, shallow=False):
                     continue
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+                tmp = temporary_path(path, ".link")
                 try:
                     os.link(old, tmp)
                     os.replace(tmp, path)
@@ -287,7 +301,7 @@ def write_atomic(path: Path, frame: pl.DataFrame) -> Path:
     file comes out smaller, not larger (measured on generated claims).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     try:
         frame.write_parquet(tmp, compression="zstd", compression_level=PARQUET_ZSTD_LEVEL)
         os.replace(tmp, path)

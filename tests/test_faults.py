@@ -66,6 +66,15 @@ DRIVER = textwrap.dedent(
                 raise OSError(errno.ENOSPC, "No space left on device", str(file))
             return real(self, file, *a, **k)
         pl.DataFrame.write_parquet = write
+    elif fault == "kill-cache-write":  # dies with a parsed cache half-written (its temporary is on disk)
+        import polars as pl
+        real = pl.DataFrame.write_parquet
+        def write_then_die(self, file, *a, **k):
+            out = real(self, file, *a, **k)
+            if "/work/parsed/" in str(file):
+                os._exit(137)
+            return out
+        pl.DataFrame.write_parquet = write_then_die
     elif fault != "none":
         raise SystemExit("unknown fault " + fault)
 
@@ -191,6 +200,35 @@ def test_killed_day_then_an_earlier_day_publishes_no_mix(samples, warehouse, tmp
                                     {"r": run_id}).fetchall())
     assert {f: int(n) for f, n in accepted.items()} == {f: n for f, n in after["staged"].items() if f in accepted}
     assert all(n == 0 for f, n in after["staged"].items() if f not in accepted)
+
+
+def test_a_file_killed_half_written_is_removed_by_the_first_run_a_day_later(samples, warehouse, tmp_path):
+    """A killed writer's temporary (here a parsed cache) is left on disk; no later run keeps it for long.
+
+    Fresh, it is left alone: from the next run's point of view its writer, on any machine sharing the
+    warehouse, could still be at work on it. A day later it is abandoned, and removed (lowincome/temporaries.py).
+    """
+    changed = tmp_path / "inbox"
+    shutil.copytree(samples, changed)
+    target = sorted((changed / "death_records").glob("*.csv"))[-1]
+    target.write_bytes(target.read_bytes() + b"\n")  # new content: read again, its parsed cache written again
+    killed = cli(warehouse, changed, "kill-cache-write")
+    assert killed.returncode == 137, killed.stderr[-2000:]
+    left = [p for p in (warehouse / "work" / "parsed").rglob(".*.tmp")]
+    assert left, "the kill left the half-written cache behind"
+
+    again = cli(warehouse, changed)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert all(p.exists() for p in left), "a fresh temporary may still be written by someone: kept"
+    day_old = left[0].stat().st_mtime - 25 * 3600
+    for p in left:
+        os.utime(p, (day_old, day_old))
+
+    next_day = cli(warehouse, changed)
+    assert next_day.returncode == 0, next_day.stderr[-2000:]
+    assert not any(p.exists() for p in left), "abandoned for a day: removed at the next run's start"
+    spill = warehouse / "work" / "tmp"
+    assert not spill.exists() or not any(spill.iterdir()), "runs that end leave no spill folder behind"
 
 
 @pytest.mark.parametrize("fault, where", [("full-disk-publish", "publish"), ("full-disk-ingest", "ingest")])

@@ -45,6 +45,7 @@ from pathlib import Path
 import polars as pl
 
 from ..freshness import FRESHNESS_FILE, FRESHNESS_SCHEMA
+from ..temporaries import temporary_path
 from ..workstore import WorkStore, write_atomic
 
 HISTORY_KIND = "lifecycle"
@@ -471,7 +472,7 @@ def freshness_before(store: WorkStore, day: date) -> pl.DataFrame:
 
 def _write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(path)
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
         f.flush()
@@ -480,6 +481,6 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+    tmp = temporary_path(dst)
     shutil.copyfile(src, tmp)
     os.replace(tmp, dst)

@@ -39,6 +39,7 @@ import polars as pl
 from ..fingerprint import fingerprint
 from ..privacy import ensure_private_dir
 from ..staging import Staging
+from ..temporaries import temporary_path
 from ..workstore import write_atomic
 from .policy import Policy
 
@@ -119,7 +120,7 @@ class KeptResult:
         parent = self.folder.parent
         ensure_private_dir(parent.parent)
         ensure_private_dir(parent)
-        tmp = parent / f".tmp-{os.getpid()}-{self.folder.name}"
+        tmp = temporary_path(self.folder)
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(mode=0o700)
