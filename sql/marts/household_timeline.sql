@@ -73,35 +73,26 @@ death_events AS (
            reports[1].file AS source_file, reports[1]."row" AS source_row, len(reports)::BIGINT AS source_rows
     FROM deaths_by_person
 ),
-hrss_amounts AS (  -- one amount per person, item and month (the feed's key)
-    SELECT id_number, item, date_trunc('month', month)::DATE AS month, sum(amount)::DOUBLE AS amount
-    FROM stg_hrss_benefits
-    WHERE id_number IS NOT NULL AND month IS NOT NULL
-    GROUP BY id_number, item, date_trunc('month', month)
-),
 hrss_changes AS (  -- the months that start an item or change its amount from the previous delivered month's
-    -- on the narrow amounts alone: carrying each month's file name through the window cost twice as much
-    SELECT * FROM (SELECT *, lag(amount) OVER (PARTITION BY id_number, item ORDER BY month) AS previous_amount
-                   FROM hrss_amounts)
+    -- straight from the rows: (person, item, month) is the feed's unique key (a later copy of one is
+    -- quarantined as a duplicate), so each row is its month's amount and its own source; totalling
+    -- the rows per month first, and reading them again for their sources, cost 60% more (2.7 against
+    -- 1.7 s on the 3.4M rows of the 12-month city tier) for the same events
+    SELECT * FROM (
+        SELECT id_number, item, date_trunc('month', month)::DATE AS month, amount::DOUBLE AS amount,
+               source_file, source_row,
+               lag(amount::DOUBLE) OVER (PARTITION BY id_number, item ORDER BY month) AS previous_amount
+        FROM stg_hrss_benefits
+        WHERE id_number IS NOT NULL AND month IS NOT NULL
+    )
     WHERE previous_amount IS NULL OR previous_amount <> amount
 ),
-hrss_sources AS (  -- the delivered rows behind those months only: the first file and row cited
-    SELECT s.id_number, s.item, date_trunc('month', s.month)::DATE AS month,
-           min(s.source_file) AS source_file, min(s.source_row) AS source_row
-    FROM stg_hrss_benefits AS s
-    SEMI JOIN hrss_changes AS c
-      ON c.id_number = s.id_number AND c.item IS NOT DISTINCT FROM s.item AND c.month = date_trunc('month', s.month)
-    WHERE s.id_number IS NOT NULL AND s.month IS NOT NULL
-    GROUP BY s.id_number, s.item, date_trunc('month', s.month)
-),
 hrss_events AS (
-    SELECT c.id_number, c.month AS event_date, 30 AS event_rank, '人社' AS department, 'hrss_benefits' AS feed,
-           CASE WHEN c.previous_amount IS NULL THEN 'income_started' ELSE 'income_changed' END AS event,
-           CASE WHEN c.previous_amount IS NULL THEN '人社收入开始' ELSE '人社收入变动' END AS event_zh,
-           c.item AS category, c.amount, s.source_file, s.source_row, 1::BIGINT AS source_rows
-    FROM hrss_changes AS c
-    JOIN hrss_sources AS s
-      ON s.id_number = c.id_number AND s.item IS NOT DISTINCT FROM c.item AND s.month = c.month
+    SELECT id_number, month AS event_date, 30 AS event_rank, '人社' AS department, 'hrss_benefits' AS feed,
+           CASE WHEN previous_amount IS NULL THEN 'income_started' ELSE 'income_changed' END AS event,
+           CASE WHEN previous_amount IS NULL THEN '人社收入开始' ELSE '人社收入变动' END AS event_zh,
+           item AS category, amount, source_file, source_row, 1::BIGINT AS source_rows
+    FROM hrss_changes
 ),
 person_rows AS (
     SELECT * FROM certificate_events
