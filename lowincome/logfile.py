@@ -7,12 +7,21 @@ when the warehouse cannot be written, in a per-user folder of the system's
 temporary directory, so that a failure is never lost because of where it
 happened. Everything written passes `privacy.redact`: library messages can
 quote data.
+
+Every process of a run writes to it: the step processes of `--workers N`, and Celery workers on
+other machines through the shared warehouse. Python's rotating handler is for one process: each
+keeps its file open, so after one process rotated the others went on writing into the renamed
+file, found it full and rotated again, each pushing the newest backups out (a traceback named by
+a failure's one line could be gone), and appends from two machines over NFS could overwrite each
+other. So each record is written under a lock (`flock` on `lowincome.log.lock`, which NFSv4
+carries between machines), by opening the current file, appending, closing; rotation happens
+under the same lock, by whichever process finds the file full.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
-import logging.handlers
 import os
 import tempfile
 import threading
@@ -46,20 +55,60 @@ class RedactingFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
-class _LogFile(logging.handlers.RotatingFileHandler):
-    """A rotating file that never prints logging's own traceback to the terminal when a write fails.
+class _LogFile(logging.Handler):
+    """The log file, shared by every process that writes it (see the module docstring); rotated at `MAX_BYTES`.
 
-    On a full disk the log file cannot be written either; the standard handler would then print
+    A write that fails (a full disk) is dropped silently: the standard handler would print
     "--- Logging error ---" and a traceback on stderr, defeating the one-line promise.
     """
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's API
-        pass
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (self.format(record) + "\n").encode("utf-8")
+            # a lock file opened afresh each time: a descriptor inherited through fork would share its lock
+            lock = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self._append(data)
+            finally:
+                os.close(lock)  # releases the lock
+        except Exception:  # noqa: BLE001 - see the class docstring
+            pass
+
+    def _append(self, data: bytes) -> None:
+        try:
+            size = os.stat(self.path).st_size
+        except FileNotFoundError:
+            size = 0
+        if size and size + len(data) > MAX_BYTES:
+            self._rotate()
+        out = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(out, view):]
+        finally:
+            os.close(out)
+
+    def _rotate(self) -> None:
+        """lowincome.log → .1 → .2 … → .BACKUPS (the oldest dropped), as logging's rotating handler names them."""
+        for i in range(BACKUPS - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
 
 
 def _open(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    handler = _LogFile(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    probe = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # fails here, not silently later
+    os.close(probe)
+    handler = _LogFile(path)
     handler.setFormatter(RedactingFormatter(FILE_FORMAT))
     handler.setLevel(logging.DEBUG)
     return handler
