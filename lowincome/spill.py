@@ -56,8 +56,10 @@ def process_folder(root: Path) -> Path:
     key = (os.getpid(), root)
     with _lock:
         known = _folders.get(key)
-        if known is not None and known[0].is_dir():
-            return known[0]
+        if known is not None:
+            if known[0].is_dir():
+                return known[0]
+            os.close(known[1])  # removed under us (working storage can always be deleted): start a new one
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = root / f"{_host()}-{os.getpid()}-{secrets.token_hex(4)}"
         folder.mkdir(mode=0o700)

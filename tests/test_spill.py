@@ -135,3 +135,17 @@ def test_every_connection_spills_into_a_folder_of_its_own(tmp_path):
         for c in cons:
             c.close()
     assert not any(f.exists() for f in folders), "DuckDB removes a connection's folder when it closes"
+
+
+def test_a_process_whose_folder_was_deleted_gets_a_new_one(tmp_path):
+    """Working storage can always be deleted: the next connection still has somewhere to spill."""
+    settings = load_settings({"LOWINCOME_WAREHOUSE": str(tmp_path / "wh"), "LOWINCOME_MEMORY_LIMIT": "128MB"})
+    first = process_folder(settings.temp_directory)
+    shutil.rmtree(settings.temp_directory)
+    con = configure_duckdb(duckdb.connect(), settings)
+    try:
+        second = Path(con.execute("SELECT current_setting('temp_directory')").fetchone()[0]).parent
+        assert second != first and second.is_dir() and (second / OWNER).exists()
+        assert con.execute(QUERY).fetchone()[0] == _expected()
+    finally:
+        con.close()
