@@ -32,8 +32,7 @@ from .config import SPILL_DIR
 from .privacy import ensure_private_dir
 from .spill import sweep as sweep_spill
 from .staging import Staging
-from .temporaries import sweep as sweep_temporaries
-from .temporaries import temporary_path
+from .temporaries import sweep as sweep_temporaries, temporary_path
 
 log = logging.getLogger(__name__)
 
