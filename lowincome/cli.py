@@ -399,6 +399,9 @@ def console() -> None:
     and callers that import it.
     """
     code = main()
+    from .spill import release
+
+    release()  # this process's spill folder: `os._exit` below runs no atexit function
     logging.shutdown()  # flush and close every log handler (the log file)
     for stream in (sys.stdout, sys.stderr):
         try:

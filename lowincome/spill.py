@@ -79,6 +79,13 @@ def _remove_own(key: tuple[int, Path]) -> None:
         os.close(fd)
 
 
+def release() -> None:
+    """Remove this process's folders now: for a process that leaves by `os._exit`, which runs no `atexit`
+    function (the `lowincome` command does, lowincome/cli.py). Its connections must be closed by then."""
+    for key in [k for k in _folders if k[0] == os.getpid()]:
+        _remove_own(key)
+
+
 def connection_folder(root: Path) -> Path:
     """A folder for one connection's spill files: not created here (DuckDB creates it when it spills and
     removes it when the connection closes, as it does with any temp directory it created)."""

@@ -39,3 +39,19 @@ def test_console_exits_with_main_s_status_after_flushing(tmp_path):
     assert proc.returncode == 3
     assert proc.stdout == "done"
     assert log.read_text(encoding="utf-8") == "logged\n"
+
+
+def test_the_command_leaves_no_spill_folder_behind(tmp_path):
+    """`lowincome` leaves by `os._exit`, which skips `atexit`: its DuckDB spill folder is released before."""
+    code = ("import duckdb, lowincome.cli as cli\n"
+            "from lowincome.config import configure_duckdb, load_settings\n"
+            "def fake(argv=None):\n"
+            "    configure_duckdb(duckdb.connect(), load_settings()).close()\n"
+            "    return 0\n"
+            "cli.main = fake\n"
+            "cli.console()\n")
+    env = _env(tmp_path)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    spill = tmp_path / "wh" / "work" / "tmp"
+    assert spill.is_dir() and not any(spill.iterdir())
