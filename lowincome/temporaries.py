@@ -1,8 +1,9 @@
 """The half-written files a killed process leaves in the warehouse, and their removal.
 
 Every writer here writes a hidden temporary beside its target and renames it into place
-(`.<name>.<pid>.tmp`, `.<name>.<pid>.link`, `.building.<time>.parquet`, `.tmp-<pid>-<folder>/`), so a
-reader never sees half a file. A process killed while writing leaves its temporary behind: a
+(`.<name>.<pid>.<random>.tmp` or `.link` from `temporary_path`, the timeline's `.building.<time>.parquet`;
+before `temporary_path`, `.<name>.<pid>.tmp` and rules/reuse.py's `.tmp-<pid>-<folder>/`, still
+recognised so that an upgrade's first run removes them too), so a reader never sees half a file. A process killed while writing leaves its temporary behind: a
 3.7M-row claims file's parsed cache is about 150 MB, and nothing else ever removes it. They are
 removed at the start of the next run (lowincome/workstore.py) once no writer can still be at work
 on them: a temporary is written and renamed within seconds, so one untouched for a day is

@@ -120,8 +120,7 @@ class KeptResult:
         parent = self.folder.parent
         ensure_private_dir(parent.parent)
         ensure_private_dir(parent)
-        tmp = temporary_path(self.folder)
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp = temporary_path(self.folder)  # this writer's own name: nothing of another writer's to clear first
         try:
             tmp.mkdir(mode=0o700)
             for name in FRAMES:
