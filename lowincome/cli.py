@@ -208,7 +208,8 @@ def _executor(settings, workers: int, celery: bool) -> str:
 
 @contextmanager
 def _step_memory(executor: str, workers: int, settings):
-    """LOWINCOME_MEMORY_LIMIT is the whole run's budget: with N step processes at once, each gets 1/N of it.
+    """LOWINCOME_MEMORY_LIMIT is the whole run's budget: with N step processes at once, each gets 1/N of it;
+    and the rules run as N steps over groups of counties when LOWINCOME_RULE_STEPS is unset.
 
     The whole budget goes along as LOWINCOME_RUN_MEMORY_LIMIT, for the publishing step, which runs alone
     (`lowincome.config.running_alone`).
@@ -226,6 +227,8 @@ def _step_memory(executor: str, workers: int, settings):
     share = max(MIN_MEMORY_BYTES, settings.memory_limit_bytes // workers)
     values = {"LOWINCOME_MEMORY_LIMIT": f"{share // 10**6}MB",
               "LOWINCOME_RUN_MEMORY_LIMIT": f"{settings.memory_limit_bytes // 10**6}MB"}  # the step that runs alone
+    if not os.environ.get("LOWINCOME_RULE_STEPS", "").strip():  # the rules as N steps too, unless set otherwise
+        values["LOWINCOME_RULE_STEPS"] = str(workers)
     saved = {name: os.environ.get(name) for name in values}
     os.environ.update(values)
     try:

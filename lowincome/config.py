@@ -47,6 +47,10 @@ DEFAULT_RETENTION_DAYS = 7
 # (a step out of process costs about half a CPU second before it reads a row); from this size up, one
 # step per county. 0: always one step per county.
 DEFAULT_FANOUT_MIN_MB = 64
+# The rules run as this many steps, each over a group of counties with the rows its subjects depend on
+# from any county (lowincome/rules/routing.py); 1: one step over every county, no routing. `lowincome run
+# --workers N` uses N when the variable is unset.
+DEFAULT_RULE_STEPS = 1
 
 
 # Every setting the pipeline reads, with its default and meaning, Chinese first: the one list that
@@ -74,6 +78,9 @@ SETTINGS_HELP: tuple[tuple[str, str, str], ...] = (
     ("LOWINCOME_FANOUT_MIN_MB", str(DEFAULT_FANOUT_MIN_MB),
      "分县步骤下限 a feed whose files to read hold fewer MB than this is read in one step for all its counties; "
      "from this size up, one step per county (0: always per county)"),
+    ("LOWINCOME_RULE_STEPS", f"{DEFAULT_RULE_STEPS} (lowincome run --workers N: N)",
+     "规则步骤数 the rules run as this many steps, each over a group of counties with the rows its people and "
+     "households have in any county; 1: one step over all counties"),
     ("LOWINCOME_SETTLE_SECONDS", str(DEFAULT_SETTLE_SECONDS),
      "静置秒数 seconds a file must stay unchanged before the inbox sensor asks for a run"),
     ("LOWINCOME_CELERY_BROKER", "unset (no Celery)",
@@ -116,6 +123,8 @@ class Settings:
     volume_min_rows: int = DEFAULT_VOLUME_MIN_ROWS
     # Below this many bytes of files to read, a feed is one ingestion step for all its counties.
     fanout_min_bytes: int = DEFAULT_FANOUT_MIN_MB * 10**6
+    # The rules are this many steps over groups of counties (1: one step, no routing).
+    rule_steps: int = DEFAULT_RULE_STEPS
     # The Celery broker's URL (redis://, rediss://, amqp://, pyamqp://), for the Celery executor and its workers.
     celery_broker: str | None = None
 
@@ -165,6 +174,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         retention_days=_retention_days(env),
         volume_min_rows=_volume_min_rows(env),
         fanout_min_bytes=_fanout_min_mb(env) * 10**6,
+        rule_steps=_whole_number(env, "LOWINCOME_RULE_STEPS", DEFAULT_RULE_STEPS, "steps", 4, least=1),
         celery_broker=_celery_broker(env),
     )
 

@@ -106,6 +106,7 @@ def test_two_workers_publish_what_in_process_publishes(in_process, lowincome_env
     log = (warehouse / "logs" / "lowincome.log").read_text(encoding="utf-8")
     logged = sorted(set(re.findall(r"\w+ \[\d+/\d+\] (\S+): [\d,]+ rows read and validated", log)))
     assert logged == delivered
+    assert re.search(r"rules as of \S+: 2 county steps \(371302; 371324\)", log)  # --workers 2: two rule steps
     assert not list((warehouse / "work" / "dagster").iterdir())  # the run-local Dagster instance is gone
 
 
@@ -240,7 +241,7 @@ def celery_cluster(tmp_path, request, deployment_instance):
     _wait_for(answers, 30, f"redis-server did not answer on port {port}", [redis_log])
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOWINCOME_") and k != "DAGSTER_HOME"}
     env.update(LOWINCOME_CELERY_BROKER=broker, LOWINCOME_INBOX=str(SAMPLES), LOWINCOME_WAREHOUSE=str(warehouse),
-               DAGSTER_HOME=str(home), **pg_env)
+               DAGSTER_HOME=str(home), LOWINCOME_RULE_STEPS="2", **pg_env)  # the rules as two county steps
     logs = [tmp_path / f"worker{i}.log" for i in (1, 2)]
     celery = Path(sys.executable).parent / "celery"
     for i, log in enumerate(logs, start=1):
@@ -266,6 +267,8 @@ def test_celery_workers_publish_what_in_process_publishes(in_process, celery_clu
     _assert_same(in_process, warehouse)
     ran = [len(re.findall(r"Task execute_plan\[[^\]]+\] succeeded", log.read_text(errors="replace"))) for log in logs]
     assert all(n > 0 for n in ran), f"steps per worker: {ran}"  # both workers took steps
+    log = (warehouse / "logs" / "lowincome.log").read_text(encoding="utf-8")
+    assert re.search(r"rules as of \S+: 2 county steps \(371302; 371324\)", log)  # the workers' setting
     failed = [log.name for log in logs if "Task execute_plan" in log.read_text(errors="replace")
               and re.search(r"Task execute_plan\[[^\]]+\] raised", log.read_text(errors="replace"))]
     assert not failed

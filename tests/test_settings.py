@@ -41,6 +41,8 @@ def test_defaults_work_from_a_fresh_clone():
     ("LOWINCOME_FANOUT_MIN_MB", "64MB", "LOWINCOME_FANOUT_MIN_MB must be a whole number of megabytes"),
     ("LOWINCOME_FANOUT_MIN_MB", "-1", "got '-1'"),
     ("LOWINCOME_RESTRICTED_GROUP", "no-such-group-lowincome", "names a group that does not exist"),
+    ("LOWINCOME_RULE_STEPS", "0", "LOWINCOME_RULE_STEPS must be a whole number of steps, 1 or more"),
+    ("LOWINCOME_RULE_STEPS", "two", "got 'two'"),
 ])
 def test_unknown_or_malformed_values_are_refused(name, value, expected):
     with pytest.raises(ConfigError) as exc:
@@ -62,6 +64,7 @@ def test_valid_values_are_taken():
                        "LOWINCOME_WAREHOUSE": "/srv/wh", "LOWINCOME_SETTLE_SECONDS": "0",
                        "LOWINCOME_RESTRICTED_GROUP": group, "LOWINCOME_BLOCKING_SHARE": "0"})
     assert s.production and s.inbox == Path("/srv/inbox") and s.settle_seconds == 0 and s.restricted_group == group
+    assert load_settings({}).rule_steps == 1 and load_settings({"LOWINCOME_RULE_STEPS": " 12 "}).rule_steps == 12
 
 
 @pytest.mark.parametrize("missing", ["LOWINCOME_INBOX", "LOWINCOME_WAREHOUSE"])

@@ -23,7 +23,8 @@ from ..feeds import DEPARTMENT_FEEDS
 from ..keys import install_key_macro
 from .catalog import MODELS, RULES, SQL_DIR
 from .policy import Policy
-from .reuse import KeptResult
+from .reuse import FRAMES, KeptResult
+from .routing import Routing, county_in_group, group_staging, owned_predicate
 
 class RuleError(LowincomeError):
     pass
@@ -57,6 +58,10 @@ class Evaluation:
     # rule_id, county_code, level, subject_key: subjects not flagged because a row the rule would read was
     # quarantined in the newest snapshot (rules.md "Unknown is not absent"); their earlier flags are carried
     not_assessable: pl.DataFrame | None = None
+
+    def frames(self) -> dict[str, pl.DataFrame]:
+        """The frames a result is kept as and handed between steps, by name (reuse.FRAMES)."""
+        return {name: getattr(self, name) for name in FRAMES}
 
 
 def read_sql(path: Path) -> str:
@@ -128,9 +133,7 @@ def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudo
                               frames["households"], frames["roster_sizes"], frames["aliases"], frames["not_assessable"])
     evaluation = _evaluate(staging, policy, as_of, pseudonym_key, settings, quarantined or {})
     if kept is not None:
-        kept.save({"flags": evaluation.flags, "subjects": evaluation.subjects, "households": evaluation.households,
-                   "roster_sizes": evaluation.roster_sizes, "aliases": evaluation.aliases,
-                   "not_assessable": evaluation.not_assessable})
+        kept.save(evaluation.frames())
     return evaluation
 
 
@@ -154,16 +157,43 @@ def bound(sql: str, values: dict) -> dict | None:
     return used or None
 
 
+def as_selects(staging: dict[str, Path | str]) -> dict[str, str]:
+    """Each feed's staging as a SELECT (a Parquet file given by its path becomes a read of it)."""
+    from ..staging import sql_text
+
+    return {f: v if isinstance(v, str) else f"SELECT * FROM read_parquet({sql_text(str(v))})" for f, v in staging.items()}
+
+
+def data_counties(staging: dict[str, Path | str], settings: Settings | None = None) -> list[str]:
+    """Every county that delivered a row the rules may read, sorted: the policy table's counties."""
+    con = connect(staging, None, "", settings)
+    try:
+        return _counties_in(con, staging)
+    finally:
+        con.close()
+
+
+def _counties_in(con: duckdb.DuckDBPyConnection, feeds) -> list[str]:
+    return sorted(r[0] for r in con.execute(" UNION ".join(
+        f"SELECT DISTINCT file_county FROM stg_{f} WHERE file_county IS NOT NULL" for f in feeds)).fetchall())
+
+
 def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
-              settings: Settings | None, quarantined: dict[str, str]) -> Evaluation:
+              settings: Settings | None, quarantined: dict[str, str], counties: list[str] | None = None,
+              step: tuple[Routing, int] | None = None) -> Evaluation:
+    """Every rule over `staging`. `counties`: the policy table's counties (default: those in `staging`).
+    `step`: (routing, group) when this is one county step of a split night (lowincome/rules/routing.py):
+    `staging` is then the step's rows, and only the subjects and counties the step owns are returned."""
+    if step is not None:
+        staging = group_staging(as_selects(staging), *step)
     con = connect(staging, None, pseudonym_key, settings)
     parts = [f"SELECT '{feed}' AS feed, id_number FROM ({sql})" for feed, sql in quarantined.items() if feed in ABSENCE_FEEDS]
     con.execute("CREATE TABLE unassessable AS "
                 + (" UNION ".join(parts) + " WHERE length(id_number) = 18" if parts else
                    "SELECT NULL::VARCHAR AS feed, NULL::VARCHAR AS id_number WHERE false"))
     t = time.perf_counter()
-    counties = [r[0] for r in con.execute(
-        " UNION ".join(f"SELECT DISTINCT file_county FROM stg_{f} WHERE file_county IS NOT NULL" for f in staging)).fetchall()]
+    if counties is None:
+        counties = _counties_in(con, staging)
     table = policy.table(counties, as_of)
     con.register("_policy", table.to_arrow())
     con.execute("CREATE TABLE policy AS SELECT * FROM _policy")
@@ -196,6 +226,8 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
         for column in ("substance", "legacy_ids"):
             if column not in [c[0] for c in con.execute("DESCRIBE flags_all").fetchall()]:
                 con.execute(f"ALTER TABLE flags_all ADD COLUMN {column} VARCHAR[]")
+        if step is not None:  # another step keeps the flags of subjects this one does not own
+            con.execute(f"DELETE FROM flags_all WHERE NOT ({owned_predicate(*step)})")
         con.execute("CREATE TABLE flags_raw AS SELECT * FROM flags_all WHERE NOT coalesce(not_assessable, false)")
         not_assessable = pl.from_arrow(con.sql(
             """SELECT DISTINCT rule_id, county_code, level,
@@ -219,7 +251,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
             {"as_of": as_of},
         )
         flags = pl.from_arrow(con.sql(
-            f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY rule_id, county_code, subject_key, period"
+            f"SELECT {', '.join(FLAG_COLUMNS)} FROM flags ORDER BY rule_id, county_code, subject_key, period, flag_id"
         ).to_arrow_table())
         aliases = pl.from_arrow(con.sql(
             """WITH l AS (SELECT flag_id, unnest(legacy_ids) AS legacy FROM flags WHERE legacy_ids IS NOT NULL)
@@ -245,6 +277,7 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                FROM members AS m
                JOIN household_keys AS k
                  ON k.county_code IS NOT DISTINCT FROM m.county_code AND k.household_id IS NOT DISTINCT FROM m.household_id
+               WHERE """ + (county_in_group(*step, "m.county_code") if step else "true") + """
                ORDER BY person_key"""
         ).to_arrow_table())
         roster_sizes = pl.from_arrow(con.sql(
@@ -258,7 +291,9 @@ def _evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseud
                SELECT county_code, coalesce(r.roster_households, 0) AS roster_households,
                       coalesce(r.roster_persons, 0) AS roster_persons,
                       coalesce(m.monitored_households, 0) AS monitored_households
-               FROM r FULL JOIN m USING (county_code) ORDER BY county_code"""
+               FROM r FULL JOIN m USING (county_code)
+               WHERE """ + (county_in_group(*step, "county_code") if step else "true") + """
+               ORDER BY county_code"""
         ).to_arrow_table())
         timings["outputs"] = time.perf_counter() - t  # keys, evidence hashes and the frames handed back
     finally:

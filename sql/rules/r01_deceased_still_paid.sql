@@ -10,7 +10,7 @@ WITH deaths AS (
 ),
 paid_after AS (
     SELECT p.id_number,
-           any_value(p.county_code) AS county_code,
+           min(p.county_code) AS county_code,  -- paid by two counties: the same one every night
            list(struct_pack(feed := 'subsidy_payments', file := p.source_file, "row" := p.source_row,
                             pay_month := strftime(p.pay_month, '%Y-%m'), subsidy_type := p.subsidy_type,
                             amount := p.amount)
@@ -22,7 +22,7 @@ paid_after AS (
 ),
 rostered_after AS (
     SELECT r.id_number,
-           any_value(r.file_county) AS county_code,
+           min(r.file_county) AS county_code,
            list(struct_pack(feed := 'civil_roster', file := r.source_file, "row" := r.source_row,
                             roster_date := r.delivered_on, status := r.status)
                 ORDER BY r.delivered_on, r.source_file, r.source_row) AS rosters

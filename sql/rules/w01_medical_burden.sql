@@ -52,7 +52,7 @@ burden AS (
     -- totals per subject; the evidence is gathered only for subjects that fire
     SELECT subject_type, subject_id, subject_county,
            min(subject_county_code) AS county_code,
-           any_value(household_annual_income) AS annual_income,
+           min(household_annual_income) AS annual_income,
            sum(out_of_pocket) AS out_of_pocket,
            sum(claims)::BIGINT AS claims
     FROM window_claims

@@ -10,13 +10,13 @@
 -- Period: the month of issue. Evidence: the certificate (category, level, issue date, file, row), the household
 --   and the roster or rural-monitoring rows that make it low-income or monitored (feed, file, row).
 WITH low_income AS (
-    SELECT id_number, any_value(roster_county) AS county_code, 'civil roster: ' || any_value(assistance_type) AS household,
+    SELECT id_number, min(roster_county) AS county_code, 'civil roster: ' || min(assistance_type) AS household,
            list(struct_pack(feed := 'civil_roster', file := source_file, "row" := source_row,
                             household_key := pkey('household:' || roster_county || ':' || household_id))
                 ORDER BY source_file, source_row) AS rows
     FROM roster_latest WHERE active GROUP BY id_number
     UNION ALL
-    SELECT id_number, any_value(rural_county), 'rural monitoring: 监测户',
+    SELECT id_number, min(rural_county), 'rural monitoring: 监测户',
            list(struct_pack(feed := 'rural_monitoring', file := source_file, "row" := source_row,
                             household_key := pkey('household:' || rural_county || ':' || rural_household_id))
                 ORDER BY source_file, source_row)
@@ -40,12 +40,14 @@ paid AS (
 )
 SELECT
     'W02' AS rule_id, 'person' AS subject_type, r.id_number AS subject_id, NULL AS subject_county,
-    coalesce(any_value(r.household_county), any_value(r.county_code)) AS county_code,
+    coalesce(min(r.household_county), min(r.county_code)) AS county_code,
     strftime(r.issued_on, '%Y-%m') AS period, '橙' AS level,
     to_json(struct_pack(
-        certificate := struct_pack(feed := 'disability_cert', file := any_value(r.source_file), "row" := any_value(r.source_row),
-                                   category := any_value(r.disability_category), level := any_value(r.disability_level),
-                                   issued_on := r.issued_on),
+        -- two certificates issued the same day: the first by file and row, the same one every night
+        certificate := arg_min(struct_pack(feed := 'disability_cert', file := r.source_file, "row" := r.source_row,
+                                           category := r.disability_category, level := r.disability_level,
+                                           issued_on := r.issued_on),
+                               struct_pack(f := r.source_file, n := r.source_row)),
         households := list(DISTINCT r.household ORDER BY r.household),
         household_rows := list_sort(flatten(list(r.household_rows))),
         care_subsidy_paid_since_issue := false

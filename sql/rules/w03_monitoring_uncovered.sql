@@ -23,8 +23,8 @@ unknown AS (
 ),
 households AS (
     SELECT rural_county, rural_household_id,
-           any_value(annual_net_income_per_capita) AS income, min(identified_on) AS identified_on,
-           any_value(risk_type) AS risk_type, any_value(monitoring_category) AS category, count(*) AS members,
+           min(annual_net_income_per_capita) AS income, min(identified_on) AS identified_on,
+           min(risk_type) AS risk_type, min(monitoring_category) AS category, count(*) AS members,
            list(struct_pack(feed := 'rural_monitoring', file := source_file, "row" := source_row) ORDER BY source_row) AS rows
     FROM monitored GROUP BY rural_county, rural_household_id
 )

@@ -6,7 +6,7 @@
 -- Period: the as-of year (the income figure is annual). Evidence: income, line, file and rows.
 WITH households AS (
     SELECT rural_county, rural_household_id,
-           any_value(annual_net_income_per_capita) AS income, count(*) AS members,
+           min(annual_net_income_per_capita) AS income, count(*) AS members,
            list(struct_pack(feed := 'rural_monitoring', file := source_file, "row" := source_row) ORDER BY source_row) AS rows
     FROM rural_latest
     WHERE household_kind = '脱贫户'
