@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
 import resource
 import shutil
@@ -90,7 +91,8 @@ def main() -> None:
         share = dataclasses.replace(settings, memory_limit_bytes=settings.memory_limit_bytes // plan.steps,
                                     memory_limit=f"{settings.memory_limit_bytes // plan.steps // 10**6}MB")
         t = time.perf_counter()
-        with ProcessPoolExecutor(plan.steps) as pool:
+        # spawned, not forked: a fork of a process whose DuckDB and Polars threads hold locks can hang
+        with ProcessPoolExecutor(plan.steps, mp_context=multiprocessing.get_context("spawn")) as pool:
             results = list(pool.map(_step, [(args.warehouse, args.as_of, plan, g, share, str(folder / "parallel"))
                                             for g in range(plan.steps)]))
         parallel = time.perf_counter() - t
