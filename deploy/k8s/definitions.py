@@ -24,6 +24,8 @@ K8S_EXECUTOR = k8s_job_executor.configured(
         "volume_mounts": [{"name": "warehouse", "mountPath": "/srv/lowincome/warehouse"},
                           {"name": "inbox", "mountPath": "/srv/lowincome/inbox", "readOnly": True}],
         # LOWINCOME_MEMORY_LIMIT in the ConfigMap is per step pod: keep it below the pod's memory limit.
+        # LOWINCOME_RULE_STEPS in the ConfigMap: the rules as that many pods over groups of counties (up to
+        # max_concurrent at once; the same flags whatever the number).
         "step_k8s_config": {"container_config": {"resources": {
             "requests": {"cpu": "1", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}}},
     },
