@@ -111,8 +111,8 @@ def test_county_steps_give_the_whole_evaluation(scattered, tmp_path, rule_steps)
 
 
 def test_persons_whose_routing_keys_collide_are_still_exact(scattered, tmp_path, monkeypatch):
-    """Persons are routed by a 64-bit hash of the ID number; with a hash of five values nearly every person
-    collides with thousands of others, and the union of the steps is still the whole evaluation."""
+    """Routing only needs a key that is a function of the ID number: with a key of five values nearly every
+    person shares it with thousands of others, and the union of the steps is still the whole evaluation."""
     monkeypatch.setattr(routing, "PERSON_KEY", "(hash({}) % 5)")
     _assert_same(_whole(scattered, tmp_path), _split(scattered, tmp_path, 3))
 

@@ -18,10 +18,10 @@ household), and writes them as one small Parquet file per feed:
   by the lowest group the person is anchored in (a person anchored in one group only is only in that
   step's rows). Every step evaluates every rule; the flags of subjects it does not own are dropped.
 
-Persons are routed by a 64-bit hash of the ID number (DuckDB's `hash`, the same in every step of one
-installation), which groups 40% faster than the 18-character text. Two ID numbers with the same
-hash are routed as one person: both travel wherever either is needed and are owned by one step,
-which then has every row of both, so a collision only moves more rows and the result stays exact.
+Persons are routed by a key computed from the ID number (`PERSON_KEY`: the number itself). Were two
+ID numbers to share a key, they would be routed as one person: both travel wherever either is
+needed and are owned by one step, which then has every row of both, so a coarser key only moves
+more rows and the result stays exact (a test routes by a key of five values).
 
 Why this is exact: every rule judges a subject (a person, or a household of one county) from the
 subject's own rows and the rows of the subject's household members (docs/rules.md). The owning
@@ -52,8 +52,10 @@ ROWS_RULES_READ = {"medical_claims": "settled_on > $medical_window_start::DATE"}
 # feed → the household key of its rows (a household is one county's: the county is part of the key)
 HOUSEHOLD_COLUMN = {"civil_roster": "household_id", "rural_monitoring": "rural_household_id"}
 OWNERS = "owners"
-# SQL of a person's routing key from an ID number column (see the module's docstring on collisions)
-PERSON_KEY = "hash({})"
+# SQL of a person's routing key from an ID number column: the ID number itself. Any function of it would
+# do (see the module's docstring on collisions); a 64-bit hash groups faster but, as an expression, keeps
+# DuckDB from filtering the claims by the routed IDs' range before the join (decision 193).
+PERSON_KEY = "{}"
 
 
 def _person(column: str) -> str:
@@ -132,7 +134,7 @@ def route(staging: dict[str, str], groups: tuple[tuple[str, ...], ...], values: 
             f"SELECT DISTINCT {_person('id_number')} AS h, '{feed}' AS feed, file_county AS county, {column} AS household "
             f"FROM ({staging[feed]}) WHERE id_number IS NOT NULL"
             for feed, column in HOUSEHOLD_COLUMN.items() if feed in staging) or (
-            "SELECT NULL::UBIGINT AS h, NULL AS feed, NULL AS county, NULL AS household WHERE false")
+            f"SELECT {_person('NULL::VARCHAR')} AS h, NULL AS feed, NULL AS county, NULL AS household WHERE false")
         run(f"CREATE TEMP TABLE member AS {members}")
         # households a group needs from another county, and the persons it needs (anchored, or a co-member)
         run(f"""CREATE TEMP TABLE needs_household AS
@@ -157,8 +159,12 @@ def route(staging: dict[str, str], groups: tuple[tuple[str, ...], ...], values: 
         copy("""SELECT a.h, min(a.g) AS owner FROM anchored AS a SEMI JOIN shared USING (h)
                 GROUP BY a.h ORDER BY a.h""", OWNERS)
         run("CREATE TEMP TABLE travels AS SELECT n.h, n.g FROM needs AS n SEMI JOIN shared USING (h)")
+        quiet = con.execute("SELECT NOT EXISTS (FROM travels) AND NOT EXISTS (FROM needs_household)").fetchall()[0][0]
         for feed, source in staging.items():
             rows = _rows_sql(feed, source)
+            if quiet:  # nobody crosses a group: an empty file of the feed's columns, without hashing every row
+                copy(f"SELECT 0 AS _group, * FROM {rows} LIMIT 0", feed)
+                continue
             by_person = (f"SELECT t.g AS _group, s.* FROM {rows} AS s JOIN travels AS t ON t.h = {_person('s.id_number')} "
                          f"WHERE {_group_case(groups, 's.file_county')} <> t.g")
             column = HOUSEHOLD_COLUMN.get(feed)
