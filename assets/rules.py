@@ -75,19 +75,19 @@ def _by_rule_table(flags: pl.DataFrame) -> str:
 
 
 def _inputs(context: OpExecutionContext, lowincome: LowincomeResource):
-    """What every rules step reads: (as_of, settings, store, policy, manifests, staging SELECTs, deliveries)."""
+    """What every rules step reads: (as_of, settings, store, policy, manifests, staging SELECTs)."""
     as_of = date.fromisoformat(context.partition_key)
     settings = lowincome.settings()
     store = lowincome.store()
-    deliveries = pl.concat([store.read(as_of, "deliveries", f) for f in FEEDS], how="diagonal_relaxed")
     policy = load_policy(settings.policy)
     manifests = {f: store.staging(as_of, f) for f in DEPARTMENT_FEEDS}
     staging = {f: m.relation_sql(store.root) for f, m in manifests.items()}
-    return as_of, settings, store, policy, manifests, staging, deliveries
+    return as_of, settings, store, policy, manifests, staging
 
 
-def _kept(store, manifests, policy, as_of, settings) -> KeptResult | None:
-    return KeptResult.for_inputs(store.root, manifests, policy, as_of, settings.pseudonym_key, settings.retention_days)
+def _deliveries(store, as_of: date) -> pl.DataFrame:
+    """The run's per-file accounting of every feed: the guard, the groups' weights and freshness read it."""
+    return pl.concat([store.read(as_of, "deliveries", f) for f in FEEDS], how="diagonal_relaxed")
 
 
 STAGING_INS = {f"staging_{f}": In(Nothing) for f in FEEDS}
@@ -100,16 +100,20 @@ STAGING_INS = {f"staging_{f}": In(Nothing) for f in FEEDS}
 def route_rules(context: OpExecutionContext, lowincome: LowincomeResource):
     cpu = _cpu_seconds()
     try:
-        as_of, settings, store, policy, manifests, staging, deliveries = _inputs(context, lowincome)
+        as_of, settings, store, policy, manifests, staging = _inputs(context, lowincome)
+        deliveries = _deliveries(store, as_of)
         if not lowincome.allow_empty:
             done = store.committed().completed_days()
             check_not_empty(deliveries, settings.inbox, as_of, max(done) if done else None)
-        kept = _kept(store, manifests, policy, as_of, settings)
+        # identical inputs (a re-run) reuse the result an earlier run kept (lowincome/rules/reuse.py)
+        kept = KeptResult.for_inputs(store.root, manifests, policy, as_of, settings.pseudonym_key,
+                                     settings.retention_days)
         if kept is not None and kept.folder.is_dir():  # a re-run: `collect` reads the kept result
-            plan = RulesPlan((), None)
+            plan = RulesPlan((), None, kept)
         else:
             weights = dict(usable_files(deliveries).group_by("county").agg(pl.col("rows_accepted").sum()).iter_rows())
-            plan = plan_rules(staging, policy, as_of, settings, weights, store.day_dir(as_of) / "rules" / "route")
+            plan = plan_rules(staging, policy, as_of, settings, weights, store.day_dir(as_of) / "rules" / "route",
+                              kept)
     except LowincomeError as exc:
         raise Failure(description=str(exc)) from None
     if plan.steps > 1:
@@ -127,7 +131,7 @@ def route_rules(context: OpExecutionContext, lowincome: LowincomeResource):
 def county_rules(context: OpExecutionContext, lowincome: LowincomeResource, plan: RulesPlan, step: int) -> StepResult:
     cpu = _cpu_seconds()
     try:
-        as_of, settings, store, policy, manifests, staging, _ = _inputs(context, lowincome)
+        as_of, settings, store, policy, manifests, staging = _inputs(context, lowincome)
         evaluation = evaluate_step(plan, step, staging, policy, as_of, settings.pseudonym_key, settings,
                                    quarantined_sql(manifests, store.root))
         result = save_step(evaluation, store.day_dir(as_of) / "rules" / f"step-{step}", _cpu_seconds() - cpu)
@@ -144,10 +148,10 @@ def collect_rules(context: OpExecutionContext, lowincome: LowincomeResource, pla
                   steps: list[StepResult]) -> MaterializeResult:
     step_cpu = _cpu_seconds()
     try:
-        as_of, settings, store, policy, manifests, staging, deliveries = _inputs(context, lowincome)
-        freshness = feed_freshness(store, as_of, policy, deliveries)
+        as_of, settings, store, policy, manifests, staging = _inputs(context, lowincome)
+        freshness = feed_freshness(store, as_of, policy, _deliveries(store, as_of))
         write_atomic(store.day_dir(as_of) / FRESHNESS_FILE, freshness)
-        kept = _kept(store, manifests, policy, as_of, settings)
+        kept = plan.kept
         if steps:
             parts = sorted(steps, key=lambda r: r.folder)
             evaluation = combine([r.evaluation() for r in parts])

@@ -207,7 +207,7 @@ def _executor(settings, workers: int, celery: bool) -> str:
 
 
 @contextmanager
-def _step_memory(executor: str, workers: int, settings):
+def _step_environment(executor: str, workers: int, settings):
     """LOWINCOME_MEMORY_LIMIT is the whole run's budget: with N step processes at once, each gets 1/N of it;
     and the rules run as N steps over groups of counties when LOWINCOME_RULE_STEPS is unset.
 
@@ -278,7 +278,7 @@ def _run(as_of: date, quiet: bool, allow_empty: bool, details: str, workers: int
     how = {"multiprocess": f", {workers} steps at a time", "celery": ", steps on the Celery workers"}.get(executor, "")
     progress.info("lowincome run --as-of %s: starting (warehouse %s%s)", as_of, settings.warehouse, how)
     try:
-        with _instance(executor, settings.warehouse) as instance, _step_memory(executor, workers, settings):
+        with _instance(executor, settings.warehouse) as instance, _step_environment(executor, workers, settings):
             result = execute_nightly(executor, as_of.isoformat(), config, instance, workers)
     except Exception as exc:  # noqa: BLE001 - Dagster, DuckDB or OS errors outside any step: one line, traceback to the log
         log.exception("run for %s could not be started or finished", as_of)

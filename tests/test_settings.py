@@ -98,18 +98,18 @@ def test_duckdb_is_bounded_and_spills_into_working_storage(tmp_path):
 
 def test_the_step_that_runs_alone_gets_the_whole_run_budget_back(monkeypatch):
     """`--workers 2` gives each step half of a 3GB budget and passes the whole; only `running_alone` uses the whole."""
-    from lowincome.cli import _step_memory
+    from lowincome.cli import _step_environment
     from lowincome.config import running_alone
     from pipelines.executors import IN_PROCESS, MULTIPROCESS
 
     monkeypatch.setenv("LOWINCOME_MEMORY_LIMIT", "3GB")
     monkeypatch.delenv("LOWINCOME_RUN_MEMORY_LIMIT", raising=False)
     settings = load_settings()
-    with _step_memory(MULTIPROCESS, 2, settings):
+    with _step_environment(MULTIPROCESS, 2, settings):
         step = load_settings()  # what a step process reads from the environment it inherits
         assert step.memory_limit_bytes == 1_500 * 10**6 and step.run_memory_limit_bytes == 3_000 * 10**6
         alone = running_alone(step)
         assert alone.memory_limit_bytes == 3_000 * 10**6 and alone.inbox == step.inbox
     assert os.environ["LOWINCOME_MEMORY_LIMIT"] == "3GB" and "LOWINCOME_RUN_MEMORY_LIMIT" not in os.environ
-    with _step_memory(IN_PROCESS, 1, settings):
+    with _step_environment(IN_PROCESS, 1, settings):
         assert running_alone(load_settings()) == settings  # in one process the budget is already the whole

@@ -63,6 +63,12 @@ class Evaluation:
         """The frames a result is kept as and handed between steps, by name (reuse.FRAMES)."""
         return {name: getattr(self, name) for name in FRAMES}
 
+    @classmethod
+    def from_frames(cls, frames: dict[str, pl.DataFrame], timings: dict[str, float]) -> "Evaluation":
+        """The inverse of `frames`: a kept result, or a rules step's result read back."""
+        return cls(frames["flags"], frames["subjects"], timings, frames["households"], frames["roster_sizes"],
+                   frames["aliases"], frames["not_assessable"])
+
 
 def read_sql(path: Path) -> str:
     return path.read_text(encoding="utf-8")
@@ -129,8 +135,7 @@ def evaluate(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudo
         t = time.perf_counter()
         frames = kept.load()
         if frames is not None:
-            return Evaluation(frames["flags"], frames["subjects"], {"reused": time.perf_counter() - t},
-                              frames["households"], frames["roster_sizes"], frames["aliases"], frames["not_assessable"])
+            return Evaluation.from_frames(frames, {"reused": time.perf_counter() - t})
     evaluation = _evaluate(staging, policy, as_of, pseudonym_key, settings, quarantined or {})
     if kept is not None:
         kept.save(evaluation.frames())

@@ -19,7 +19,7 @@ from ..config import Settings
 from ..workstore import write_atomic
 from .engine import Evaluation, _evaluate, as_selects, data_counties, parameters
 from .policy import Policy
-from .reuse import FRAMES
+from .reuse import FRAMES, KeptResult
 from .routing import Routing, route, share_counties
 
 # how the whole evaluation orders each frame (engine.py), so the union of the steps is the same frame
@@ -39,6 +39,7 @@ class RulesPlan:
 
     counties: tuple[str, ...]  # the policy table's counties: the same in every step
     routing: Routing | None  # None: identical inputs were evaluated before, no step runs
+    kept: KeptResult | None = None  # where the result of these inputs is kept (None: they cannot be named)
 
     @property
     def steps(self) -> int:
@@ -62,23 +63,22 @@ class StepResult:
 
     def evaluation(self) -> Evaluation:
         frames = {name: pl.read_parquet(Path(self.folder) / f"{name}.parquet") for name in FRAMES}
-        return Evaluation(frames["flags"], frames["subjects"], dict(self.timings), frames["households"],
-                          frames["roster_sizes"], frames["aliases"], frames["not_assessable"])
+        return Evaluation.from_frames(frames, dict(self.timings))
 
 
 def plan_rules(staging: dict[str, Path | str], policy: Policy, as_of: date, settings: Settings, weights: dict[str, int],
-               folder: Path) -> RulesPlan:
+               folder: Path, kept: KeptResult | None = None) -> RulesPlan:
     """Share the counties out over LOWINCOME_RULE_STEPS groups and route their rows (into `folder`).
 
     `weights`: rows delivered per county, to balance the groups. One step: no routing at all, the
-    evaluation is the whole one.
+    evaluation is the whole one. `kept`: where `collect` keeps the result of these inputs.
     """
     counties = data_counties(staging, settings)
     if settings.rule_steps < 2 or len(counties) < 2:
-        return RulesPlan(tuple(counties), Routing((tuple(counties),)))
+        return RulesPlan(tuple(counties), Routing((tuple(counties),)), kept)
     groups = share_counties({c: int(weights.get(c, 0)) for c in counties}, settings.rule_steps)
     values = parameters(policy.table(counties, as_of), as_of)
-    return RulesPlan(tuple(counties), route(as_selects(staging), groups, values, settings, folder))
+    return RulesPlan(tuple(counties), route(as_selects(staging), groups, values, settings, folder), kept)
 
 
 def evaluate_step(plan: RulesPlan, g: int, staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str,
@@ -98,14 +98,13 @@ def combine(parts: list[Evaluation]) -> Evaluation:
     """The union of the steps' frames, in the whole evaluation's order (each subject is in one step only)."""
     if len(parts) == 1:
         return parts[0]
-    frames = {name: pl.concat([p.frames()[name] for p in parts], how="vertical").sort(ORDER[name], nulls_last=True)
+    frames = {name: pl.concat([getattr(p, name) for p in parts], how="vertical").sort(ORDER[name], nulls_last=True)
               for name in FRAMES}
     timings: dict[str, float] = {}
     for p in parts:
         for key, seconds in p.timings.items():
             timings[key] = timings.get(key, 0.0) + seconds
-    return Evaluation(frames["flags"], frames["subjects"], timings, frames["households"], frames["roster_sizes"],
-                      frames["aliases"], frames["not_assessable"])
+    return Evaluation.from_frames(frames, timings)
 
 
 def evaluate_split(staging: dict[str, Path | str], policy: Policy, as_of: date, pseudonym_key: str, settings: Settings,
