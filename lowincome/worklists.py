@@ -26,11 +26,11 @@ LOWINCOME_RESTRICTED_GROUP), never in the analysts' database. Names come from
 restricted.duckdb's `person_index`, the subjects from the caseworkers' list
 (`mart/caseworker_flags.parquet`) of the committed day.
 
-Selecting and joining is one DuckDB query; the cells are then written row by
-row with xlsxwriter (already a dependency; it writes data-validation drop-downs
-and streams rows in `constant_memory` mode). Row-by-row writing is acceptable
-because a township's list is small (tens to hundreds of flags); a city-size
-county list of 20,000 flags was measured (see docs/decisions.md).
+Selecting and joining is one DuckDB query. xlsxwriter (already a dependency)
+writes the workbook: formats, frozen header, filter, data-validation drop-downs,
+the instructions sheet. The data rows are built column-wise with Polars and put
+in its sheet (`worklist_sheet`): written cell by cell, a city's 29k flags took
+7.5 s of every night (docs/decisions.md, decision 194).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import logging
 import os
 import shutil
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -48,6 +49,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from . import worklist_sheet
 from .config import configure_duckdb, load_settings
 from .errors import LowincomeError
 from .feeds import OUTCOME_COLUMNS, VERIFICATION_OUTCOMES
@@ -293,12 +295,34 @@ def file_name(county: str, township: str | None, as_of: date) -> str:
     return f"{FILE_PREFIX}_{place}_{as_of:%Y%m%d}.xlsx"
 
 
-def write_xlsx(rows: pl.DataFrame, path: Path, title: str) -> None:
+def write_xlsx(rows: pl.DataFrame, path: Path, title: str, *, cellwise: bool = False) -> None:
     """Write one worklist (rows in list order) to `path`: header, rows, drop-downs, frozen header, instructions.
 
     The workbook holds no date but its rows' (the file name carries the day): an unchanged list can
-    be linked to the next day's name instead of written again (`write_worklists`).
+    be linked to the next day's name instead of written again (`write_worklists`). The data rows are
+    built column-wise (`worklist_sheet`: a city night's 29k flags took 7.5 s cell by cell); `cellwise`
+    writes them with xlsxwriter one cell at a time, the reference the fast rows are tested against.
     """
+    cells = [(i, col, kind) for i, (_, col, _, kind) in enumerate(COLUMNS) if col is not None]
+    if cellwise or rows.is_empty():
+        _write_workbook(path, title, rows.height, lambda ws, formats: _write_cells(ws, formats, rows, cells))
+        return
+    level_col = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
+    any_red = bool((rows["level"] == "红").any())  # the red format exists in the workbook only where a row uses it
+    _write_workbook(path, title, rows.height, lambda ws, formats: _write_probes(ws, formats, cells, level_col, any_red))
+    with zipfile.ZipFile(path) as written:
+        sheet = written.read(worklist_sheet.SHEET_XML).decode("utf-8")
+    red = (level_col, "红", worklist_sheet.probe_styles(sheet, 3).get(worklist_sheet.column_letter(level_col))) \
+        if any_red else None
+    data = worklist_sheet.rows_xml(rows, cells, worklist_sheet.probe_styles(sheet, 2), red)
+    if data is None:  # a row the column-wise writer does not reproduce exactly: cell by cell
+        _write_workbook(path, title, rows.height, lambda ws, formats: _write_cells(ws, formats, rows, cells))
+    else:
+        worklist_sheet.replace_probe_rows(path, (2, 3) if any_red else (2,), data, rows.height + 1)
+
+
+def _write_workbook(path: Path, title: str, n: int, write_rows) -> None:
+    """The workbook around `n` data rows; `write_rows(worksheet, formats)` writes the rows (or the probes)."""
     import xlsxwriter
 
     wb = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_numbers": False,
@@ -317,7 +341,6 @@ def write_xlsx(rows: pl.DataFrame, path: Path, title: str) -> None:
         answer_day = wb.add_format({"num_format": "yyyy-mm-dd", "bg_color": "#FFFBEA", "valign": "top"})
         red = wb.add_format({"num_format": "@", "font_color": "#C0392B", "bold": True, "valign": "top"})
         ws = wb.add_worksheet(SHEET_NAME)  # the first sheet: the one the ingest reads back
-        n = rows.height
         for i, (header, _, width, kind) in enumerate(COLUMNS):
             fmt = {"answer": answer, "answer_date": answer_day, "date": day}.get(kind, text)
             ws.set_column(i, i, width, wrap if header in ("情况摘要", "核查要点") else fmt)
@@ -339,25 +362,39 @@ def write_xlsx(rows: pl.DataFrame, path: Path, title: str) -> None:
         })
         for i, (header, _, _, kind) in enumerate(COLUMNS):
             ws.write_string(0, i, header, answer_head if kind.startswith("answer") else head)
-        columns = [(i, col, kind) for i, (_, col, _, kind) in enumerate(COLUMNS) if col is not None]
-        level_col = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
-        # row by row: xlsxwriter streams cells; a township's list is small (see the module docstring)
-        for r, values in enumerate(rows.select([c for _, c, _ in columns]).iter_rows(), start=1):
-            for (i, _, kind), value in zip(columns, values):
-                if value is None:
-                    continue
-                if kind == "date":
-                    ws.write_datetime(r, i, value, day)
-                elif i == level_col and value == "红":
-                    ws.write_string(r, i, value, red)
-                else:
-                    ws.write_string(r, i, str(value))
+        write_rows(ws, {"day": day, "red": red})
         notes = wb.add_worksheet("填写说明")
         notes.set_column(0, 0, 110)
         for r, line in enumerate(INSTRUCTIONS):
             notes.write_string(r, 0, line)
     finally:
         wb.close()
+
+
+def _write_cells(ws, formats: dict, rows: pl.DataFrame, cells: list[tuple[int, str, str]]) -> None:
+    """The data rows cell by cell (the reference writer; a township list of a few rows costs nothing)."""
+    level_col = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
+    for r, values in enumerate(rows.select([c for _, c, _ in cells]).iter_rows(), start=1):
+        for (i, _, kind), value in zip(cells, values):
+            if value is None:
+                continue
+            if kind == "date":
+                ws.write_datetime(r, i, value, formats["day"])
+            elif i == level_col and value == "红":
+                ws.write_string(r, i, value, formats["red"])
+            else:
+                ws.write_string(r, i, str(value))
+
+
+def _write_probes(ws, formats: dict, cells: list[tuple[int, str, str]], level_col: int, red: bool) -> None:
+    """Sheet row 2 as the rows would have it, a plain cell in every column; row 3 a red level (`red`)."""
+    for i, _, kind in cells:
+        if kind == "date":
+            ws.write_datetime(1, i, worklist_sheet.PROBE_DATE, formats["day"])
+        else:
+            ws.write_string(1, i, worklist_sheet.PROBE_TEXT)
+    if red:
+        ws.write_string(2, level_col, "红", formats["red"])
 
 
 def _publish_file(tmp: Path, target: Path, group: str | None) -> None:
