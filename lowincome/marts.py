@@ -14,8 +14,11 @@ copied into lowincome.duckdb: it is a view over pseudonymous Parquet files under
   threshold in force, so a new key, a changed SQL or a new yellow amount makes new parts.
 - `map/`: person_key -> household_key of the publication's day (sql/marts/person_household.sql);
   the per-file events are joined to it when the view is read, so a household change never rewrites them.
-- `night/`: the events rebuilt each night from the latest snapshots and the 人社 history
-  (sql/marts/household_timeline.sql), set-based in one COPY that spills to disk if it must.
+- `night/`: the events of the latest snapshots and the 人社 history (sql/marts/household_timeline.sql),
+  set-based in one COPY that spills to disk if it must. With `map/`, a function of the parts of the
+  snapshot feeds and the 人社 history only: `inputs/<tag>.json` names the two files built from the
+  parts a tag stands for, and a night whose tag was built before (a re-run, a night that delivered
+  only payments or claims) keeps them instead of building them again.
 - `flags/`: the flags' events (sql/marts/household_timeline_flags.sql), rebuilt each night too, but a
   file of their own: a night that delivers nothing new may still resolve a flag or record an outcome,
   and then writes this small file and keeps the snapshot events' file (both named by their content).
@@ -30,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -192,13 +196,12 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
         per_file, new_files = _per_file_parts(con, root, as_of, manifests, settings, key_tag, folder)
         per_file_done = time.perf_counter()
 
-        for feed, staging in manifests.items():
-            con.execute(f"CREATE TEMP VIEW stg_{feed} AS {staging.relation_sql(root)}")
-        params = {"as_of": as_of}
-        for model in MODELS:
-            sql = (SQL_DIR / "models" / f"{model}.sql").read_text(encoding="utf-8")
-            con.execute(f"CREATE TEMP TABLE {model} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql} or None)
-        household_map = _content_addressed(con, read_sql("person_household.sql"), folder / "map")
+        inputs = _snapshot_inputs_tag(manifests, root, key_tag, as_of)
+        kept = _kept_snapshot_parts(folder, inputs)
+        if kept is not None:  # the snapshots and the 人社 history are those of a night already built
+            household_map, night = kept
+        else:
+            household_map = _build_map(con, root, manifests, folder, as_of)
         con.execute(f"CREATE TEMP TABLE person_household AS SELECT * FROM read_parquet({sql_text(str(household_map))})")
         con.execute(f"CREATE TEMP VIEW flags AS {_flags_source(flags_path)}")
         if trend_path is not None:
@@ -206,17 +209,90 @@ def build_timeline(store, as_of: date, manifests: dict[str, Staging], pseudonym_
         else:
             con.execute("CREATE TEMP TABLE run_days AS SELECT DISTINCT as_of FROM flags")
         con.execute("SET preserve_insertion_order = true")  # the file is written in the timeline's order
-        night = _content_addressed(con, read_sql("household_timeline.sql"), folder / "night")
+        if kept is None:
+            night = _content_addressed(con, read_sql("household_timeline.sql"), folder / "night")
+            _remember_snapshot_parts(folder, inputs, household_map, night)
         flag_events = _content_addressed(con, read_sql("household_timeline_flags.sql"), folder / "flags")
     finally:
         con.close()
     done = time.perf_counter()
     timeline = Timeline(per_file, str(household_map), str(night), str(flag_events), new_files,
                         {"per_file": round(per_file_done - started, 2), "night": round(done - per_file_done, 2)})
-    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly parts %.1fs, %s + %s bytes (flags)",
-             len(per_file), new_files, per_file_done - started, done - per_file_done, f"{night.stat().st_size:,}",
+    log.info("household timeline: %d per-file part(s), %d new (%.1fs); nightly parts %.1fs%s, %s + %s bytes (flags)",
+             len(per_file), new_files, per_file_done - started, done - per_file_done,
+             " (snapshot events of identical inputs kept)" if kept is not None else "", f"{night.stat().st_size:,}",
              f"{flag_events.stat().st_size:,}")
     return timeline
+
+
+# ---- the snapshot events, kept while their inputs stay the same -----------------------------------
+
+SNAPSHOT_SQL = ("person_household.sql", "household_timeline.sql")  # under sql/marts/, with every model they read
+INPUTS_DIR = "inputs"  # under the timeline folder: input tag -> the map and night files built from those inputs
+INPUTS_KEPT = 8
+SNAPSHOT_VERSION = "1"  # bump when the map or the snapshot events change meaning without their SQL changing
+
+
+def _snapshot_sql_texts() -> list[str]:
+    return ([(SQL_DIR / "models" / f"{m}.sql").read_text(encoding="utf-8") for m in MODELS]
+            + [read_sql(name) for name in SNAPSHOT_SQL])
+
+
+def _snapshot_inputs_tag(manifests: dict[str, Staging], root: Path, key_tag: str, as_of: date) -> str:
+    """What the map and the snapshot events are a function of: their SQL, the key, and the parts they read.
+
+    The parts are those of every feed the SQL names (`stg_<feed>`), as the staging's relation names them
+    (content-addressed part files, with which rows are the latest snapshot), and the as-of day only if
+    some of the SQL reads it (none does today). So a night that delivers no roster, rural-monitoring,
+    certificate, death or 人社 file, and a re-run, get the tag of the night before.
+    """
+    texts = _snapshot_sql_texts()
+    feeds = sorted({f for text in texts for f in re.findall(r"\bstg_([a-z_]+)", text)})
+    day = as_of.isoformat() if any("$as_of" in text for text in texts) else ""
+    return _tag(SNAPSHOT_VERSION, key_tag, day, *texts, *(f"{f}={manifests[f].relation_sql(root)}" for f in feeds))
+
+
+
+def _kept_snapshot_parts(folder: Path, inputs: str) -> tuple[Path, Path] | None:
+    """The map and snapshot-events files built from `inputs` on an earlier night, if both are still there."""
+    note = folder / INPUTS_DIR / f"{inputs}.json"
+    try:
+        built = json.loads(note.read_text(encoding="utf-8"))
+        household_map, night = folder / built["map"], folder / built["night"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (household_map.is_file() and night.is_file()):
+        return None
+    note.touch()  # recently used: kept by the pruning below
+    return household_map, night
+
+
+def _remember_snapshot_parts(folder: Path, inputs: str, household_map: Path, night: Path) -> None:
+    from .temporaries import temporary_path
+
+    notes = folder / INPUTS_DIR
+    notes.mkdir(parents=True, exist_ok=True)
+    note = notes / f"{inputs}.json"
+    tmp = temporary_path(note)
+    try:
+        tmp.write_text(json.dumps({"map": str(household_map.relative_to(folder)),
+                                   "night": str(night.relative_to(folder))}), encoding="utf-8")
+        tmp.replace(note)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for old in sorted(notes.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[INPUTS_KEPT:]:
+        old.unlink(missing_ok=True)
+
+
+def _build_map(con, root: Path, manifests: dict[str, Staging], folder: Path, as_of: date) -> Path:
+    """The models over identified staging, then person → household of the day (content-addressed)."""
+    for feed, staging in manifests.items():
+        con.execute(f"CREATE TEMP VIEW stg_{feed} AS {staging.relation_sql(root)}")
+    params = {"as_of": as_of}
+    for model in MODELS:
+        sql = (SQL_DIR / "models" / f"{model}.sql").read_text(encoding="utf-8")
+        con.execute(f"CREATE TEMP TABLE {model} AS {sql}", {k: v for k, v in params.items() if f"${k}" in sql} or None)
+    return _content_addressed(con, read_sql("person_household.sql"), folder / "map")
 
 
 _PERSON_COLUMNS = ("person_key, event_date, event_rank, department, feed, event, event_zh, category, amount, "

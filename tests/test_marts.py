@@ -294,3 +294,48 @@ def test_rule_effectiveness_buckets_on_a_handmade_flag_list():
         ("R06", C, date(2026, 10, 1)): {"raised": 1, "confirmed": 0, "dismissed": 0, "open": 1, "overdue": 0,
                                         "resolved_undecided": 0, "confirmed_rate": None, "median_days_to_decision": None},
     }
+
+
+def test_snapshot_events_are_kept_while_their_inputs_stay(lowincome_env, tmp_path, monkeypatch):
+    """The map and snapshot events are built again only when a snapshot feed or the 人社 history changed."""
+    import lowincome.marts as marts
+
+    inbox = tmp_path / "inbox"
+    warehouse = lowincome_env(inbox)
+    _timeline_inbox(inbox)
+    run(T1)
+    folder = warehouse / "published" / "timeline"
+    notes = lambda: sorted(p.name for p in (folder / marts.INPUTS_DIR).glob("*.json"))  # noqa: E731
+    view = lambda: query(warehouse, "SELECT * EXCLUDE (as_of) FROM mart.household_timeline")  # noqa: E731
+    assert len(notes()) == 1
+
+    # a night that delivers only payments: the map and the snapshot events are not built (building them fails)
+    write_csv(delivery_path(inbox, "subsidy_payments", C, T2, "csv"), PAY_HEADER,
+              [["Y5", P1, "赵大", C, "低保金", "2026-10", "800.00"]])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the map and snapshot events were built again for unchanged inputs")
+
+    with monkeypatch.context() as m:
+        m.setattr(marts, "_build_map", refuse)
+        run(T2)
+    assert len(notes()) == 1
+    kept = view()
+    # ... and the published timeline is what building them afresh gives
+    for note in (folder / marts.INPUTS_DIR).glob("*.json"):
+        note.unlink()
+    run(T2)
+    assert view().sort(kept.columns).equals(kept.sort(kept.columns))
+    assert len(notes()) == 1
+
+    # a new roster snapshot changes the inputs: built again, with the household's new event
+    t3 = date(2026, 11, 2)
+    earlier = pl.read_csv(delivery_path(inbox, "civil_roster", C, T1, "csv"), infer_schema=False).rows()
+    q = person_id(C, "19900909", 41)
+    write_csv(delivery_path(inbox, "civil_roster", C, t3, "csv"), ROSTER_HEADER, [
+        *map(list, earlier), [C + "001001", "H9", q, q, "周九", "本人", "低保", "城市", "在保", "2026-11-01", "", "1", "300", "400"]])
+    run(t3)
+    assert len(notes()) == 2
+    enrolled = query(warehouse, "SELECT count(*) AS n FROM mart.household_timeline WHERE event = 'enrolled' "
+                                "AND event_date = DATE '2026-11-01'")
+    assert enrolled["n"][0] == 1
