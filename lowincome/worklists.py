@@ -298,8 +298,9 @@ def file_name(county: str, township: str | None, as_of: date) -> str:
 def write_xlsx(rows: pl.DataFrame, path: Path, title: str, *, cellwise: bool = False) -> None:
     """Write one worklist (rows in list order) to `path`: header, rows, drop-downs, frozen header, instructions.
 
-    The workbook holds no date but its rows' (the file name carries the day): an unchanged list can
-    be linked to the next day's name instead of written again (`write_worklists`). The data rows are
+    The sheets hold no day but their rows' (the file name carries the day): an unchanged list can be
+    linked to the next day's name instead of written again (`write_worklists`, by the rows' content
+    hash; the workbook's creation time, a file property, is the one thing two writings differ in). The data rows are
     built column-wise (`worklist_sheet`: a city night's 29k flags took 7.5 s cell by cell); `cellwise`
     writes them with xlsxwriter one cell at a time, the reference the fast rows are tested against.
     """
