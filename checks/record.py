@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
 import uuid
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -34,7 +33,7 @@ from lowincome.feeds import FEEDS, FeedSpec
 from lowincome.fingerprint import fingerprint
 from lowincome.ingest import DeliveredFile
 from lowincome.privacy import neutralize_html, redact
-from lowincome.temporaries import temporary_path
+from lowincome.temporaries import write_text_atomic
 from lowincome.workstore import write_atomic
 
 from .names import DEFAULT_VOLUME_MIN_ROWS, DEFAULT_VOLUME_SHARE, RESULT_SCHEMA, SITE_NAME, suite_name
@@ -145,12 +144,6 @@ def _generation(gx_dir: Path) -> str:
     except FileNotFoundError:
         token = ""
     return token or _bump_generation(gx_dir)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = temporary_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _suite_json(suite) -> str:

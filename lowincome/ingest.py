@@ -35,7 +35,7 @@ from .progress import FeedProgress
 from .parts import (LINEAGE, QUARANTINE_SCHEMA, FileParts, HashIndex, InUse, file_parts, held_back_part, resolve_duplicates,
                     store_dir)
 from .staging import Staging
-from .temporaries import temporary_path
+from .temporaries import temporary_path, write_text_atomic
 from .workstore import PARQUET_ZSTD_LEVEL, write_atomic
 from .validation import FILE_COUNTY, RAW_PREFIX, REASONS, typed_columns, validate_rows
 
@@ -149,9 +149,7 @@ def _cached_meta(cache: Path, meta_path: Path, warnings: list[str]) -> dict | No
 
 
 def _write_meta(meta_path: Path, meta: dict) -> None:
-    tmp_meta = temporary_path(meta_path)
-    tmp_meta.write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-    tmp_meta.replace(meta_path)
+    write_text_atomic(meta_path, json.dumps(meta, ensure_ascii=False))
 
 
 _GENERIC_READ_FAILURE = "could not be read ({}): the file is rejected alone and every other delivery is used"

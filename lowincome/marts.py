@@ -45,6 +45,7 @@ import polars as pl
 from .keys import install_key_macro
 from .rules.catalog import MODELS, RULES, SQL_DIR
 from .staging import Staging, sql_list, sql_text
+from .temporaries import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +253,6 @@ def _snapshot_inputs_tag(manifests: dict[str, Staging], root: Path, key_tag: str
     return _tag(SNAPSHOT_VERSION, key_tag, day, *texts, *(f"{f}={manifests[f].relation_sql(root)}" for f in feeds))
 
 
-
 def _kept_snapshot_parts(folder: Path, inputs: str) -> tuple[Path, Path] | None:
     """The map and snapshot-events files built from `inputs` on an earlier night, if both are still there."""
     note = folder / INPUTS_DIR / f"{inputs}.json"
@@ -268,18 +268,10 @@ def _kept_snapshot_parts(folder: Path, inputs: str) -> tuple[Path, Path] | None:
 
 
 def _remember_snapshot_parts(folder: Path, inputs: str, household_map: Path, night: Path) -> None:
-    from .temporaries import temporary_path
-
     notes = folder / INPUTS_DIR
     notes.mkdir(parents=True, exist_ok=True)
-    note = notes / f"{inputs}.json"
-    tmp = temporary_path(note)
-    try:
-        tmp.write_text(json.dumps({"map": str(household_map.relative_to(folder)),
-                                   "night": str(night.relative_to(folder))}), encoding="utf-8")
-        tmp.replace(note)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_text_atomic(notes / f"{inputs}.json", json.dumps({"map": str(household_map.relative_to(folder)),
+                                                            "night": str(night.relative_to(folder))}))
     for old in sorted(notes.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)[INPUTS_KEPT:]:
         old.unlink(missing_ok=True)
 

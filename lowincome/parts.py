@@ -40,7 +40,7 @@ from .reading import EXTRA_COLUMN, ROW_COLUMN
 from .reasons import codes_expr as reason_codes_expr
 from .reasons import zh_expr as reasons_zh_expr
 from .staging import sql_list
-from .temporaries import temporary_path
+from .temporaries import write_text_atomic
 from .workstore import write_atomic
 from .validation import RAW_PREFIX, REASONS, typed_columns
 
@@ -98,9 +98,7 @@ class HashIndex:
             return
         self.seen = merged
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_path(self.path)
-        tmp.write_text(json.dumps(self.seen), encoding="utf-8")
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(self.seen))
 
 
 # ---- quarantine rows ---------------------------------------------------------------------

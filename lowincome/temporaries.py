@@ -35,6 +35,17 @@ def temporary_path(target: Path, suffix: str = ".tmp") -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) to `path` whole or not at all: through the writer's own temporary, renamed
+    into place; a failed write (a full disk) leaves no temporary behind."""
+    tmp = temporary_path(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def is_temporary(name: str) -> bool:
     """A name only a writer's temporary has (hidden, and shaped as the writers above shape them)."""
     return name.startswith(".") and (name.endswith(_SUFFIXES) or name.startswith(_PREFIXES))

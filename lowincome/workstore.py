@@ -32,7 +32,7 @@ from .config import SPILL_DIR
 from .privacy import ensure_private_dir
 from .spill import sweep as sweep_spill
 from .staging import Staging
-from .temporaries import sweep as sweep_temporaries, temporary_path
+from .temporaries import sweep as sweep_temporaries, temporary_path, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,7 @@ class WorkStore:
         """Record what staging.<feed> is for the day: the manifest of its parts (small; the parts are shared)."""
         path = self.staging_path(as_of, staging.feed)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temporary_path(path)
-        tmp.write_text(staging.to_json(), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(path, staging.to_json())
         return path
 
     def staging(self, as_of: date, feed: str) -> Staging:
