@@ -14,8 +14,8 @@ characters as `_xHHHH_`, `xml:space="preserve"` for edge whitespace, dates as da
 tests/test_worklist_sheet.py holds the two writers' sheets to byte equality on hostile rows.
 
 Rows this module does not reproduce exactly (a text over xlsxwriter's string limit, a date before
-1900-03-01, a column that is neither text nor date) make `rows_xml` return None: the caller then
-writes cell by cell, as before.
+1900-03-01, a column that is neither text nor date) are not `reproducible`: the caller writes them
+cell by cell, as before, without writing the workbook twice.
 """
 
 from __future__ import annotations
@@ -61,10 +61,9 @@ def _style_attr(style: str | None) -> str:
 
 _ESCAPED_ESCAPE = r"(_x[0-9a-fA-F]{4}_)"  # xlsxwriter's re_control_chars_1
 _ANY_CONTROL = "[" + "".join(_CONTROL) + "]"
-
-
+_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))  # in this order: & first
 _REPLACEMENTS = (("escape", _ESCAPED_ESCAPE, False), ("control", _ANY_CONTROL, False),
-                 ("&", "&", True), ("<", "<", True), (">", ">", True))
+                 *((raw, raw, True) for raw, _ in _ENTITIES))
 
 
 def _needed(rows: pl.DataFrame, names: list[str]) -> dict[tuple[str, str], bool]:
@@ -88,15 +87,29 @@ def _escaped(text: pl.Expr, name: str, needed: dict[tuple[str, str], bool]) -> p
     if needed[(name, "control")]:
         for ch in _CONTROL:
             out = out.str.replace_all(ch, f"_x{ord(ch):04X}_", literal=True)
-    for raw, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;")):
+    for raw, entity in _ENTITIES:
         if needed[(name, raw)]:
             out = out.str.replace_all(raw, entity, literal=True)
     return out
 
 
+def reproducible(rows: pl.DataFrame, cells: list[tuple[int, str, str]]) -> bool:
+    """Whether `rows_xml` writes exactly what xlsxwriter would: text and dates only, no text over its
+    string limit, no date before 1900-03-01. `cells`: (column index, frame column, kind) as in `rows_xml`."""
+    for _, name, kind in cells:
+        dtype = rows.schema[name]
+        if kind == "date":
+            first = rows[name].min() if dtype == pl.Date else None
+            if dtype != pl.Date or (first is not None and first < _FIRST_EXACT_DATE):
+                return False
+        elif dtype != pl.String or (rows[name].str.len_chars().max() or 0) > _LONGEST_TEXT:
+            return False
+    return True
+
+
 def rows_xml(rows: pl.DataFrame, cells: list[tuple[int, str, str]], styles: dict[str, str | None],
-             red: tuple[int, str, str | None] | None, first_row: int = 2) -> str | None:
-    """The `<row>` elements of every row of `rows` (sheet rows from `first_row`), or None where not exact.
+             red: tuple[int, str, str | None] | None, first_row: int = 2) -> str:
+    """The `<row>` elements of every row of `rows` (sheet rows from `first_row`); only for `reproducible` rows.
 
     `cells`: (column index, frame column, kind) for each written column, kind "date" or text;
     `styles`: column letter → style of a plain cell (from the probe); `red`: (column index, value, style)
@@ -104,13 +117,6 @@ def rows_xml(rows: pl.DataFrame, cells: list[tuple[int, str, str]], styles: dict
     """
     if rows.is_empty():
         return ""
-    for _, name, kind in cells:
-        dtype = rows.schema[name]
-        if kind == "date":
-            if dtype != pl.Date or (rows[name].min() is not None and rows[name].min() < _FIRST_EXACT_DATE):
-                return None
-        elif dtype != pl.String or (rows[name].str.len_chars().max() or 0) > _LONGEST_TEXT:
-            return None
     needed = _needed(rows, [name for _, name, kind in cells if kind != "date"])
     number = pl.int_range(first_row, first_row + rows.height, eager=False).cast(pl.String)
     pieces: list[pl.Expr] = [pl.lit('<row r="'), number, pl.lit('">')]

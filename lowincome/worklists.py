@@ -92,6 +92,10 @@ COLUMNS: tuple[tuple[str, str | None, int, str], ...] = (
     (ANSWER_HEADERS[3], None, 10, "answer"),
 )
 
+CELLS = [(i, col, kind) for i, (_, col, _, kind) in enumerate(COLUMNS) if col is not None]  # the written columns
+LEVEL_COL = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
+RED = "红"  # the level whose cells are written in red
+
 INSTRUCTIONS = (
     "核查清单填写说明 How to fill in and return this worklist",
     "",
@@ -300,26 +304,22 @@ def write_xlsx(rows: pl.DataFrame, path: Path, title: str, *, cellwise: bool = F
 
     The sheets hold no day but their rows' (the file name carries the day): an unchanged list can be
     linked to the next day's name instead of written again (`write_worklists`, by the rows' content
-    hash; the workbook's creation time, a file property, is the one thing two writings differ in). The data rows are
-    built column-wise (`worklist_sheet`: a city night's 29k flags took 7.5 s cell by cell); `cellwise`
-    writes them with xlsxwriter one cell at a time, the reference the fast rows are tested against.
+    hash; the workbook's creation time, a file property, is the one thing two writings differ in).
+    The data rows are built column-wise (`worklist_sheet`: a city night's 29k flags took 7.5 s cell
+    by cell); `cellwise` writes them with xlsxwriter one cell at a time, the reference the fast rows
+    are tested against, and the writer of rows `worklist_sheet` does not reproduce exactly.
     """
-    cells = [(i, col, kind) for i, (_, col, _, kind) in enumerate(COLUMNS) if col is not None]
-    if cellwise or rows.is_empty():
-        _write_workbook(path, title, rows.height, lambda ws, formats: _write_cells(ws, formats, rows, cells))
+    if cellwise or rows.is_empty() or not worklist_sheet.reproducible(rows, CELLS):
+        _write_workbook(path, title, rows.height, lambda ws, formats: _write_cells(ws, formats, rows))
         return
-    level_col = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
-    any_red = bool((rows["level"] == "红").any())  # the red format exists in the workbook only where a row uses it
-    _write_workbook(path, title, rows.height, lambda ws, formats: _write_probes(ws, formats, cells, level_col, any_red))
+    any_red = bool((rows["level"] == RED).any())  # the red format exists in the workbook only where a row uses it
+    _write_workbook(path, title, rows.height, lambda ws, formats: _write_probes(ws, formats, any_red))
     with zipfile.ZipFile(path) as written:
         sheet = written.read(worklist_sheet.SHEET_XML).decode("utf-8")
-    red = (level_col, "红", worklist_sheet.probe_styles(sheet, 3).get(worklist_sheet.column_letter(level_col))) \
+    red = (LEVEL_COL, RED, worklist_sheet.probe_styles(sheet, 3).get(worklist_sheet.column_letter(LEVEL_COL))) \
         if any_red else None
-    data = worklist_sheet.rows_xml(rows, cells, worklist_sheet.probe_styles(sheet, 2), red)
-    if data is None:  # a row the column-wise writer does not reproduce exactly: cell by cell
-        _write_workbook(path, title, rows.height, lambda ws, formats: _write_cells(ws, formats, rows, cells))
-    else:
-        worklist_sheet.replace_probe_rows(path, (2, 3) if any_red else (2,), data, rows.height + 1)
+    data = worklist_sheet.rows_xml(rows, CELLS, worklist_sheet.probe_styles(sheet, 2), red)
+    worklist_sheet.replace_probe_rows(path, (2, 3) if any_red else (2,), data, rows.height + 1)
 
 
 def _write_workbook(path: Path, title: str, n: int, write_rows) -> None:
@@ -372,30 +372,29 @@ def _write_workbook(path: Path, title: str, n: int, write_rows) -> None:
         wb.close()
 
 
-def _write_cells(ws, formats: dict, rows: pl.DataFrame, cells: list[tuple[int, str, str]]) -> None:
+def _write_cells(ws, formats: dict, rows: pl.DataFrame) -> None:
     """The data rows cell by cell (the reference writer; a township list of a few rows costs nothing)."""
-    level_col = next(i for i, c in enumerate(COLUMNS) if c[1] == "level")
-    for r, values in enumerate(rows.select([c for _, c, _ in cells]).iter_rows(), start=1):
-        for (i, _, kind), value in zip(cells, values):
+    for r, values in enumerate(rows.select([c for _, c, _ in CELLS]).iter_rows(), start=1):
+        for (i, _, kind), value in zip(CELLS, values):
             if value is None:
                 continue
             if kind == "date":
                 ws.write_datetime(r, i, value, formats["day"])
-            elif i == level_col and value == "红":
+            elif i == LEVEL_COL and value == RED:
                 ws.write_string(r, i, value, formats["red"])
             else:
                 ws.write_string(r, i, str(value))
 
 
-def _write_probes(ws, formats: dict, cells: list[tuple[int, str, str]], level_col: int, red: bool) -> None:
+def _write_probes(ws, formats: dict, red: bool) -> None:
     """Sheet row 2 as the rows would have it, a plain cell in every column; row 3 a red level (`red`)."""
-    for i, _, kind in cells:
+    for i, _, kind in CELLS:
         if kind == "date":
             ws.write_datetime(1, i, worklist_sheet.PROBE_DATE, formats["day"])
         else:
             ws.write_string(1, i, worklist_sheet.PROBE_TEXT)
     if red:
-        ws.write_string(2, level_col, "红", formats["red"])
+        ws.write_string(2, LEVEL_COL, RED, formats["red"])
 
 
 def _publish_file(tmp: Path, target: Path, group: str | None) -> None:
@@ -451,7 +450,7 @@ def write_worklists(warehouse: Path, as_of: date, *, policy=None, county: str | 
             finally:
                 tmp.unlink(missing_ok=True)
             files.append(WorklistFile(c, t or UNKNOWN_TOWNSHIP, folder / name, part.height,
-                                      int((part["level"] == "红").sum()), int(part["overdue"].sum()), digest))
+                                      int((part["level"] == RED).sum()), int(part["overdue"].sum()), digest))
         if township is None:
             keep = {f.path.name for f in files}
             for old in folder.glob(f"{FILE_PREFIX}_*.xlsx"):
