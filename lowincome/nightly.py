@@ -35,6 +35,7 @@ from .locking import warehouse_lock
 from .privacy import redact
 from .publish import ANALYSTS_DB, mart_tables, prune_published, publish
 from .run_report import prune_reports
+from .store_gc import prune_store
 from .rules.lifecycle import FLAG_DAY, commit_history
 from .workstore import WorkStore
 
@@ -160,10 +161,12 @@ def _prune(store: WorkStore, settings: Settings) -> str | int:
 
         sync(store)  # what later days need of a pruned day must be in work/history before its folder goes
         days = store.prune_days(settings.retention_days)
+        # after the days: the entries of replaced files and older code that no retained day refers to
+        entries = prune_store(store, list(FEEDS), settings.retention_days)
         parts = prune_published(settings.warehouse, settings.retention_days * 86400)
         completed = store.completed_days()
         pages = prune_reports(settings.warehouse, max(completed), settings.retention_days) if completed else []
-        return len(days) + len(parts) + len(pages)
+        return len(days) + len(entries) + len(parts) + len(pages)
     except OSError as exc:
         return f"old per-night artifacts could not be pruned ({_one_line(exc)}); the publication is in place"
 
