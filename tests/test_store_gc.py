@@ -105,3 +105,10 @@ def test_entries_a_retained_day_refers_to_are_kept_however_old(generated, lowinc
         assert missing == []
     parsed = [p for p in (work / "parsed").rglob("*.json")]
     assert parsed and all(p.exists() for p in parsed)
+    # nothing a night reads is gone: the same night again reads no delivery (every file in the inbox, used,
+    # rejected or held back, has the entries that spare it a second reading)
+    reads: list[str] = []
+    real_read = ingest_module.read_delivery
+    monkeypatch.setattr(ingest_module, "read_delivery", lambda path, spec: reads.append(path.name) or real_read(path, spec))
+    _run(NIGHTS[1])
+    assert reads == [], reads
