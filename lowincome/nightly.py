@@ -114,7 +114,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
             latest = max(committed.completed_days())
             counts = publish(committed, latest, settings.pseudonym_key, **mart_tables(committed, latest),
                              run_record=_run_row(run_id, as_of, started, version), settings=settings)
-            pruned = _prune(committed, settings)
+            prune_notes = _prune(committed, settings)
     except LowincomeError:
         raise
     except OSError as exc:
@@ -125,7 +125,7 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
         raise PublishError(f"publishing failed in Polars: {redact(_one_line(exc))}; the last published databases are "
                            "unchanged") from None
 
-    warnings: list[str] = [pruned] if isinstance(pruned, str) else []
+    warnings: list[str] = prune_notes
     try:  # the township worklists (核查清单) of the day now published: caseworkers' files, owner-only
         from .worklists import after_publication
 
@@ -154,21 +154,25 @@ def publish_run(store: WorkStore, settings: Settings, as_of: date, run_id: str, 
     return Published(as_of, latest, counts, deliveries, version, report, docs, warnings)
 
 
-def _prune(store: WorkStore, settings: Settings) -> str | int:
-    """Drop per-night artifacts older than LOWINCOME_RETENTION_DAYS; a failure here is a warning, not a failed run."""
+def _prune(store: WorkStore, settings: Settings) -> list[str]:
+    """Drop per-night artifacts older than LOWINCOME_RETENTION_DAYS; the lines it adds to the run's log.
+
+    A failure here is a warning, not a failed run."""
     try:
         from .rules.lifecycle_history import sync
 
         sync(store)  # what later days need of a pruned day must be in work/history before its folder goes
-        days = store.prune_days(settings.retention_days)
+        store.prune_days(settings.retention_days)
         # after the days: the entries of replaced files and older code that no retained day refers to
         entries = prune_store(store, list(FEEDS), settings.retention_days)
-        parts = prune_published(settings.warehouse, settings.retention_days * 86400)
+        prune_published(settings.warehouse, settings.retention_days * 86400)
         completed = store.completed_days()
-        pages = prune_reports(settings.warehouse, max(completed), settings.retention_days) if completed else []
-        return len(days) + len(entries) + len(parts) + len(pages)
+        if completed:
+            prune_reports(settings.warehouse, max(completed), settings.retention_days)
+        note = entries.message()
+        return [note] if note else []
     except OSError as exc:
-        return f"old per-night artifacts could not be pruned ({_one_line(exc)}); the publication is in place"
+        return [f"old per-night artifacts could not be pruned ({_one_line(exc)}); the publication is in place"]
 
 
 def _one_line(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .fingerprint import fingerprint
@@ -87,11 +88,26 @@ def _newest_mtime(paths: list[Path]) -> float:
     return newest
 
 
-def prune_store(store: WorkStore, feeds: list[str], keep_days: int, now: float | None = None) -> list[Path]:
+@dataclass
+class StorePruning:
+    """What `prune_store` removed."""
+
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
+
+    def message(self) -> str | None:
+        """The run log's line (None when nothing was removed): the data team sees where the disk space went."""
+        if not self.files:
+            return None
+        return (f"working storage: removed {len(self.files)} file(s), {self.bytes / 2**20:,.1f} MiB, of the delivery "
+                f"store and its caches that no retained day refers to (replaced files, or read by an older version "
+                f"of the code)")
+
+
+def prune_store(store: WorkStore, feeds: list[str], keep_days: int, now: float | None = None) -> StorePruning:
     """Remove the entries of `feeds` no retained day refers to and none was written within `keep_days`.
 
     Call under the warehouse lock, after `WorkStore.prune_days` (whose survivors decide what is referenced).
-    Returns the files removed.
     """
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     referenced = _referenced(store, feeds)
@@ -100,7 +116,7 @@ def prune_store(store: WorkStore, feeds: list[str], keep_days: int, now: float |
     kept_parse_keys = {k.rsplit("_", 1)[0] for k in kept_keys if _FILE_ID.match(k)}
     validation = fingerprint("validation")
     kept_files = {m.group(1) for k in kept_parse_keys if (m := _FILE_ID.match(k))}
-    removed: list[Path] = []
+    removed = StorePruning()
 
     def drop(groups: dict[str, list[Path]], keep) -> None:
         for k, paths in groups.items():
@@ -108,10 +124,12 @@ def prune_store(store: WorkStore, feeds: list[str], keep_days: int, now: float |
                 continue
             for p in paths:
                 try:
+                    size = p.stat().st_size
                     p.unlink()
-                    removed.append(p)
                 except FileNotFoundError:
-                    pass
+                    continue
+                removed.files.append(p)
+                removed.bytes += size
 
     for feed in feeds:
         drop(_groups(store_dir(store.root, feed), _store_key), lambda k: k in kept_keys)
@@ -123,4 +141,4 @@ def prune_store(store: WorkStore, feeds: list[str], keep_days: int, now: float |
     return removed
 
 
-__all__ = ["prune_store"]
+__all__ = ["StorePruning", "prune_store"]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import checks.record as record_module
 import lowincome.ingest as ingest_module
+import lowincome.nightly as nightly_module
 from lowincome.workstore import WorkStore
 from pipelines.definitions import defs
 
@@ -67,18 +68,27 @@ def test_the_previous_codes_entries_go_after_the_retention_period(generated, low
     long_ago = time.time() - 3 * 86400
     for p in old:
         os.utime(p, (long_ago, long_ago))
+    old_bytes = _bytes(old)
+    prunings = []
+    real_prune = nightly_module.prune_store
+    monkeypatch.setattr(nightly_module, "prune_store", lambda *a, **k: prunings.append(real_prune(*a, **k)) or prunings[-1])
     reads: list[str] = []
     real_read = ingest_module.read_delivery
     monkeypatch.setattr(ingest_module, "read_delivery", lambda path, spec: reads.append(path.name) or real_read(path, spec))
     _run(NIGHTS[2])
     assert not any(p.exists() for p in old), [str(p.relative_to(work)) for p in old if p.exists()]
     assert _entries(work, OLD_READING) == [] and _entries(work, OLD_SUITES) == []
+    # the run says what it removed, counted apart from the removal: exactly the old entries
+    (pruning,) = prunings
+    assert sorted(pruning.files) == sorted(old) and pruning.bytes == old_bytes
+    assert f"removed {len(old)} file(s)" in pruning.message()
 
     # what the retained days refer to is all there: the same night again reads no delivery
     first_read = list(reads)
     reads.clear()
     _run(NIGHTS[2])
     assert reads == [], reads
+    assert prunings[-1].files == [] and prunings[-1].message() is None  # nothing more to remove
     for feed_manifest in (store.committed_dir(NIGHTS[2]) / "staging").glob("*.json"):
         staging = store.staging(NIGHTS[2], feed_manifest.stem)
         assert all((work / p).exists() for p in (*staging.parts, *staging.quarantine, staging.empty))
