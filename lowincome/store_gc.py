@@ -16,7 +16,6 @@ after that it is read again from the inbox (each entry is a cache that is rebuil
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -46,21 +45,17 @@ def _cache_key(name: str) -> str | None:
 
 def _referenced(store: WorkStore, feeds: list[str]) -> set[str]:
     """Store paths (relative to work/) that the staging manifests of every retained committed day name."""
+    committed = store.committed()
     paths: set[str] = set()
-    for day in store.completed_days():
-        folder = store.committed_dir(day)
-        if folder is None:
-            continue
+    for day in committed.completed_days():
         for feed in feeds:
-            manifest = folder / "staging" / f"{feed}.json"
             try:
-                data = json.loads(manifest.read_text(encoding="utf-8"))
+                staging = committed.staging(day, feed)
             except FileNotFoundError:
                 continue
-            paths.update(data.get("parts", ()))
-            paths.update(data.get("quarantine", ()))
-            if data.get("empty"):
-                paths.add(data["empty"])
+            paths.update(staging.parts)
+            paths.update(staging.quarantine)
+            paths.add(staging.empty)
     return paths
 
 

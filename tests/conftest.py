@@ -62,3 +62,19 @@ def published_run(generated, tmp_path_factory):
     mp.undo()
     assert result.success
     return warehouse, manifest, result
+
+
+@pytest.fixture()
+def reads(monkeypatch):
+    """Counts the files actually parsed (read from the inbox), by name."""
+    import lowincome.ingest as ingest_module
+
+    seen: list[str] = []
+    real = ingest_module.read_delivery
+
+    def counting(path, spec):
+        seen.append(path.name)
+        return real(path, spec)
+
+    monkeypatch.setattr(ingest_module, "read_delivery", counting)
+    return seen

@@ -54,20 +54,6 @@ def inbox(tmp_path):
     return tmp_path / "inbox"
 
 
-@pytest.fixture()
-def reads(monkeypatch):
-    """Counts the files actually parsed (read from the inbox), by name."""
-    seen: list[str] = []
-    real = ingest_module.read_delivery
-
-    def counting(path, spec):
-        seen.append(path.name)
-        return real(path, spec)
-
-    monkeypatch.setattr(ingest_module, "read_delivery", counting)
-    return seen
-
-
 def test_a_night_parses_only_the_files_it_has_not_seen(inbox, tmp_path, reads):
     work = tmp_path / "work"
     day1, day2 = date(2026, 9, 30), date(2026, 10, 31)

@@ -41,7 +41,7 @@ def _bytes(paths: list[Path]) -> int:
     return sum(p.stat().st_size for p in paths)
 
 
-def test_the_previous_codes_entries_go_after_the_retention_period(generated, lowincome_env, monkeypatch):
+def test_the_previous_codes_entries_go_after_the_retention_period(generated, lowincome_env, monkeypatch, reads):
     out, _ = generated
     warehouse = lowincome_env(out / "inbox")
     work = warehouse / "work"
@@ -72,9 +72,7 @@ def test_the_previous_codes_entries_go_after_the_retention_period(generated, low
     prunings = []
     real_prune = nightly_module.prune_store
     monkeypatch.setattr(nightly_module, "prune_store", lambda *a, **k: prunings.append(real_prune(*a, **k)) or prunings[-1])
-    reads: list[str] = []
-    real_read = ingest_module.read_delivery
-    monkeypatch.setattr(ingest_module, "read_delivery", lambda path, spec: reads.append(path.name) or real_read(path, spec))
+    reads.clear()
     _run(NIGHTS[2])
     assert not any(p.exists() for p in old), [str(p.relative_to(work)) for p in old if p.exists()]
     assert _entries(work, OLD_READING) == [] and _entries(work, OLD_SUITES) == []
@@ -96,7 +94,7 @@ def test_the_previous_codes_entries_go_after_the_retention_period(generated, low
     assert all(name.rsplit("_", 1)[1][:8] > f"{NIGHTS[1]:%Y%m%d}" for name in first_read), first_read
 
 
-def test_entries_a_retained_day_refers_to_are_kept_however_old(generated, lowincome_env, monkeypatch):
+def test_entries_a_retained_day_refers_to_are_kept_however_old(generated, lowincome_env, monkeypatch, reads):
     """Age alone removes nothing: a part in use since the first night stays for as long as it is in use."""
     out, _ = generated
     warehouse = lowincome_env(out / "inbox")
@@ -117,8 +115,6 @@ def test_entries_a_retained_day_refers_to_are_kept_however_old(generated, lowinc
     assert parsed and all(p.exists() for p in parsed)
     # nothing a night reads is gone: the same night again reads no delivery (every file in the inbox, used,
     # rejected or held back, has the entries that spare it a second reading)
-    reads: list[str] = []
-    real_read = ingest_module.read_delivery
-    monkeypatch.setattr(ingest_module, "read_delivery", lambda path, spec: reads.append(path.name) or real_read(path, spec))
+    reads.clear()
     _run(NIGHTS[1])
     assert reads == [], reads
